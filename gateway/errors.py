@@ -1,0 +1,114 @@
+"""The only place exceptions become HTTP responses, always in OpenAI's envelope.
+
+Exception tree (all carry status, OpenAI `type`, `param`, `code`):
+
+    GatewayError
+    ├── InvalidRequest      400 invalid_request_error   malformed JSON, schema violation (param = first bad field)
+    ├── PermissionDenied    403 permission_error        the policy forbids this model
+    ├── NotFound            404 invalid_request_error   unknown model or policy (code model_not_found)
+    ├── Unavailable         503 server_error            no model may serve the request now
+    └── UpstreamFailed      502/504 server_error        every candidate failed upstream
+
+Anything else is a bug: 500 server_error with a request id and no traceback or upstream detail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.protocol import ErrorDetail, ErrorResponse
+
+log = logging.getLogger("tiergate.errors")
+
+
+class GatewayError(Exception):
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+    def body(self) -> ErrorResponse:
+        return ErrorResponse(error=ErrorDetail(message=self.message, type=self.type, param=self.param, code=self.code))
+
+
+class InvalidRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class PermissionDenied(GatewayError):
+    status = 403
+    type = "permission_error"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+
+
+class Unavailable(GatewayError):
+    status = 503
+
+
+class UpstreamFailed(GatewayError):
+    status = 502
+
+    def __init__(self, message: str, status: int = 502, code: str | None = "upstream_error") -> None:
+        super().__init__(message, None, code)
+        self.status = status
+
+
+def error_response(err: GatewayError, request_id: str | None = None) -> JSONResponse:
+    headers = {"x-request-id": request_id} if request_id else None
+    return JSONResponse(err.body().model_dump(), status_code=err.status, headers=headers)
+
+
+def _first_bad_field(loc: tuple[object, ...]) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    return ".".join(parts) or None
+
+
+def from_validation(errors: list[dict[str, object]]) -> InvalidRequest:
+    """A pydantic/FastAPI validation failure as OpenAI reports one: 400, the first bad field as `param`."""
+    first = errors[0] if errors else {}
+    loc = tuple(first.get("loc", ()))  # type: ignore[call-overload]
+    if first.get("type") == "json_invalid":
+        return InvalidRequest(f"We could not parse the JSON body of your request: {first.get('msg')}", None, "invalid_json")
+    param = _first_bad_field(loc)
+    return InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}", param, "invalid_value")
+
+
+def install(app: FastAPI) -> None:
+    async def gateway_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, GatewayError)
+        return error_response(exc, getattr(request.state, "request_id", None))
+
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(from_validation(list(exc.errors())), getattr(request.state, "request_id", None))
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        cls = NotFound if exc.status_code == 404 else InvalidRequest
+        err = cls(str(exc.detail), None, None)
+        err.status = exc.status_code
+        return error_response(err)
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = getattr(request.state, "request_id", None)
+        log.exception("unhandled error in request %s", rid)
+        return error_response(GatewayError(f"Internal error in the gateway (request {rid}); see its log."), rid)
+
+    app.add_exception_handler(GatewayError, gateway_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,290 @@
+"""One chat request's steps, without HTTP: resolve the policy, classify, select, call with fallbacks, price, record.
+
+Every request that reaches `ChatPipeline` leaves exactly one ledger record, whether it succeeds, fails upstream,
+or is rejected for an unknown model; the record is written when the outcome is final (for streams: when the
+stream ends, is broken off, or the client goes away).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from classifiers.features import prompt_from_messages
+from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, Unavailable, UpstreamFailed
+from gateway.ledger import LedgerRecord
+from gateway.protocol import ChatCompletionRequest
+from gateway.provider import UpstreamError
+from router.policy import ModelSpec, Policy, TiergateConfig
+from router.pricing import PriceTable, Usage
+from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
+
+ScoreFn = Callable[[str, int], Awaitable[float]]
+
+
+class Provider(Protocol):
+    async def complete(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    def stream(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]: ...
+
+
+class Ledger(Protocol):
+    def record(self, rec: LedgerRecord) -> None: ...
+
+
+@dataclass
+class Trace:
+    """What is known about a request so far; becomes its ledger record."""
+
+    request_id: str
+    requested_model: str
+    stream: bool
+    started: float = field(default_factory=time.perf_counter)
+    ts: float = field(default_factory=time.time)
+    policy: str = ""
+    baseline_model: str | None = None
+    routed: ModelSpec | None = None
+    score: float | None = None
+    degraded: bool = False
+    fallbacks: list[str] = field(default_factory=list)
+    usage: Usage = Usage(0, 0)
+    ttft_ms: float | None = None
+    status: int = 200
+    error_type: str | None = None
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000.0
+
+    def fail(self, err: GatewayError) -> GatewayError:
+        self.status, self.error_type = err.status, err.type
+        return err
+
+
+@dataclass(frozen=True)
+class ChatResult:
+    headers: dict[str, str]
+    body: dict[str, Any] | None = None
+    chunks: AsyncIterator[dict[str, Any]] | None = None
+
+
+def usage_of(body: dict[str, Any]) -> Usage | None:
+    u = body.get("usage")
+    if not isinstance(u, dict):
+        return None
+    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+class ChatPipeline:
+    def __init__(
+        self,
+        config: TiergateConfig,
+        prices: PriceTable,
+        score: ScoreFn,
+        provider: Provider,
+        ledger: Ledger,
+        unavailable: Collection[str],
+    ) -> None:
+        self.config = config
+        self.prices = prices
+        self._score = score
+        self._provider = provider
+        self._ledger = ledger
+        self.unavailable = frozenset(unavailable)
+
+    # -- routing ---------------------------------------------------------------------------------------------
+    def resolve(self, model: str) -> tuple[str, Policy, str | None]:
+        """(policy name, policy, concrete model or None) for the request's `model` field."""
+        cfg = self.config
+        if model == "auto":
+            return cfg.default_policy, cfg.policies[cfg.default_policy], None
+        if model in cfg.policies:
+            return model, cfg.policies[model], None
+        if cfg.model(model) is not None:
+            return cfg.default_policy, cfg.policies[cfg.default_policy], model
+        known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models)]
+        raise NotFound(
+            f"The model '{model}' does not exist. Use one of: {', '.join(known)}.", "model", "model_not_found"
+        )
+
+    async def route(self, req: ChatCompletionRequest, trace: Trace) -> Decision:
+        trace.policy, policy, concrete = self.resolve(req.model)
+        trace.baseline_model = policy.baseline_model
+        try:
+            if concrete is not None:
+                return direct(self.config, policy, concrete, self.unavailable)
+            text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
+            trace.score = await self._score(text, turns)
+            decision = select(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable)
+        except NotAllowed as e:
+            raise PermissionDenied(str(e), "model", "model_not_allowed") from e
+        except NoModelAvailable as e:
+            raise Unavailable(e.reason, "model", "no_model_available") from e
+        trace.degraded = decision.degraded
+        return decision
+
+    # -- calling ---------------------------------------------------------------------------------------------
+    @staticmethod
+    def _call_args(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        messages = [m.model_dump(exclude_none=True) for m in req.messages]
+        params = req.sampling_params()
+        if req.extras():
+            # Parameters we don't model go to the upstream as they came; the upstream decides what they mean.
+            params["extra_body"] = req.extras()
+        return messages, params
+
+    def _exhausted(self, errors: list[UpstreamError]) -> UpstreamFailed:
+        detail = "; ".join(f"{e.model}: HTTP {e.status}" for e in errors)
+        status = 504 if errors and all(e.status in (408, 504) for e in errors) else 502
+        return UpstreamFailed(f"Every candidate model failed upstream ({detail}).", status)
+
+    @staticmethod
+    def _client_fault(e: UpstreamError) -> InvalidRequest:
+        return InvalidRequest(f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected")
+
+    async def complete(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
+        trace = Trace(request_id, req.model, stream=False)
+        try:
+            decision = await self.route(req, trace)
+            messages, params = self._call_args(req)
+            errors: list[UpstreamError] = []
+            for spec in decision.chain:
+                try:
+                    body = await self._provider.complete(spec, messages, params)
+                except UpstreamError as e:
+                    if not e.retryable:
+                        raise trace.fail(self._client_fault(e)) from e
+                    errors.append(e)
+                    trace.fallbacks.append(spec.name)
+                    continue
+                trace.routed = spec
+                trace.usage = usage_of(body) or Usage(0, 0)
+                body["model"] = spec.name
+                return ChatResult(self.headers(trace, with_cost=True), body=body)
+            raise trace.fail(self._exhausted(errors))
+        except GatewayError as e:
+            if trace.status == 200:
+                trace.fail(e)
+            raise
+        finally:
+            if not trace.stream:
+                self._ledger.record(self.record(trace))
+
+    async def stream(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
+        """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
+        trace = Trace(request_id, req.model, stream=True)
+        try:
+            decision = await self.route(req, trace)
+            messages, params = self._call_args(req)
+            errors: list[UpstreamError] = []
+            for spec in decision.chain:
+                chunks = self._provider.stream(spec, messages, params)
+                try:
+                    first = await anext(chunks)
+                except (UpstreamError, StopAsyncIteration) as e:
+                    err = e if isinstance(e, UpstreamError) else UpstreamError(spec.name, 502, "empty stream", True)
+                    if not err.retryable:
+                        raise trace.fail(self._client_fault(err)) from e
+                    errors.append(err)
+                    trace.fallbacks.append(spec.name)
+                    continue
+                trace.routed = spec
+                trace.ttft_ms = trace.elapsed_ms()
+                relay = self._relay(trace, first, chunks, req.wants_usage_chunk())
+                return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
+            raise trace.fail(self._exhausted(errors))
+        except GatewayError as e:
+            if trace.status == 200:
+                trace.fail(e)
+            self._ledger.record(self.record(trace))
+            raise
+
+    async def _relay(
+        self, trace: Trace, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], include_usage: bool
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
+
+        Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked.
+        """
+        assert trace.routed is not None
+        try:
+            chunk: dict[str, Any] | None = first
+            while chunk is not None:
+                if (u := usage_of(chunk)) is not None:
+                    trace.usage = u
+                    if not include_usage:
+                        chunk.pop("usage")
+                chunk["model"] = trace.routed.name
+                if include_usage or chunk.get("choices"):
+                    yield chunk
+                chunk = await anext(rest, None)
+        except UpstreamError as e:
+            err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
+            yield {"error": err.body().error.model_dump()}
+        except BaseException:
+            # The client went away (cancellation) or we broke: the record says so, then the error propagates.
+            trace.status, trace.error_type = 499, "client_closed"
+            raise
+        finally:
+            self._ledger.record(self.record(trace))
+
+    def reject(self, request_id: str, requested_model: str, err: GatewayError, stream: bool = False) -> None:
+        """The ledger record of a request refused before routing (malformed body, bad parameter)."""
+        trace = Trace(request_id, requested_model, stream=stream)
+        trace.fail(err)
+        self._ledger.record(self.record(trace))
+
+    # -- accounting ------------------------------------------------------------------------------------------
+    def costs(self, trace: Trace) -> tuple[float, float]:
+        cost = self.prices.cost(trace.routed.name, trace.usage) if trace.routed else 0.0
+        base = self.prices.cost(trace.baseline_model, trace.usage) if trace.baseline_model else 0.0
+        return cost, base
+
+    def headers(self, trace: Trace, with_cost: bool) -> dict[str, str]:
+        assert trace.routed is not None
+        h = {
+            "x-request-id": trace.request_id,
+            "x-tiergate-model": trace.routed.name,
+            "x-tiergate-tier": str(trace.routed.tier),
+            "x-tiergate-policy": trace.policy,
+        }
+        if trace.score is not None:
+            h["x-tiergate-score"] = f"{trace.score:.4f}"
+        if with_cost:
+            cost, base = self.costs(trace)
+            h["x-tiergate-cost-usd"] = f"{cost:.8f}"
+            h["x-tiergate-baseline-cost-usd"] = f"{base:.8f}"
+        if trace.degraded:
+            h["x-tiergate-degraded"] = "true"
+        if trace.fallbacks:
+            h["x-tiergate-fallbacks"] = ",".join(trace.fallbacks)
+        return h
+
+    def record(self, trace: Trace) -> LedgerRecord:
+        cost, base = self.costs(trace)
+        return LedgerRecord(
+            ts=trace.ts,
+            request_id=trace.request_id,
+            policy=trace.policy,
+            requested_model=trace.requested_model,
+            routed_model=trace.routed.name if trace.routed else None,
+            tier=trace.routed.tier if trace.routed else None,
+            score=trace.score,
+            prompt_tokens=trace.usage.prompt_tokens,
+            completion_tokens=trace.usage.completion_tokens,
+            cost_usd=cost,
+            baseline_model=trace.baseline_model,
+            baseline_cost_usd=base,
+            latency_ms=trace.elapsed_ms(),
+            ttft_ms=trace.ttft_ms,
+            status=trace.status,
+            error_type=trace.error_type,
+            fallbacks=list(trace.fallbacks),
+            stream=trace.stream,
+            degraded=trace.degraded,
+        )

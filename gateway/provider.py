@@ -1,0 +1,129 @@
+"""Calls to upstream chat and embedding models through litellm, and what its exceptions mean for routing.
+
+litellm does the provider translation and exception mapping; this module only adds what Tiergate needs: the
+API key looked up by variable name, no hidden retries (the pipeline owns fallbacks), usage always requested on
+streams (the ledger needs it), and a verdict per failure: try the next candidate, or the client's own fault.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import litellm
+
+from router.policy import EmbeddingModelSpec, ModelSpec
+
+# A local OpenAI-compatible server (llama.cpp, vLLM, Ollama) takes any key; litellm's OpenAI client wants one.
+_NO_KEY = "sk-tiergate-no-key"
+# Statuses at which the next candidate may do better: rate limits, timeouts, upstream outages, and the
+# upstream's own auth/context errors (a config problem with that model, not with the client's request).
+_RETRYABLE = {401, 403, 404, 408, 409, 429, 500, 502, 503, 504, 520, 524, 529}
+
+
+@dataclass(frozen=True)
+class UpstreamError(Exception):
+    model: str
+    status: int
+    message: str
+    retryable: bool
+
+    def __str__(self) -> str:
+        return f"{self.model}: HTTP {self.status}: {self.message}"
+
+
+def api_key(spec: ModelSpec | EmbeddingModelSpec, env: Mapping[str, str]) -> str | None:
+    """The model's key, `_NO_KEY` when it needs none, or None when its variable is unset (model unavailable)."""
+    if spec.api_key_env is None:
+        return _NO_KEY
+    return env.get(spec.api_key_env) or None
+
+
+def unavailable_models(models: list[ModelSpec], env: Mapping[str, str] | None = None) -> set[str]:
+    e = os.environ if env is None else env
+    return {m.name for m in models if api_key(m, e) is None}
+
+
+def _classify(model: str, exc: Exception) -> UpstreamError:
+    status = int(getattr(exc, "status_code", 0) or 0) or 500
+    if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
+        retryable = True  # a larger model later in the chain may fit it
+    elif isinstance(exc, litellm.exceptions.Timeout):
+        status, retryable = 504, True
+    else:
+        retryable = status in _RETRYABLE or status >= 500
+    # litellm prefixes messages with its own class names; keep the first line only, never a traceback.
+    msg = str(getattr(exc, "message", exc)).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+    return UpstreamError(model, status, msg, retryable)
+
+
+class LitellmProvider:
+    def __init__(self, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> None:
+        self._env = os.environ if env is None else env
+        self._timeout = timeout_s
+        litellm.suppress_debug_info = True  # else litellm prints a help banner on every exception
+        litellm.telemetry = False
+
+    def _kwargs(self, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "model": spec.litellm_model,
+            "api_base": spec.api_base,
+            "api_key": api_key(spec, self._env),
+            "timeout": min(spec.timeout_s, self._timeout),
+            "max_retries": 0,
+            "num_retries": 0,
+            **params,
+        }
+
+    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            resp = await litellm.acompletion(messages=messages, stream=False, **self._kwargs(spec, params))
+        except Exception as e:  # litellm raises its mapped subclasses of openai's errors; classify them all
+            raise _classify(spec.name, e) from e
+        body: dict[str, Any] = resp.model_dump(exclude_none=True)
+        return body
+
+    async def stream(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Chunks as dicts. Errors before the first chunk and mid-stream both raise UpstreamError."""
+        kwargs = self._kwargs(spec, params)
+        kwargs["stream_options"] = {"include_usage": True}
+        try:
+            it = await litellm.acompletion(messages=messages, stream=True, **kwargs)
+            async for chunk in it:
+                yield chunk.model_dump(exclude_none=True)
+        except UpstreamError:
+            raise
+        except Exception as e:
+            raise _classify(spec.name, e) from e
+
+    async def embed(self, spec: EmbeddingModelSpec, inputs: list[str], params: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            resp = await litellm.aembedding(
+                model=spec.litellm_model,
+                input=inputs,
+                api_base=spec.api_base,
+                api_key=api_key(spec, self._env),
+                timeout=self._timeout,
+                max_retries=0,
+                **params,
+            )
+        except Exception as e:
+            raise _classify(spec.name, e) from e
+        body: dict[str, Any] = resp.model_dump(exclude_none=True)
+        return body
+
+
+def reference_prices() -> dict[str, tuple[float, float]]:
+    """litellm's local price table as USD per million tokens (input, output), by litellm model name."""
+    out: dict[str, tuple[float, float]] = {}
+    for name, entry in litellm.model_cost.items():
+        if not isinstance(entry, dict):
+            continue
+        i, o = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+        if isinstance(i, int | float) and isinstance(o, int | float):
+            out[name] = (float(i) * 1e6, float(o) * 1e6)
+    return out

@@ -1,0 +1,80 @@
+"""POST /v1/embeddings: the packaged MiniLM in-process (no network hop), or a configured model through litellm."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from pydantic import ValidationError
+
+from gateway.deps import Services
+from gateway.encoders import MINILM_NAME
+from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
+from gateway.ledger import LedgerRecord
+from gateway.protocol import EmbeddingRequest
+from gateway.provider import UpstreamError
+
+router = APIRouter()
+MAX_INPUTS = 2048
+
+
+def _b64(vec: list[float]) -> str:
+    return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request, services: Services) -> dict[str, Any]:
+    rid: str = request.state.request_id
+    started = time.perf_counter()
+    rec = LedgerRecord(ts=time.time(), request_id=rid, policy="", requested_model="", endpoint="embeddings")
+    try:
+        try:
+            req = EmbeddingRequest.model_validate_json(await request.body())
+        except ValidationError as e:
+            raise from_validation([dict(x) for x in e.errors()]) from None
+        rec.requested_model = req.model
+        body = await _embed(req, services)
+        rec.routed_model = req.model
+        rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
+        return body
+    except (InvalidRequest, NotFound, UpstreamFailed) as e:
+        rec.status, rec.error_type = e.status, e.type
+        raise
+    finally:
+        rec.latency_ms = (time.perf_counter() - started) * 1000
+        services.ledger.record(rec)
+
+
+async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
+    inputs = [req.input] if isinstance(req.input, str) else req.input
+    if not inputs or len(inputs) > MAX_INPUTS:
+        raise InvalidRequest(f"'input' must hold 1 to {MAX_INPUTS} items.", "input", "invalid_value")
+    if req.model != MINILM_NAME:
+        spec = next((e for e in services.config.embedding_models if e.name == req.model), None)
+        if spec is None:
+            names = [MINILM_NAME, *(e.name for e in services.config.embedding_models)]
+            raise NotFound(f"The embedding model '{req.model}' does not exist. Use one of: {', '.join(names)}.",
+                           "model", "model_not_found")
+        params = {k: v for k, v in (("dimensions", req.dimensions), ("encoding_format", req.encoding_format)) if v}
+        try:
+            body = await services.provider.embed(spec, [str(x) for x in inputs], params)
+        except UpstreamError as e:
+            raise UpstreamFailed(f"The embedding model {e.model} failed: HTTP {e.status}.") from e
+        body["model"] = spec.name
+        return body
+    if not all(isinstance(x, str) for x in inputs):
+        raise InvalidRequest(f"'{MINILM_NAME}' takes text input, not token ids.", "input", "invalid_value")
+    if req.dimensions not in (None, services.classifier.encoder.dim):
+        raise InvalidRequest(f"'{MINILM_NAME}' has {services.classifier.encoder.dim} dimensions.", "dimensions",
+                             "invalid_value")
+    vecs, tokens = await services.classifier.embed([str(x) for x in inputs])
+    data = [
+        {"object": "embedding", "index": i, "embedding": _b64(v) if req.encoding_format == "base64" else v}
+        for i, v in enumerate(vecs)
+    ]
+    return {"object": "list", "data": data, "model": MINILM_NAME, "id": f"emb-{uuid.uuid4().hex[:12]}",
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}

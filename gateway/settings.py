@@ -1,0 +1,25 @@
+"""Process settings (not routing policy): where things are, read from TIERGATE_* variables or given directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_ARTIFACT = PACKAGE_ROOT / "classifiers" / "artifacts" / "complexity-v1.json"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIERGATE_", extra="forbid")
+
+    config: Path = Field(default=PACKAGE_ROOT / "config" / "tiergate.yaml", description="policy YAML")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    ledger_path: Path = Field(default=Path("tiergate-ledger.sqlite3"), description="SQLite ledger file")
+    classifier_artifact: Path = DEFAULT_ARTIFACT
+    # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
+    classifier_threads: int = Field(default=1, ge=1, le=64)
+    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    log_level: str = "info"

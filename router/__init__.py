@@ -1,0 +1,1 @@
+"""Routing: policy models, pricing and the choice of the cheapest adequate model. Pure: no I/O here."""

@@ -1,0 +1,128 @@
+"""The routing policy: validated, immutable models of what operators write in YAML.
+
+Every model here forbids unknown keys, so a typo in the YAML is an error naming its path instead of a silently
+ignored setting. Cross-references (a policy's baseline model, allowed models) are checked once, at load.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonNegFloat = Annotated[float, Field(ge=0.0)]
+Unit = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Price(_Frozen):
+    """USD per million tokens; omitted on a model means "look it up in litellm's price table"."""
+
+    input_per_mtok: NonNegFloat
+    output_per_mtok: NonNegFloat
+
+
+class Capabilities(_Frozen):
+    """What a model can do; a request that needs a capability is only sent to models declaring it."""
+
+    tools: bool = False
+    vision: bool = False
+    json_mode: bool = False
+    context_window: Annotated[int, Field(gt=0)] = 8192
+
+
+class ModelSpec(_Frozen):
+    """One routable chat model."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$")]
+    litellm_model: Annotated[str, Field(min_length=1)]
+    tier: Annotated[int, Field(ge=0, le=9)]
+    api_base: str | None = None
+    api_key_env: str | None = None
+    local: bool = False
+    quantization: str | None = None
+    price: Price | None = None
+    capabilities: Capabilities = Capabilities()
+    timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+
+
+class EmbeddingModelSpec(_Frozen):
+    """An embedding model routed through litellm instead of the in-process MiniLM."""
+
+    name: Annotated[str, Field(min_length=1)]
+    litellm_model: Annotated[str, Field(min_length=1)]
+    api_base: str | None = None
+    api_key_env: str | None = None
+    price: Price | None = None
+
+
+class OnUnavailable(str, Enum):
+    best_effort = "best_effort"
+    reject = "reject"
+
+
+class Policy(_Frozen):
+    """How one named policy turns a complexity score into a model choice.
+
+    `thresholds[i]` is the score at or above which tier i+1 is the minimum adequate tier, so a policy over tiers
+    0..N has N thresholds, strictly increasing inside (0, 1).
+    """
+
+    thresholds: Annotated[list[Unit], Field(min_length=1, max_length=9)]
+    baseline_model: str
+    on_unavailable: OnUnavailable = OnUnavailable.best_effort
+    allow_direct: bool = True
+    allowed_models: list[str] | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _increasing(self) -> Policy:
+        t = self.thresholds
+        if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+            raise ValueError(f"thresholds must be strictly increasing, got {t}")
+        return self
+
+    def min_tier(self, score: float) -> int:
+        """The weakest tier this policy calls adequate for a prompt of this score."""
+        return sum(1 for t in self.thresholds if score >= t)
+
+
+class TiergateConfig(_Frozen):
+    """The whole YAML file."""
+
+    models: Annotated[list[ModelSpec], Field(min_length=1)]
+    policies: Annotated[dict[str, Policy], Field(min_length=1)]
+    default_policy: str = "default"
+    embedding_models: list[EmbeddingModelSpec] = []
+    version: str = "1"
+
+    @model_validator(mode="after")
+    def _references(self) -> TiergateConfig:
+        names = [m.name for m in self.models]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"models: duplicate model names {dupes}")
+        known = set(names)
+        clash = sorted(known & set(self.policies))
+        if clash or "auto" in known or "auto" in self.policies:
+            raise ValueError(f"model and policy names must differ from each other and from 'auto': {clash or ['auto']}")
+        if self.default_policy not in self.policies:
+            raise ValueError(
+                f"default_policy: unknown policy {self.default_policy!r} (known: {sorted(self.policies)})"
+            )
+        for pname, pol in self.policies.items():
+            if pol.baseline_model not in known:
+                raise ValueError(
+                    f"policies.{pname}.baseline_model: unknown model {pol.baseline_model!r} (known: {sorted(known)})"
+                )
+            for m in pol.allowed_models or []:
+                if m not in known:
+                    raise ValueError(f"policies.{pname}.allowed_models: unknown model {m!r} (known: {sorted(known)})")
+        return self
+
+    def model(self, name: str) -> ModelSpec | None:
+        return next((m for m in self.models if m.name == name), None)

@@ -1,0 +1,167 @@
+"""The official openai SDK against a running gateway; real litellm calls a fake hosted upstream over HTTP."""
+
+from __future__ import annotations
+
+import httpx
+import litellm
+import openai
+import pytest
+
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def test_easy_prompt_goes_local_hard_prompt_goes_hosted(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    easy = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert easy.headers["x-tiergate-model"] == "local-small"
+    assert easy.headers["x-tiergate-tier"] == "0"
+    assert easy.parse().choices[0].message.content == "echo: hi"
+    hard = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "prove it [score=0.9]"}]
+    )
+    assert hard.headers["x-tiergate-model"] == "gpt-4o"
+    assert hard.headers["x-tiergate-score"] == "0.9000"
+    assert hard.parse().model == "gpt-4o"
+    assert fresh_upstream.received[-1]["model"] == "gpt-4o"
+    assert hard.headers["x-request-id"].startswith("tg-")
+
+
+def test_ledger_costs_equal_tokens_times_prices(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    r1 = client.chat.completions.with_raw_response.create(
+        model="mid", messages=[{"role": "user", "content": "one two three four five six"}]
+    )
+    r2 = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "tell me everything [score=0.95]"}]
+    )
+    rows = {r["request_id"]: r for r in svc.ledger.rows()}
+    mid, big = rows[r1.headers["x-request-id"]], rows[r2.headers["x-request-id"]]
+    # The fake upstream counts words: prompt 6, answer "echo: one ... six" 7.
+    assert (mid["prompt_tokens"], mid["completion_tokens"]) == (6, 7)
+    assert mid["cost_usd"] == pytest.approx((6 * 0.5 + 7 * 1.5) / 1e6)
+    gpt4o = litellm.model_cost["gpt-4o"]
+    expect_big = big["prompt_tokens"] * gpt4o["input_cost_per_token"] + big["completion_tokens"] * gpt4o["output_cost_per_token"]
+    assert big["cost_usd"] == pytest.approx(expect_big) and big["cost_usd"] > 0
+    assert big["baseline_cost_usd"] == pytest.approx(big["cost_usd"])  # gpt-4o is the baseline
+    assert mid["baseline_cost_usd"] == pytest.approx(6 * gpt4o["input_cost_per_token"] + 7 * gpt4o["output_cost_per_token"])
+    assert float(r1.headers["x-tiergate-cost-usd"]) == pytest.approx(mid["cost_usd"], abs=1e-8)
+    assert mid["routed_model"] == "mid" and mid["requested_model"] == "mid" and mid["score"] is None
+    assert big["tier"] == 2 and big["score"] == pytest.approx(0.95) and big["policy"] == "default"
+    assert big["status"] == 200 and big["latency_ms"] > 0
+
+
+def test_fallback_when_first_candidate_returns_500(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    fresh_upstream.script("flaky", status=500)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    r = _client(server.url).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "medium [score=0.5]"}]
+    )
+    assert r.headers["x-tiergate-model"] == "mid"
+    assert r.headers["x-tiergate-fallbacks"] == "flaky"
+    assert fresh_upstream.calls_for("flaky") == 1  # no hidden retries: the pipeline owns fallback
+    (row,) = svc.ledger.rows()
+    assert row["fallbacks"] == ["flaky"] and row["routed_model"] == "mid"
+
+
+def test_all_candidates_failing_is_502_and_recorded(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    for m in ("flaky", "mid", "gpt-4o"):
+        fresh_upstream.script(m, status=503)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    with pytest.raises(openai.APIStatusError) as e:
+        _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
+    assert e.value.status_code == 502
+    body = e.value.body
+    assert isinstance(body, dict) and body["type"] == "server_error"
+    assert "sk-fake" not in str(body) and "Traceback" not in str(body)
+    (row,) = svc.ledger.rows()
+    assert row["status"] == 502 and row["fallbacks"] == ["flaky", "mid", "gpt-4o"]
+
+
+def test_rate_limited_candidate_falls_back(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    fresh_upstream.script("flaky", status=429, fail_times=1)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    r = _client(server.url).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
+    )
+    assert r.headers["x-tiergate-model"] == "mid"
+
+
+def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    stream = client.chat.completions.create(
+        model="mid", messages=[{"role": "user", "content": "a b c"}], stream=True, stream_options={"include_usage": True}
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "echo: a b c"
+    assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 3
+    assert all(c.model == "mid" for c in chunks)
+    # Without include_usage the client gets no usage chunk, but the ledger still has the counts.
+    plain = list(client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "d e"}], stream=True))
+    assert all(c.usage is None for c in plain) and all(c.choices for c in plain)
+    rows = svc.ledger.rows()
+    assert [r["stream"] for r in rows] == [1, 1]
+    assert rows[1]["prompt_tokens"] == 2 and rows[1]["completion_tokens"] == 3
+    assert rows[1]["cost_usd"] == pytest.approx((2 * 0.5 + 3 * 1.5) / 1e6)
+    assert rows[1]["ttft_ms"] is not None
+
+
+def test_streaming_falls_back_before_first_chunk(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    fresh_upstream.script("flaky", status=500)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    with _client(server.url).chat.completions.with_streaming_response.create(
+        model="auto", messages=[{"role": "user", "content": "q [score=0.5]"}], stream=True
+    ) as r:
+        assert r.headers["x-tiergate-model"] == "mid"
+        text = "".join(c.choices[0].delta.content or "" for c in r.parse() if c.choices)
+    assert text.startswith("echo: q")
+
+
+def test_unknown_params_pass_through_to_upstream(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    _client(server.url).chat.completions.create(
+        model="mid", messages=[{"role": "user", "content": "x"}], temperature=0, extra_body={"top_k": 5, "min_p": 0.1}
+    )
+    sent = fresh_upstream.received[-1]
+    assert sent["top_k"] == 5 and sent["min_p"] == 0.1 and sent["temperature"] == 0
+
+
+def test_unavailable_model_listed_and_skipped(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    models = {m.id: m for m in client.models.list().data}
+    assert {"auto", "default", "strict", "mid", "keyless", "all-minilm-l6-v2"} <= set(models)
+    assert models["keyless"].model_extra["available"] is False
+    assert "TIERGATE_TEST_UNSET_KEY" in models["keyless"].model_extra["unavailable_reason"]
+    assert models["mid"].model_extra["available"] is True
+    # `strict` allows only local-small and keyless, rejects instead of degrading: a hard prompt gets a 503.
+    with pytest.raises(openai.InternalServerError) as e:
+        client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "x [score=0.9]"}])
+    assert e.value.status_code == 503 and e.value.code == "no_model_available"
+
+
+def test_best_effort_degrades_with_header(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][3]["api_key_env"] = "TIERGATE_TEST_UNSET_KEY"  # gpt-4o down: nothing at tier 2
+    server, svc = gateway_factory(cfg)
+    r = _client(server.url).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "x [score=0.9]"}]
+    )
+    assert r.headers["x-tiergate-degraded"] == "true"
+    assert r.headers["x-tiergate-tier"] == "2" or r.headers["x-tiergate-model"] in ("flaky", "mid")
+    assert svc.ledger.rows()[0]["degraded"] == 1
+
+
+def test_healthz_and_readyz(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["checks"]["unavailable_models"] == ["keyless"]

@@ -1,0 +1,99 @@
+"""Every error comes back in OpenAI's envelope, as the SDK's matching exception class, and is recorded."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def _envelope(r: httpx.Response) -> dict[str, object]:
+    body = r.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    return dict(body["error"])
+
+
+def test_malformed_json_is_400(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=b'{"model": "auto", "messages": [', headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    err = _envelope(r)
+    assert err["type"] == "invalid_request_error" and err["code"] == "invalid_json"
+    (row,) = svc.ledger.rows()
+    assert row["status"] == 400 and row["error_type"] == "invalid_request_error"
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "auto"}, "messages"),
+        ({"model": "auto", "messages": []}, "messages"),
+        ({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 7}, "temperature"),
+        ({"messages": [{"role": "user", "content": "x"}]}, "model"),
+    ],
+)
+def test_schema_violation_is_400_with_param(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream,
+                                            body: dict[str, object], param: str) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    r = httpx.post(f"{server.url}/v1/chat/completions", json=body)
+    assert r.status_code == 400
+    err = _envelope(r)
+    assert err["param"] == param and err["type"] == "invalid_request_error"
+
+
+def test_sdk_sees_bad_request_and_not_found(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], temperature=9)
+    assert bad.value.param == "temperature"
+    with pytest.raises(openai.NotFoundError) as nf:
+        client.chat.completions.create(model="gpt-17", messages=[{"role": "user", "content": "x"}])
+    assert nf.value.code == "model_not_found" and nf.value.param == "model"
+    assert "auto" in nf.value.message and "mid" in nf.value.message
+    rows = svc.ledger.rows()
+    assert [(r["status"], r["requested_model"]) for r in rows] == [(400, "auto"), (404, "gpt-17")]
+
+
+def test_policy_forbidding_a_model_is_403(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["policies"]["default"]["allow_direct"] = False
+    server, _ = gateway_factory(cfg)
+    with pytest.raises(openai.PermissionDeniedError) as e:
+        _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}])
+    assert e.value.code == "model_not_allowed"
+
+
+def test_unknown_route_and_method_use_the_envelope(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    assert httpx.get(f"{server.url}/v1/nope").status_code == 404
+    _envelope(httpx.get(f"{server.url}/v1/nope"))
+    r = httpx.get(f"{server.url}/v1/chat/completions")
+    assert r.status_code == 405
+    _envelope(r)
+
+
+def test_upstream_400_is_the_clients_fault_and_not_retried(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    fresh_upstream.script("flaky", status=400)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    with pytest.raises(openai.BadRequestError) as e:
+        _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
+    assert e.value.code == "upstream_rejected"
+    assert fresh_upstream.calls_for("mid") == 0
+
+
+def test_gateway_keeps_serving_after_errors(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    for _ in range(3):
+        httpx.post(f"{server.url}/v1/chat/completions", content=b"\xff\xfe")
+    ok = _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "still"}])
+    assert ok.choices[0].message.content == "echo: still"

@@ -1,0 +1,102 @@
+"""Shared fixtures: the fake hosted upstream (real HTTP) and a gateway factory running on a loopback port."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import gateway  # noqa: F401  (sets litellm's offline variables before anything imports litellm)
+from classifiers.model import LinearComplexityModel
+from gateway.app import create_app, price_table
+from gateway.classify import ClassifierService
+from gateway.deps import AppServices
+from gateway.ledger import SqliteLedger
+from gateway.pipeline import ChatPipeline
+from gateway.provider import LitellmProvider, unavailable_models
+from router.policy import TiergateConfig
+from tests.fakes.encoder import HashEncoder
+from tests.fakes.server import RunningServer, serve_in_thread
+from tests.fakes.upstream import FakeUpstream
+
+SCORE_MARK = re.compile(r"\[score=([0-9.]+)\]")
+
+
+async def marked_score(text: str, turns: int) -> float:
+    """Test seam for the classifier: a prompt says its own score as `[score=0.8]` (default 0.1)."""
+    m = SCORE_MARK.search(text)
+    return float(m.group(1)) if m else 0.1
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[FakeUpstream]:
+    up = FakeUpstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture
+def fresh_upstream(upstream: FakeUpstream) -> FakeUpstream:
+    upstream.reset()
+    return upstream
+
+
+def api_config(base_url: str) -> dict[str, Any]:
+    """Models all served by the fake upstream; `flaky` is the cheapest tier-1 model, so it is tried first."""
+
+    def m(name: str, tier: int, price: tuple[float, float] | None, **kw: Any) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": name, "litellm_model": f"openai/{name}", "api_base": base_url, "tier": tier, **kw}
+        if price is not None:
+            d["price"] = {"input_per_mtok": price[0], "output_per_mtok": price[1]}
+        return d
+
+    return {
+        "models": [
+            m("local-small", 0, (0.0, 0.0), local=True, capabilities={"context_window": 2048}),
+            m("flaky", 1, (0.1, 0.2), capabilities={"context_window": 16000}),
+            m("mid", 1, (0.5, 1.5), capabilities={"context_window": 16000, "tools": True}),
+            # No price: litellm's table for gpt-4o is used, as for a real hosted model.
+            {**m("gpt-4o", 2, None, capabilities={"context_window": 128000, "tools": True}), "api_key_env": "FAKE_OPENAI_KEY"},
+            {**m("keyless", 2, (1.0, 1.0)), "api_key_env": "TIERGATE_TEST_UNSET_KEY"},
+        ],
+        "policies": {
+            "default": {"thresholds": [0.35, 0.7], "baseline_model": "gpt-4o"},
+            "strict": {"thresholds": [0.35, 0.7], "baseline_model": "gpt-4o", "on_unavailable": "reject",
+                       "allowed_models": ["local-small", "keyless"]},
+        },
+    }
+
+
+GatewayFactory = Callable[..., tuple[RunningServer, AppServices]]
+
+
+@pytest.fixture
+def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[GatewayFactory]:
+    monkeypatch.setenv("FAKE_OPENAI_KEY", "sk-fake")
+    monkeypatch.delenv("TIERGATE_TEST_UNSET_KEY", raising=False)
+    started: list[tuple[RunningServer, AppServices]] = []
+
+    def make(cfg: dict[str, Any], score: Any = marked_score) -> tuple[RunningServer, AppServices]:
+        import os
+
+        config = TiergateConfig.model_validate(cfg)
+        enc = HashEncoder()
+        zero = LinearComplexityModel(np.zeros(enc.dim + 4, dtype=np.float32), 0.0, enc.name, {})
+        classifier = ClassifierService(enc, zero)
+        provider = LitellmProvider(os.environ, 10.0)
+        ledger = SqliteLedger(tmp_path / f"ledger-{len(started)}.sqlite3")
+        pipeline = ChatPipeline(config, price_table(config), score, provider, ledger,
+                                unavailable_models(config.models, os.environ))
+        services = AppServices(config, classifier, provider, ledger, pipeline)
+        server = serve_in_thread(create_app(services=services))
+        started.append((server, services))
+        return server, services
+
+    yield make
+    for server, services in started:
+        server.stop()
+        services.ledger.close()

@@ -1,0 +1,168 @@
+"""A fake OpenAI-compatible hosted upstream speaking real HTTP on loopback, for end-to-end tests and benchmarks.
+
+Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
+all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
+`{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
+latency. Every request it receives is kept in `received`, so tests can see what really crossed the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+@dataclass
+class Script:
+    status: int = 200
+    fail_times: int | None = None  # None: fail every call when status != 200
+    delay_s: float = 0.0
+    calls: int = 0
+
+
+@dataclass
+class FakeUpstream:
+    scripts: dict[str, Script] = field(default_factory=dict)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, model: str, **kw: Any) -> None:
+        self.scripts[model] = Script(**kw)
+
+    def reset(self) -> None:
+        self.scripts.clear()
+        self.received.clear()
+
+    def calls_for(self, model: str) -> int:
+        return sum(1 for r in self.received if r.get("model") == model)
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        model = str(body.get("model", ""))
+        sc = self.scripts.get(model, Script())
+        sc.calls += 1
+        if sc.delay_s:
+            await asyncio.sleep(sc.delay_s)
+        failing = sc.status != 200 and (sc.fail_times is None or sc.calls <= sc.fail_times)
+        if failing:
+            err = {"error": {"message": f"scripted failure {sc.status}", "type": "server_error", "code": None}}
+            return JSONResponse(err, status_code=sc.status)
+        prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages", []))
+        last_user = next((_text(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), "")
+        answer = f"echo: {last_user}"
+        usage = {
+            "prompt_tokens": prompt_words,
+            "completion_tokens": len(answer.split()),
+            "total_tokens": prompt_words + len(answer.split()),
+        }
+        cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        created = int(time.time())
+        if not body.get("stream"):
+            return JSONResponse(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": created,
+                    "model": model,
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
+                    ],
+                    "usage": usage,
+                }
+            )
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+
+        async def events() -> AsyncIterator[bytes]:
+            base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+            words = answer.split(" ")
+            for i, w in enumerate(words):
+                delta: dict[str, Any] = {"content": w if i == 0 else " " + w}
+                if i == 0:
+                    delta["role"] = "assistant"
+                chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                yield f"data: {json.dumps(chunk)}\n\n".encode()
+            yield f"data: {json.dumps({**base, 'choices': [{'index': 0, 'delta': {}, 'finish_reason': 'stop'}]})}\n\n".encode()
+            if include_usage:
+                yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+            yield b"data: [DONE]\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def _control(self, request: Request) -> Response:
+        body = await request.json()
+        for model, kw in body.items():
+            self.script(model, **kw)
+        return JSONResponse({"ok": True})
+
+    async def _models(self, request: Request) -> Response:
+        return JSONResponse({"object": "list", "data": []})
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/_control", self._control, methods=["POST"]),
+            ]
+        )
+
+    def start(self) -> FakeUpstream:
+        self.port = self.port or free_port()
+        cfg = uvicorn.Config(self.app(), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(cfg)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("fake upstream did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+
+if __name__ == "__main__":  # `python -m tests.fakes.upstream PORT`: for benchmarks and manual tries
+    import sys
+
+    up = FakeUpstream(port=int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+    print(up.base_url, flush=True)
+    uvicorn.run(up.app(), host="127.0.0.1", port=up.port or free_port(), log_level="warning")

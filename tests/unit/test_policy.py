@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gateway.policy_file import PolicyFileError, load, parse
+from gateway.settings import PACKAGE_ROOT
+from tests.policies import config_dict
+
+
+def _errors(d: object) -> list[str]:
+    with pytest.raises(PolicyFileError) as e:
+        parse(yaml.safe_dump(d, sort_keys=False), Path("p.yaml"))
+    return e.value.errors
+
+
+def test_shipped_configs_are_valid() -> None:
+    for p in [PACKAGE_ROOT / "config" / "tiergate.yaml", *(PACKAGE_ROOT / "config" / "examples").glob("*.yaml")]:
+        assert load(p).models
+
+
+def test_unknown_key_names_its_path_and_line() -> None:
+    d = config_dict()
+    d["models"][1]["tierr"] = 1
+    (err,) = _errors(d)
+    assert err.startswith("models[1].tierr (line ")
+    assert "Extra inputs are not permitted" in err
+
+
+def test_bad_value_names_path() -> None:
+    d = config_dict()
+    d["models"][2]["tier"] = -1
+    assert any(e.startswith("models[2].tier") and "greater than or equal to 0" in e for e in _errors(d))
+
+
+def test_thresholds_must_increase_and_lie_inside_unit_interval() -> None:
+    assert any("strictly increasing" in e for e in _errors(config_dict(thresholds=[0.7, 0.3])))
+    assert any(e.startswith("policies.default.thresholds[1]") for e in _errors(config_dict(thresholds=[0.3, 1.5])))
+
+
+def test_cross_references_are_checked() -> None:
+    (err,) = _errors(config_dict(baseline_model="gpt-9"))
+    assert "policies.default.baseline_model: unknown model 'gpt-9'" in err
+    d = config_dict()
+    d["models"].append(dict(d["models"][0]))
+    assert any("duplicate model names ['local']" in e for e in _errors(d))
+
+
+def test_not_yaml_and_not_a_mapping() -> None:
+    with pytest.raises(PolicyFileError, match="not valid YAML"):
+        parse("models: [\n", Path("x.yaml"))
+    with pytest.raises(PolicyFileError, match="expected a mapping"):
+        parse("- 1\n", Path("x.yaml"))
+
+
+def test_min_tier_counts_thresholds_passed() -> None:
+    from tests.policies import config
+
+    pol = config().policies["default"]
+    assert [pol.min_tier(s) for s in (0.0, 0.35, 0.5, 0.7, 0.99)] == [0, 1, 1, 2, 2]

@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import pytest
+
+from router.policy import Price
+from router.pricing import PriceTable, Usage, cost_usd
+from router.select import Needs, NoModelAvailable, NotAllowed, direct, select
+from tests.policies import config
+
+
+def _select(score: float, needs: Needs = Needs(), unavailable: frozenset[str] = frozenset(), **pol: object):
+    cfg = config(**pol)
+    return select(cfg, cfg.policies["default"], score, needs, PriceTable(cfg, {}), unavailable)
+
+
+@pytest.mark.parametrize(("score", "tier", "first"), [(0.0, 0, "local"), (0.349, 0, "local"), (0.35, 1, "mid"),
+                                                     (0.69, 1, "mid"), (0.7, 2, "big"), (1.0, 2, "big")])
+def test_score_maps_to_min_tier_and_cheapest_adequate(score: float, tier: int, first: str) -> None:
+    d = _select(score)
+    assert d.min_tier == tier
+    assert d.chain[0].name == first
+    assert all(m.tier >= tier for m in d.chain)
+    assert not d.degraded
+
+
+def test_chain_is_cheapest_first_so_fallback_escalates_in_price() -> None:
+    assert [m.name for m in _select(0.5).chain] == ["mid", "mid-b", "big"]
+
+
+def test_capabilities_filter_candidates() -> None:
+    d = _select(0.0, Needs(tools=True))
+    assert [m.name for m in d.chain] == ["mid", "big"]
+    assert d.skipped["local"] == "no tool calling"
+    assert [m.name for m in _select(0.0, Needs(vision=True)).chain] == ["big"]
+
+
+def test_context_window_counts_prompt_and_expected_output() -> None:
+    d = _select(0.0, Needs(context_tokens=1900, expected_output_tokens=256))
+    assert d.chain[0].name == "mid"
+    assert "context window 2048" in d.skipped["local"]
+
+
+def test_unavailable_is_skipped_and_best_effort_degrades_to_strongest_available() -> None:
+    d = _select(0.9, unavailable=frozenset({"big"}))
+    assert d.degraded
+    assert [m.name for m in d.chain][:2] == ["mid", "mid-b"]
+    assert "best effort" in d.reason
+
+
+def test_reject_policy_refuses_instead_of_degrading() -> None:
+    with pytest.raises(NoModelAvailable, match="tier >= 2"):
+        _select(0.9, unavailable=frozenset({"big"}), on_unavailable="reject")
+
+
+def test_ties_break_deterministically_by_tier_then_name() -> None:
+    cfg = config()
+    same = {m.name: Price(input_per_mtok=1, output_per_mtok=1) for m in cfg.models}
+    table = PriceTable(cfg.model_copy(update={"models": [m.model_copy(update={"price": same[m.name]}) for m in cfg.models]}), {})
+    d = select(cfg, cfg.policies["default"], 0.5, Needs(), table, ())
+    assert [m.name for m in d.chain] == ["mid", "mid-b", "big"]
+
+
+def test_direct_requests() -> None:
+    cfg = config()
+    pol = cfg.policies["default"]
+    assert direct(cfg, pol, "mid", ()).chain[0].name == "mid"
+    with pytest.raises(NoModelAvailable):
+        direct(cfg, pol, "mid", {"mid"})
+    with pytest.raises(NotAllowed):
+        direct(cfg, pol.model_copy(update={"allow_direct": False}), "mid", ())
+    with pytest.raises(KeyError):
+        direct(cfg, pol, "nope", ())
+
+
+def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
+    cfg = config()
+    big = cfg.models[3].model_copy(update={"price": None, "litellm_model": "openai/gpt-4o"})
+    cfg2 = cfg.model_copy(update={"models": [*cfg.models[:3], big]})
+    table = PriceTable(cfg2, {"gpt-4o": Price(input_per_mtok=2.5, output_per_mtok=10)})
+    assert table.price("big").input_per_mtok == 2.5
+    assert table.cost("mid", Usage(1_000_000, 2_000_000)) == pytest.approx(0.5 + 3.0)
+    assert PriceTable(cfg2, {}).unpriced == ["big"]
+    assert cost_usd(Price(input_per_mtok=3, output_per_mtok=6), Usage(100, 10)) == pytest.approx(360e-6)
