@@ -61,7 +61,9 @@ def price_table(config: TiergateConfig) -> PriceTable:
 
 def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
     cfg = config or load(settings.config)
-    classifier = ClassifierService(TorchEncoder(), load_model(settings.classifier_artifact), settings.classifier_threads)
+    classifier = ClassifierService(
+        TorchEncoder(), load_model(settings.classifier_artifact), settings.classifier_threads
+    )
     provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
     ledger = SqliteLedger(settings.ledger_path)
     down = unavailable_models(cfg.models, os.environ)

@@ -82,7 +82,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tiergate", description="OpenAI-compatible gateway routing to the cheapest adequate model.")
+    p = argparse.ArgumentParser(
+        prog="tiergate", description="OpenAI-compatible gateway routing to the cheapest adequate model."
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("serve", help="serve the gateway")
     s.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")

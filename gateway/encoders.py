@@ -37,7 +37,10 @@ class TorchEncoder:
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         out = self._model.encode(
-            list(texts), batch_size=self._batch, normalize_embeddings=True, convert_to_numpy=True,
+            list(texts),
+            batch_size=self._batch,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
             show_progress_bar=False,
         )
         return np.asarray(out, dtype=np.float32)

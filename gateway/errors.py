@@ -15,6 +15,7 @@ Anything else is a bug: 500 server_error with a request id and no traceback or u
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -77,12 +78,14 @@ def _first_bad_field(loc: tuple[object, ...]) -> str | None:
     return ".".join(parts) or None
 
 
-def from_validation(errors: list[dict[str, object]]) -> InvalidRequest:
+def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
     """A pydantic/FastAPI validation failure as OpenAI reports one: 400, the first bad field as `param`."""
     first = errors[0] if errors else {}
-    loc = tuple(first.get("loc", ()))  # type: ignore[call-overload]
+    loc: tuple[object, ...] = tuple(first.get("loc", ()))
     if first.get("type") == "json_invalid":
-        return InvalidRequest(f"We could not parse the JSON body of your request: {first.get('msg')}", None, "invalid_json")
+        return InvalidRequest(
+            f"We could not parse the JSON body of your request: {first.get('msg')}", None, "invalid_json"
+        )
     param = _first_bad_field(loc)
     return InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}", param, "invalid_value")
 

@@ -53,7 +53,7 @@ class Trace:
     score: float | None = None
     degraded: bool = False
     fallbacks: list[str] = field(default_factory=list)
-    usage: Usage = Usage(0, 0)
+    usage: Usage = field(default_factory=lambda: Usage(0, 0))
     ttft_ms: float | None = None
     status: int = 200
     error_type: str | None = None
@@ -145,7 +145,9 @@ class ChatPipeline:
 
     @staticmethod
     def _client_fault(e: UpstreamError) -> InvalidRequest:
-        return InvalidRequest(f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected")
+        return InvalidRequest(
+            f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected"
+        )
 
     async def complete(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
         trace = Trace(request_id, req.model, stream=False)

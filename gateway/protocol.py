@@ -57,7 +57,9 @@ class ChatCompletionRequest(BaseModel):
     def sampling_params(self) -> dict[str, Any]:
         """Known OpenAI parameters that were set, as the upstream call takes them."""
         skip = {"model", "messages", "stream", "stream_options"}
-        return {k: v for k, v in self.model_dump(exclude_none=True, exclude=skip).items() if k in type(self).model_fields}
+        return {
+            k: v for k, v in self.model_dump(exclude_none=True, exclude=skip).items() if k in type(self).model_fields
+        }
 
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)

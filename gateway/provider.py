@@ -77,7 +77,9 @@ class LitellmProvider:
             **params,
         }
 
-    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]) -> dict[str, Any]:
+    async def complete(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> dict[str, Any]:
         try:
             resp = await litellm.acompletion(messages=messages, stream=False, **self._kwargs(spec, params))
         except Exception as e:  # litellm raises its mapped subclasses of openai's errors; classify them all

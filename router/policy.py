@@ -6,7 +6,8 @@ ignored setting. Cross-references (a policy's baseline model, allowed models) ar
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
+from itertools import pairwise
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,7 +61,7 @@ class EmbeddingModelSpec(_Frozen):
     price: Price | None = None
 
 
-class OnUnavailable(str, Enum):
+class OnUnavailable(StrEnum):
     best_effort = "best_effort"
     reject = "reject"
 
@@ -82,7 +83,7 @@ class Policy(_Frozen):
     @model_validator(mode="after")
     def _increasing(self) -> Policy:
         t = self.thresholds
-        if any(b <= a for a, b in zip(t, t[1:], strict=False)):
+        if any(b <= a for a, b in pairwise(t)):
             raise ValueError(f"thresholds must be strictly increasing, got {t}")
         return self
 
@@ -111,9 +112,7 @@ class TiergateConfig(_Frozen):
         if clash or "auto" in known or "auto" in self.policies:
             raise ValueError(f"model and policy names must differ from each other and from 'auto': {clash or ['auto']}")
         if self.default_policy not in self.policies:
-            raise ValueError(
-                f"default_policy: unknown policy {self.default_policy!r} (known: {sorted(self.policies)})"
-            )
+            raise ValueError(f"default_policy: unknown policy {self.default_policy!r} (known: {sorted(self.policies)})")
         for pname, pol in self.policies.items():
             if pol.baseline_model not in known:
                 raise ValueError(

@@ -103,9 +103,7 @@ def select(
     return Decision(tuple(weaker), min_tier, True, reason, skipped)
 
 
-def direct(
-    config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str]
-) -> Decision:
+def direct(config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str]) -> Decision:
     """A request naming a concrete model: it goes there alone if the policy allows direct use."""
     model = config.model(name)
     if model is None:

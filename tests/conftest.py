@@ -60,13 +60,20 @@ def api_config(base_url: str) -> dict[str, Any]:
             m("flaky", 1, (0.1, 0.2), capabilities={"context_window": 16000}),
             m("mid", 1, (0.5, 1.5), capabilities={"context_window": 16000, "tools": True}),
             # No price: litellm's table for gpt-4o is used, as for a real hosted model.
-            {**m("gpt-4o", 2, None, capabilities={"context_window": 128000, "tools": True}), "api_key_env": "FAKE_OPENAI_KEY"},
+            {
+                **m("gpt-4o", 2, None, capabilities={"context_window": 128000, "tools": True}),
+                "api_key_env": "FAKE_OPENAI_KEY",
+            },
             {**m("keyless", 2, (1.0, 1.0)), "api_key_env": "TIERGATE_TEST_UNSET_KEY"},
         ],
         "policies": {
             "default": {"thresholds": [0.35, 0.7], "baseline_model": "gpt-4o"},
-            "strict": {"thresholds": [0.35, 0.7], "baseline_model": "gpt-4o", "on_unavailable": "reject",
-                       "allowed_models": ["local-small", "keyless"]},
+            "strict": {
+                "thresholds": [0.35, 0.7],
+                "baseline_model": "gpt-4o",
+                "on_unavailable": "reject",
+                "allowed_models": ["local-small", "keyless"],
+            },
         },
     }
 
@@ -89,8 +96,9 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         classifier = ClassifierService(enc, zero)
         provider = LitellmProvider(os.environ, 10.0)
         ledger = SqliteLedger(tmp_path / f"ledger-{len(started)}.sqlite3")
-        pipeline = ChatPipeline(config, price_table(config), score, provider, ledger,
-                                unavailable_models(config.models, os.environ))
+        pipeline = ChatPipeline(
+            config, price_table(config), score, provider, ledger, unavailable_models(config.models, os.environ)
+        )
         services = AppServices(config, classifier, provider, ledger, pipeline)
         server = serve_in_thread(create_app(services=services))
         started.append((server, services))

@@ -57,8 +57,11 @@ async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
         spec = next((e for e in services.config.embedding_models if e.name == req.model), None)
         if spec is None:
             names = [MINILM_NAME, *(e.name for e in services.config.embedding_models)]
-            raise NotFound(f"The embedding model '{req.model}' does not exist. Use one of: {', '.join(names)}.",
-                           "model", "model_not_found")
+            raise NotFound(
+                f"The embedding model '{req.model}' does not exist. Use one of: {', '.join(names)}.",
+                "model",
+                "model_not_found",
+            )
         params = {k: v for k, v in (("dimensions", req.dimensions), ("encoding_format", req.encoding_format)) if v}
         try:
             body = await services.provider.embed(spec, [str(x) for x in inputs], params)
@@ -69,12 +72,18 @@ async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
     if not all(isinstance(x, str) for x in inputs):
         raise InvalidRequest(f"'{MINILM_NAME}' takes text input, not token ids.", "input", "invalid_value")
     if req.dimensions not in (None, services.classifier.encoder.dim):
-        raise InvalidRequest(f"'{MINILM_NAME}' has {services.classifier.encoder.dim} dimensions.", "dimensions",
-                             "invalid_value")
+        raise InvalidRequest(
+            f"'{MINILM_NAME}' has {services.classifier.encoder.dim} dimensions.", "dimensions", "invalid_value"
+        )
     vecs, tokens = await services.classifier.embed([str(x) for x in inputs])
     data = [
         {"object": "embedding", "index": i, "embedding": _b64(v) if req.encoding_format == "base64" else v}
         for i, v in enumerate(vecs)
     ]
-    return {"object": "list", "data": data, "model": MINILM_NAME, "id": f"emb-{uuid.uuid4().hex[:12]}",
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "data": data,
+        "model": MINILM_NAME,
+        "id": f"emb-{uuid.uuid4().hex[:12]}",
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }

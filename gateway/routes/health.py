@@ -25,4 +25,6 @@ async def readyz(services: Services) -> JSONResponse:
         "unavailable_models": sorted(services.pipeline.unavailable),
     }
     ready = checks["ledger"] == "ok"
-    return JSONResponse({"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503)
+    return JSONResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
+    )

@@ -17,23 +17,63 @@ async def list_models(services: Services) -> dict[str, Any]:
     cfg = services.config
     down = services.pipeline.unavailable
     data: list[dict[str, Any]] = [
-        {"id": "auto", "object": "model", "created": 0, "owned_by": "tiergate", "kind": "policy",
-         "policy": cfg.default_policy, "available": True},
+        {
+            "id": "auto",
+            "object": "model",
+            "created": 0,
+            "owned_by": "tiergate",
+            "kind": "policy",
+            "policy": cfg.default_policy,
+            "available": True,
+        },
     ]
     for name, pol in sorted(cfg.policies.items()):
-        data.append({"id": name, "object": "model", "created": 0, "owned_by": "tiergate", "kind": "policy",
-                     "description": pol.description, "available": True})
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "tiergate",
+                "kind": "policy",
+                "description": pol.description,
+                "available": True,
+            }
+        )
     for m in cfg.models:
-        data.append({
-            "id": m.name, "object": "model", "created": 0,
-            "owned_by": "local" if m.local else m.litellm_model.split("/", 1)[0],
-            "kind": "chat", "tier": m.tier, "local": m.local, "quantization": m.quantization,
-            "available": m.name not in down,
-            **({"unavailable_reason": f"{m.api_key_env} is not set"} if m.name in down else {}),
-        })
-    data.append({"id": MINILM_NAME, "object": "model", "created": 0, "owned_by": "tiergate", "kind": "embedding",
-                 "available": True, "local": True})
+        data.append(
+            {
+                "id": m.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": "local" if m.local else m.litellm_model.split("/", 1)[0],
+                "kind": "chat",
+                "tier": m.tier,
+                "local": m.local,
+                "quantization": m.quantization,
+                "available": m.name not in down,
+                **({"unavailable_reason": f"{m.api_key_env} is not set"} if m.name in down else {}),
+            }
+        )
+    data.append(
+        {
+            "id": MINILM_NAME,
+            "object": "model",
+            "created": 0,
+            "owned_by": "tiergate",
+            "kind": "embedding",
+            "available": True,
+            "local": True,
+        }
+    )
     for e in cfg.embedding_models:
-        data.append({"id": e.name, "object": "model", "created": 0, "owned_by": e.litellm_model.split("/", 1)[0],
-                     "kind": "embedding", "available": True})
+        data.append(
+            {
+                "id": e.name,
+                "object": "model",
+                "created": 0,
+                "owned_by": e.litellm_model.split("/", 1)[0],
+                "kind": "embedding",
+                "available": True,
+            }
+        )
     return {"object": "list", "data": data}

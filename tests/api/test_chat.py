@@ -15,7 +15,9 @@ def _client(url: str) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
-def test_easy_prompt_goes_local_hard_prompt_goes_hosted(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+def test_easy_prompt_goes_local_hard_prompt_goes_hosted(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     client = _client(server.url)
     easy = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
@@ -47,17 +49,23 @@ def test_ledger_costs_equal_tokens_times_prices(gateway_factory: GatewayFactory,
     assert (mid["prompt_tokens"], mid["completion_tokens"]) == (6, 7)
     assert mid["cost_usd"] == pytest.approx((6 * 0.5 + 7 * 1.5) / 1e6)
     gpt4o = litellm.model_cost["gpt-4o"]
-    expect_big = big["prompt_tokens"] * gpt4o["input_cost_per_token"] + big["completion_tokens"] * gpt4o["output_cost_per_token"]
+    expect_big = (
+        big["prompt_tokens"] * gpt4o["input_cost_per_token"] + big["completion_tokens"] * gpt4o["output_cost_per_token"]
+    )
     assert big["cost_usd"] == pytest.approx(expect_big) and big["cost_usd"] > 0
     assert big["baseline_cost_usd"] == pytest.approx(big["cost_usd"])  # gpt-4o is the baseline
-    assert mid["baseline_cost_usd"] == pytest.approx(6 * gpt4o["input_cost_per_token"] + 7 * gpt4o["output_cost_per_token"])
+    assert mid["baseline_cost_usd"] == pytest.approx(
+        6 * gpt4o["input_cost_per_token"] + 7 * gpt4o["output_cost_per_token"]
+    )
     assert float(r1.headers["x-tiergate-cost-usd"]) == pytest.approx(mid["cost_usd"], abs=1e-8)
     assert mid["routed_model"] == "mid" and mid["requested_model"] == "mid" and mid["score"] is None
     assert big["tier"] == 2 and big["score"] == pytest.approx(0.95) and big["policy"] == "default"
     assert big["status"] == 200 and big["latency_ms"] > 0
 
 
-def test_fallback_when_first_candidate_returns_500(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+def test_fallback_when_first_candidate_returns_500(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
     fresh_upstream.script("flaky", status=500)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     r = _client(server.url).chat.completions.with_raw_response.create(
@@ -70,12 +78,16 @@ def test_fallback_when_first_candidate_returns_500(gateway_factory: GatewayFacto
     assert row["fallbacks"] == ["flaky"] and row["routed_model"] == "mid"
 
 
-def test_all_candidates_failing_is_502_and_recorded(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+def test_all_candidates_failing_is_502_and_recorded(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
     for m in ("flaky", "mid", "gpt-4o"):
         fresh_upstream.script(m, status=503)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.APIStatusError) as e:
-        _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
+        _client(server.url).chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
+        )
     assert e.value.status_code == 502
     body = e.value.body
     assert isinstance(body, dict) and body["type"] == "server_error"
@@ -97,7 +109,10 @@ def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     client = _client(server.url)
     stream = client.chat.completions.create(
-        model="mid", messages=[{"role": "user", "content": "a b c"}], stream=True, stream_options={"include_usage": True}
+        model="mid",
+        messages=[{"role": "user", "content": "a b c"}],
+        stream=True,
+        stream_options={"include_usage": True},
     )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -105,7 +120,9 @@ def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_
     assert chunks[-1].usage is not None and chunks[-1].usage.prompt_tokens == 3
     assert all(c.model == "mid" for c in chunks)
     # Without include_usage the client gets no usage chunk, but the ledger still has the counts.
-    plain = list(client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "d e"}], stream=True))
+    plain = list(
+        client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "d e"}], stream=True)
+    )
     assert all(c.usage is None for c in plain) and all(c.choices for c in plain)
     rows = svc.ledger.rows()
     assert [r["stream"] for r in rows] == [1, 1]

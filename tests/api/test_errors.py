@@ -23,7 +23,11 @@ def _envelope(r: httpx.Response) -> dict[str, object]:
 
 def test_malformed_json_is_400(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    r = httpx.post(f"{server.url}/v1/chat/completions", content=b'{"model": "auto", "messages": [', headers={"content-type": "application/json"})
+    r = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        content=b'{"model": "auto", "messages": [',
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400
     err = _envelope(r)
     assert err["type"] == "invalid_request_error" and err["code"] == "invalid_json"
@@ -41,8 +45,9 @@ def test_malformed_json_is_400(gateway_factory: GatewayFactory, fresh_upstream: 
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     ],
 )
-def test_schema_violation_is_400_with_param(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream,
-                                            body: dict[str, object], param: str) -> None:
+def test_schema_violation_is_400_with_param(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, body: dict[str, object], param: str
+) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     r = httpx.post(f"{server.url}/v1/chat/completions", json=body)
     assert r.status_code == 400
@@ -73,7 +78,9 @@ def test_policy_forbidding_a_model_is_403(gateway_factory: GatewayFactory, fresh
     assert e.value.code == "model_not_allowed"
 
 
-def test_unknown_route_and_method_use_the_envelope(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+def test_unknown_route_and_method_use_the_envelope(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     assert httpx.get(f"{server.url}/v1/nope").status_code == 404
     _envelope(httpx.get(f"{server.url}/v1/nope"))
@@ -82,11 +89,15 @@ def test_unknown_route_and_method_use_the_envelope(gateway_factory: GatewayFacto
     _envelope(r)
 
 
-def test_upstream_400_is_the_clients_fault_and_not_retried(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+def test_upstream_400_is_the_clients_fault_and_not_retried(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
     fresh_upstream.script("flaky", status=400)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.BadRequestError) as e:
-        _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
+        _client(server.url).chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
+        )
     assert e.value.code == "upstream_rejected"
     assert fresh_upstream.calls_for("mid") == 0
 

@@ -4,17 +4,21 @@ import pytest
 
 from router.policy import Price
 from router.pricing import PriceTable, Usage, cost_usd
-from router.select import Needs, NoModelAvailable, NotAllowed, direct, select
+from router.select import Decision, Needs, NoModelAvailable, NotAllowed, direct, select
 from tests.policies import config
 
 
-def _select(score: float, needs: Needs = Needs(), unavailable: frozenset[str] = frozenset(), **pol: object):
+def _select(
+    score: float, needs: Needs | None = None, unavailable: frozenset[str] = frozenset(), **pol: object
+) -> Decision:
     cfg = config(**pol)
-    return select(cfg, cfg.policies["default"], score, needs, PriceTable(cfg, {}), unavailable)
+    return select(cfg, cfg.policies["default"], score, needs or Needs(), PriceTable(cfg, {}), unavailable)
 
 
-@pytest.mark.parametrize(("score", "tier", "first"), [(0.0, 0, "local"), (0.349, 0, "local"), (0.35, 1, "mid"),
-                                                     (0.69, 1, "mid"), (0.7, 2, "big"), (1.0, 2, "big")])
+@pytest.mark.parametrize(
+    ("score", "tier", "first"),
+    [(0.0, 0, "local"), (0.349, 0, "local"), (0.35, 1, "mid"), (0.69, 1, "mid"), (0.7, 2, "big"), (1.0, 2, "big")],
+)
 def test_score_maps_to_min_tier_and_cheapest_adequate(score: float, tier: int, first: str) -> None:
     d = _select(score)
     assert d.min_tier == tier
@@ -55,7 +59,9 @@ def test_reject_policy_refuses_instead_of_degrading() -> None:
 def test_ties_break_deterministically_by_tier_then_name() -> None:
     cfg = config()
     same = {m.name: Price(input_per_mtok=1, output_per_mtok=1) for m in cfg.models}
-    table = PriceTable(cfg.model_copy(update={"models": [m.model_copy(update={"price": same[m.name]}) for m in cfg.models]}), {})
+    table = PriceTable(
+        cfg.model_copy(update={"models": [m.model_copy(update={"price": same[m.name]}) for m in cfg.models]}), {}
+    )
     d = select(cfg, cfg.policies["default"], 0.5, Needs(), table, ())
     assert [m.name for m in d.chain] == ["mid", "mid-b", "big"]
 

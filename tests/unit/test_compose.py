@@ -1,0 +1,47 @@
+"""docker-compose.yml can't be run here (no Docker engine), so check what can be: its structure and references."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from gateway.policy_file import load
+from gateway.settings import PACKAGE_ROOT, Settings
+
+COMPOSE = yaml.safe_load((PACKAGE_ROOT / "docker-compose.yml").read_text())
+
+
+def test_services_and_dependencies() -> None:
+    s = COMPOSE["services"]
+    assert set(s) == {"model-files", "llama", "tiergate"}
+    assert s["tiergate"]["depends_on"]["llama"]["condition"] == "service_healthy"
+    assert s["llama"]["depends_on"]["model-files"]["condition"] == "service_completed_successfully"
+    assert "healthcheck" in s["llama"] and "healthcheck" in s["tiergate"]
+    assert s["tiergate"]["ports"] == ["8000:8000"]
+    for svc in s.values():
+        for v in svc.get("volumes", []):
+            assert v.split(":")[0] in COMPOSE["volumes"]
+
+
+def test_gateway_environment_names_real_settings_and_a_valid_policy() -> None:
+    env = COMPOSE["services"]["tiergate"]["environment"]
+    fields = {f"TIERGATE_{k.upper()}" for k in Settings.model_fields}
+    assert {k for k in env if k.startswith("TIERGATE_")} <= fields
+    cfg_path = PACKAGE_ROOT / Path(env["TIERGATE_CONFIG"]).relative_to("/app")
+    cfg = load(cfg_path)
+    local = [m for m in cfg.models if m.local]
+    assert local and all(m.api_base == "http://llama:8081/v1" for m in local)
+
+
+def test_llama_service_serves_the_model_the_files_job_writes() -> None:
+    s = COMPOSE["services"]
+    model_arg = s["llama"]["command"][s["llama"]["command"].index("-m") + 1]
+    assert model_arg in s["model-files"]["command"]
+    assert "8081" in s["llama"]["command"]
+
+
+def test_dockerfile_copies_every_package() -> None:
+    text = (PACKAGE_ROOT / "Dockerfile").read_text()
+    for pkg in ("gateway", "router", "classifiers", "config"):
+        assert f"COPY {pkg} {pkg}" in text
