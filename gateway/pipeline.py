@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
 from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, Unavailable, UpstreamFailed
@@ -22,6 +22,7 @@ from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
+T = TypeVar("T")
 
 
 class Provider(Protocol):
@@ -149,33 +150,40 @@ class ChatPipeline:
             f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected"
         )
 
+    async def _first_success(self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
+        """Try the chain in order; a retryable failure moves on, the client's own fault stops at once."""
+        errors: list[UpstreamError] = []
+        for spec in decision.chain:
+            try:
+                result = await attempt(spec)
+            except UpstreamError as e:
+                if not e.retryable:
+                    raise trace.fail(self._client_fault(e)) from e
+                errors.append(e)
+                trace.fallbacks.append(spec.name)
+                continue
+            trace.routed = spec
+            return result
+        raise trace.fail(self._exhausted(errors))
+
     async def complete(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
         trace = Trace(request_id, req.model, stream=False)
         try:
             decision = await self.route(req, trace)
             messages, params = self._call_args(req)
-            errors: list[UpstreamError] = []
-            for spec in decision.chain:
-                try:
-                    body = await self._provider.complete(spec, messages, params)
-                except UpstreamError as e:
-                    if not e.retryable:
-                        raise trace.fail(self._client_fault(e)) from e
-                    errors.append(e)
-                    trace.fallbacks.append(spec.name)
-                    continue
-                trace.routed = spec
-                trace.usage = usage_of(body) or Usage(0, 0)
-                body["model"] = spec.name
-                return ChatResult(self.headers(trace, with_cost=True), body=body)
-            raise trace.fail(self._exhausted(errors))
+            body = await self._first_success(
+                trace, decision, lambda spec: self._provider.complete(spec, messages, params)
+            )
+            assert trace.routed is not None
+            trace.usage = usage_of(body) or Usage(0, 0)
+            body["model"] = trace.routed.name
+            return ChatResult(self.headers(trace, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
             raise
         finally:
-            if not trace.stream:
-                self._ledger.record(self.record(trace))
+            self._ledger.record(self.record(trace))
 
     async def stream(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
@@ -183,23 +191,18 @@ class ChatPipeline:
         try:
             decision = await self.route(req, trace)
             messages, params = self._call_args(req)
-            errors: list[UpstreamError] = []
-            for spec in decision.chain:
+
+            async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
                 chunks = self._provider.stream(spec, messages, params)
                 try:
-                    first = await anext(chunks)
-                except (UpstreamError, StopAsyncIteration) as e:
-                    err = e if isinstance(e, UpstreamError) else UpstreamError(spec.name, 502, "empty stream", True)
-                    if not err.retryable:
-                        raise trace.fail(self._client_fault(err)) from e
-                    errors.append(err)
-                    trace.fallbacks.append(spec.name)
-                    continue
-                trace.routed = spec
-                trace.ttft_ms = trace.elapsed_ms()
-                relay = self._relay(trace, first, chunks, req.wants_usage_chunk())
-                return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
-            raise trace.fail(self._exhausted(errors))
+                    return await anext(chunks), chunks
+                except StopAsyncIteration:
+                    raise UpstreamError(spec.name, 502, "empty stream", True) from None
+
+            first, rest = await self._first_success(trace, decision, open_stream)
+            trace.ttft_ms = trace.elapsed_ms()
+            relay = self._relay(trace, first, rest, req.wants_usage_chunk())
+            return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)

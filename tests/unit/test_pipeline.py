@@ -1,0 +1,120 @@
+"""The pipeline with fakes at its seams (provider, ledger, score): stream edge cases and the one-record rule."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.errors import NotFound, UpstreamFailed
+from gateway.ledger import LedgerRecord
+from gateway.pipeline import ChatPipeline
+from gateway.protocol import ChatCompletionRequest
+from gateway.provider import UpstreamError
+from router.policy import ModelSpec
+from router.pricing import PriceTable
+from tests.policies import config
+
+
+class FakeProvider:
+    def __init__(self, fail: dict[str, UpstreamError] | None = None, break_after: int | None = None) -> None:
+        self.fail = fail or {}
+        self.break_after = break_after
+        self.calls: list[str] = []
+
+    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(spec.name)
+        if spec.name in self.fail:
+            raise self.fail[spec.name]
+        return {"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 10, "completion_tokens": 2}}
+
+    async def stream(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.calls.append(spec.name)
+        if spec.name in self.fail:
+            raise self.fail[spec.name]
+        for i in range(3):
+            if self.break_after is not None and i == self.break_after:
+                raise UpstreamError(spec.name, 500, "connection reset", True)
+            yield {"choices": [{"index": 0, "delta": {"content": f"w{i}"}}]}
+        yield {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3}}
+
+
+class ListLedger:
+    def __init__(self) -> None:
+        self.records: list[LedgerRecord] = []
+
+    def record(self, rec: LedgerRecord) -> None:
+        self.records.append(rec)
+
+
+async def score(text: str, turns: int) -> float:
+    return 0.5
+
+
+def _pipeline(provider: FakeProvider) -> tuple[ChatPipeline, ListLedger]:
+    cfg = config()
+    ledger = ListLedger()
+    return ChatPipeline(cfg, PriceTable(cfg, {}), score, provider, ledger, ()), ledger
+
+
+def _req(**kw: Any) -> ChatCompletionRequest:
+    return ChatCompletionRequest.model_validate({"model": "auto", "messages": [{"role": "user", "content": "q"}], **kw})
+
+
+async def test_mid_stream_failure_ends_with_error_event_and_one_record() -> None:
+    pipe, ledger = _pipeline(FakeProvider(break_after=2))
+    result = await pipe.stream(_req(stream=True), "r1")
+    assert result.chunks is not None
+    got = [c async for c in result.chunks]
+    assert [c.get("choices", [{}])[0].get("delta", {}).get("content") for c in got[:2]] == ["w0", "w1"]
+    assert got[-1]["error"]["type"] == "server_error"
+    (rec,) = ledger.records
+    assert rec.status == 502 and rec.routed_model == "mid" and rec.stream
+
+
+async def test_client_going_away_is_recorded_as_499() -> None:
+    pipe, ledger = _pipeline(FakeProvider())
+    result = await pipe.stream(_req(stream=True), "r2")
+    assert result.chunks is not None
+    agen = result.chunks
+    await anext(agen)
+    await agen.aclose()  # what Starlette does when the client disconnects
+    (rec,) = ledger.records
+    assert rec.status == 499 and rec.error_type == "client_closed"
+
+
+async def test_stream_usage_is_recorded_but_withheld_unless_asked() -> None:
+    pipe, ledger = _pipeline(FakeProvider())
+    r = await pipe.stream(_req(stream=True), "r3")
+    assert r.chunks is not None
+    got = [c async for c in r.chunks]
+    assert all("usage" not in c for c in got)
+    assert (ledger.records[0].prompt_tokens, ledger.records[0].completion_tokens) == (4, 3)
+    r = await pipe.stream(_req(stream=True, stream_options={"include_usage": True}), "r4")
+    assert r.chunks is not None
+    assert [c async for c in r.chunks][-1]["usage"]["completion_tokens"] == 3
+
+
+async def test_every_outcome_leaves_exactly_one_record() -> None:
+    fail = {m: UpstreamError(m, 503, "down", True) for m in ("mid", "mid-b", "big")}
+    pipe, ledger = _pipeline(FakeProvider(fail))
+    with pytest.raises(UpstreamFailed):
+        await pipe.complete(_req(), "a")
+    with pytest.raises(UpstreamFailed):
+        await pipe.stream(_req(stream=True), "b")
+    with pytest.raises(NotFound):
+        await pipe.complete(_req(model="nope"), "c")
+    assert [r.request_id for r in ledger.records] == ["a", "b", "c"]
+    assert [r.status for r in ledger.records] == [502, 502, 404]
+    assert ledger.records[0].fallbacks == ["mid", "mid-b", "big"]
+
+
+async def test_timeouts_everywhere_are_504() -> None:
+    fail = {m: UpstreamError(m, 504, "timed out", True) for m in ("mid", "mid-b", "big")}
+    pipe, _ = _pipeline(FakeProvider(fail))
+    with pytest.raises(UpstreamFailed) as e:
+        await pipe.complete(_req(), "t")
+    assert e.value.status == 504
