@@ -123,6 +123,18 @@ class FakeUpstream:
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
+    async def _embeddings(self, request: Request) -> Response:
+        body = await request.json()
+        self.received.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = [
+            {"object": "embedding", "index": i, "embedding": [float(len(str(t))), 1.0, 0.0]}
+            for i, t in enumerate(inputs)
+        ]
+        tokens = sum(len(str(t).split()) for t in inputs)
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model"), "usage": usage})
+
     async def _control(self, request: Request) -> Response:
         body = await request.json()
         for model, kw in body.items():
@@ -136,6 +148,7 @@ class FakeUpstream:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/embeddings", self._embeddings, methods=["POST"]),
                 Route("/v1/models", self._models, methods=["GET"]),
                 Route("/_control", self._control, methods=["POST"]),
             ]

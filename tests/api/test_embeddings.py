@@ -1,0 +1,54 @@
+"""/v1/embeddings: a configured model through litellm, and the in-process encoder's input checks."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def test_configured_embedding_model_goes_through_litellm(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["embedding_models"] = [
+        {"name": "hosted-embed", "litellm_model": "openai/text-embedding-3-small", "api_base": fresh_upstream.base_url}
+    ]
+    server, svc = gateway_factory(cfg)
+    r = _client(server.url).embeddings.create(model="hosted-embed", input=["abc", "de"], encoding_format="float")
+    assert [d.embedding for d in r.data] == [[3.0, 1.0, 0.0], [2.0, 1.0, 0.0]]
+    assert r.model == "hosted-embed"
+    assert fresh_upstream.received[-1]["model"] == "text-embedding-3-small"
+    (row,) = svc.ledger.rows()
+    assert row["endpoint"] == "embeddings" and row["prompt_tokens"] == 2 and row["routed_model"] == "hosted-embed"
+
+
+def test_in_process_encoder_base64_and_float_agree(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    b64 = client.embeddings.create(model="all-minilm-l6-v2", input="hello world")  # the SDK asks for base64
+    flt = client.embeddings.create(model="all-minilm-l6-v2", input="hello world", encoding_format="float")
+    assert b64.data[0].embedding == pytest.approx(flt.data[0].embedding, abs=1e-6)
+    assert len(flt.data[0].embedding) == 8  # the fake encoder's dimension
+
+
+def test_embedding_errors(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    with pytest.raises(openai.NotFoundError):
+        client.embeddings.create(model="nope", input="x")
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="all-minilm-l6-v2", input=[[1, 2, 3]])
+    assert e.value.param == "input"
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="all-minilm-l6-v2", input="x", dimensions=64)
+    assert e.value.param == "dimensions"
+    assert [r["status"] for r in svc.ledger.rows()] == [404, 400, 400]
