@@ -1,8 +1,10 @@
-"""Turn rows of the shared outcome schema into training examples: text, turns, label, source and task.
+"""Turn rows of the shared outcome schema into training examples: text, turns, labels, source and task.
 
-The four sources pair different weak and strong models, so a label means the same thing everywhere only
-relative to its own source: 1 when that source's *weak* model's answer was not good enough (score < 0.5).
-Rows the weak model has no outcome for are dropped.
+The four sources grade different models, so labels are read relative to each source:
+- `label` (what v1 trains on): 1 when at least half of the row's models were not good enough (score < 0.5), a
+  graded "hard for this source's models" that uses every model's outcome, not one model's;
+- `weak_fail` (what evaluation uses): 1 when the source's weak model failed.
+Source base rates (Arena-Hard prompts fail far more often than MMLU ones) are removed in training, not here.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ KNOWN_SOURCES: tuple[tuple[str, str, str], ...] = (
     ("llmrouter_uiuc", "llama-3.1-8b-instruct", "llama-3.1-nemotron-51b-instruct"),
 )
 PASS = 0.5
+# Outcomes that measure answer extraction, not ability (the data README says to leave them out).
+EXCLUDED_MODELS = frozenset({"llama3-chatqa-1.5-70b", "llama3-chatqa-1.5-8b"})
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Example:
     text: str
     turns: int
     label: int
+    weak_fail: int
     source: str
     task: str
     split: str
@@ -67,16 +72,19 @@ def examples(rows: Iterable[Mapping[str, Any]], weak: str | None = None) -> list
     for r in rows:
         src = source_of(r)
         name, weak_model = (src[0], weak or src[1]) if src else ("custom", fallback_weak)
-        score = (r.get("scores") or {}).get(weak_model)
+        scores = {m: float(v) for m, v in (r.get("scores") or {}).items() if v is not None and m not in EXCLUDED_MODELS}
+        score = scores.get(weak_model)
         text, turns = row_text(r)
         if score is None or not text:
             continue
+        fail_share = sum(v < PASS for v in scores.values()) / len(scores)
         out.append(
             Example(
                 id=str(r.get("id", len(out))),
                 text=text,
                 turns=turns,
-                label=int(float(score) < PASS),
+                label=int(fail_share >= 0.5),
+                weak_fail=int(score < PASS),
                 source=name,
                 task=str(r.get("task") or r.get("category") or ""),
                 split=str(r.get("orig_split", "")),

@@ -1,4 +1,10 @@
-"""Fit the linear complexity model on featurised examples, each source weighted equally."""
+"""Fit the linear complexity model on featurised examples, each source weighted equally.
+
+Each source also gets an indicator column while fitting. It absorbs that source's base rate, so the shared
+weights learn what makes a prompt hard *within* its source rather than which source a prompt looks like
+(a chat prompt is not hard because Arena-Hard's chat prompts were). At inference the indicators are gone and the
+bias is that of an average source.
+"""
 
 from __future__ import annotations
 
@@ -31,11 +37,14 @@ def fit(
     y = np.asarray(labels, dtype=np.int64)
     if len(set(y.tolist())) < 2:
         raise ValueError("training needs both labels (some prompts the weak model fails, some it passes)")
-    clf = LogisticRegression(C=c, max_iter=2000)
-    clf.fit(x, y, sample_weight=source_weights(sources))
+    names = sorted(set(sources))
+    indicators = np.asarray([[float(s == n) for n in names] for s in sources], dtype=np.float32)
+    clf = LogisticRegression(C=c, max_iter=3000)
+    clf.fit(np.hstack([x, indicators]), y, sample_weight=source_weights(sources))
+    d = x.shape[1]
     return LinearComplexityModel(
-        weights=clf.coef_[0].astype(np.float32),
-        bias=float(clf.intercept_[0]),
+        weights=clf.coef_[0][:d].astype(np.float32),
+        bias=float(clf.intercept_[0] + clf.coef_[0][d:].mean()),
         encoder_name=encoder_name,
         meta=dict(meta or {}),
     )

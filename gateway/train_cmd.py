@@ -1,7 +1,8 @@
 """`tiergate train`: label outcome files, embed, validate honestly, fit on all, write the artifact with its metrics.
 
 Validation is leave-one-source-out (train on the other sources, score the held-out one) and, for RouterBench,
-its original test rows; the numbers go into the artifact's `meta` and the model card quotes them.
+its original test rows, each as ROC AUC against "the source's weak model failed"; the numbers go into the
+artifact's `meta` and the model card quotes them.
 """
 
 from __future__ import annotations
@@ -72,12 +73,12 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
             tr = [i for i, s in enumerate(src) if s != held]
             te = [i for i, s in enumerate(src) if s == held]
             m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder.name, c)
-            metrics[f"leave_out_{held}_auc"] = auc([y[i] for i in te], m.score_features(x[te]))
+            metrics[f"leave_out_{held}_auc"] = auc([exs[i].weak_fail for i in te], m.score_features(x[te]))
     test = [i for i, e in enumerate(exs) if e.split.endswith("test") and e.source == "routerbench"]
     if test:
         tr = [i for i in range(len(exs)) if i not in set(test)]
         m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder.name, c)
-        metrics["routerbench_test_rows_auc"] = auc([y[i] for i in test], m.score_features(x[test]))
+        metrics["routerbench_test_rows_auc"] = auc([exs[i].weak_fail for i in test], m.score_features(x[test]))
     for k, v in metrics.items():
         print(f"  {k}: {v}", file=sys.stderr)
     meta = {

@@ -16,11 +16,14 @@ from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT
 from tests.integration.conftest import Gateway
 
-EASY = "Say hello to my friend Tom."
+# Classifier v1 is weak (see classifiers/MODEL_CARD.md): these tests check that real scores drive real routing,
+# with one prompt v1 scores clearly easy and one it scores clearly hard under the shipped default policy.
+EASY = "Write a short poem about the sea."
 HARD = (
-    "Prove that for every prime p > 3, p^2 - 1 is divisible by 24, then write a Python function that verifies it "
-    "for all primes below 10^6 using a segmented sieve, and analyse its time complexity."
+    "Implement a lock-free concurrent hash map in C++ with memory reclamation via hazard pointers and explain "
+    "the linearizability argument."
 )
+DEFAULT = load(PACKAGE_ROOT / "config" / "tiergate.yaml").policies["default"]
 
 
 def _client(g: Gateway) -> openai.OpenAI:
@@ -44,7 +47,7 @@ def test_easy_prompt_is_answered_by_local_llama_cpp(tiergate: Gateway) -> None:
         model="auto", messages=[{"role": "user", "content": EASY}], max_tokens=24, temperature=0
     )
     assert r.headers["x-tiergate-model"] == "smollm2-local"
-    assert float(r.headers["x-tiergate-score"]) < 0.35  # the shipped policy's first threshold
+    assert float(r.headers["x-tiergate-score"]) < DEFAULT.thresholds[0]
     body = r.parse()
     assert body.choices[0].message.content and body.choices[0].message.content.strip()
     assert body.usage is not None and body.usage.prompt_tokens > 5 and body.usage.completion_tokens > 0
@@ -77,7 +80,9 @@ def test_hard_prompt_goes_to_the_hosted_model(tiergate: Gateway) -> None:
     r = _client(tiergate).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": HARD}]
     )
-    assert float(r.headers["x-tiergate-score"]) >= 0.35
+    score = float(r.headers["x-tiergate-score"])
+    assert score >= DEFAULT.thresholds[0]
+    assert r.headers["x-tiergate-tier"] == str(DEFAULT.min_tier(score))
     assert r.headers["x-tiergate-model"] in ("gpt-4o-mini", "gpt-4o")
     assert r.parse().choices[0].message.content == f"echo: {HARD}"
     row = _ledger(tiergate, r.headers["x-request-id"])
