@@ -51,6 +51,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train([Path(p) for p in args.data], Path(args.out), args.weak, args.c)
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from gateway.eval_cmd import run
+
+    return run(Path(args.data), [Path(p) for p in args.train_extra], args.strong, args.weak, Path(args.out_dir))
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from classifiers.features import prompt_from_messages
     from classifiers.model import ComplexityClassifier
@@ -100,6 +106,13 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--weak", help="the weak model's name in `scores` (files of unknown origin)")
     t.add_argument("--c", type=float, default=0.5, help="inverse L2 strength of the logistic regression")
     t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("eval-router", help="APGR / CPT per held-out group against baselines, with a plot")
+    e.add_argument("--data", required=True, help="evaluation file (its groups are held out one at a time)")
+    e.add_argument("--strong", required=True)
+    e.add_argument("--weak", required=True)
+    e.add_argument("--train-extra", nargs="*", default=[], help="more outcome files for the training pool")
+    e.add_argument("--out-dir", default="eval-out")
+    e.set_defaults(fn=cmd_eval)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)

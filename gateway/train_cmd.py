@@ -7,45 +7,26 @@ artifact's `meta` and the model card quotes them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from classifiers.base import Matrix
 from classifiers.labels import Example, examples
-from classifiers.model import featurize
 from classifiers.train import fit
 from gateway.datasets import read_jsonl
 from gateway.encoders import TorchEncoder
+from gateway.feature_cache import FeatureCache
 
 
-def _cache_dir() -> Path:
-    import os
-
-    d = Path(os.environ.get("TIERGATE_CACHE", Path.home() / ".cache" / "tiergate")) / "features"
-    d.mkdir(parents=True, exist_ok=True)
-    return d
-
-
-def features(encoder: TorchEncoder, exs: list[Example]) -> Matrix:
-    """Featurise, reusing a cache keyed by the texts' hash: re-training shouldn't re-embed 23k prompts."""
-    h = hashlib.sha256()
-    for e in exs:
-        h.update(e.text.encode())
-        h.update(str(e.turns).encode())
-    path = _cache_dir() / f"{encoder.name}-{h.hexdigest()[:20]}.npy"
-    if path.exists():
-        cached: Matrix = np.load(path)
-        return cached
-    x = featurize(encoder, [e.text for e in exs], [e.turns for e in exs])
-    np.save(path, x)
-    return x
+def features(exs: list[Example]) -> Matrix:
+    """Features for these examples; each text is embedded once per machine (see gateway.feature_cache)."""
+    cache = FeatureCache(TorchEncoder, TorchEncoder.name)
+    return cache.features([e.text for e in exs], [e.turns for e in exs])
 
 
 def auc(y: list[int], p: list[float]) -> float | None:
@@ -61,9 +42,9 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
         return 1
     counts = Counter(e.source for e in exs)
     print(f"{len(exs)} labelled prompts: {dict(counts)}", file=sys.stderr)
-    encoder = TorchEncoder()
+    encoder_name = TorchEncoder.name
     t0 = time.perf_counter()
-    x = features(encoder, exs)
+    x = features(exs)
     print(f"features {x.shape} in {time.perf_counter() - t0:.0f}s", file=sys.stderr)
     y = [e.label for e in exs]
     src = [e.source for e in exs]
@@ -72,12 +53,12 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
         for held in sorted(counts):
             tr = [i for i, s in enumerate(src) if s != held]
             te = [i for i, s in enumerate(src) if s == held]
-            m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder.name, c)
+            m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
             metrics[f"leave_out_{held}_auc"] = auc([exs[i].weak_fail for i in te], m.score_features(x[te]))
     test = [i for i, e in enumerate(exs) if e.split.endswith("test") and e.source == "routerbench"]
     if test:
         tr = [i for i in range(len(exs)) if i not in set(test)]
-        m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder.name, c)
+        m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
         metrics["routerbench_test_rows_auc"] = auc([exs[i].weak_fail for i in test], m.score_features(x[test]))
     for k, v in metrics.items():
         print(f"  {k}: {v}", file=sys.stderr)
@@ -89,7 +70,7 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
         "c": c,
         "validation": metrics,
     }
-    model = fit(x, y, src, encoder.name, c, meta)
+    model = fit(x, y, src, encoder_name, c, meta)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)

@@ -1,0 +1,153 @@
+"""`tiergate eval-router`: APGR and CPT per held-out group, Tiergate's router beside the baselines, plus a plot.
+
+For each held-out group (a RouterBench task, an MMLU subject group, any other file's task), every trainable router
+is refitted without that group: no row of the same task from any source, and no row whose text appears in the
+group (the sources share some prompts). Baselines: random (expected), always-weak / always-strong (the two ends of
+every curve), oracle, prompt length, and logistic regression and kNN (k=40) on raw MiniLM embeddings with the
+weak-model-failed label (no source handling), the usual published router recipes.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from classifiers.base import Matrix
+from classifiers.evaluate import Curve, Summary, curve, oracle_score, random_curve, summarise
+from classifiers.labels import Example, examples
+from classifiers.splits import group_of
+from classifiers.train import fit
+from gateway.datasets import read_jsonl
+from gateway.train_cmd import features
+
+EMB = 384  # the first columns of the features are the raw MiniLM embedding
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    example: Example
+    weak: float
+    strong: float
+    group: str
+
+
+def _canon(task: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", task.lower())
+
+
+def eval_rows(path: Path, strong: str, weak: str) -> list[EvalRow]:
+    rows = list(read_jsonl(path))
+    exs = {e.id: e for e in examples(rows, weak)}
+    out = []
+    for r in rows:
+        sc = r.get("scores") or {}
+        e = exs.get(str(r.get("id")))
+        if e is not None and sc.get(strong) is not None and sc.get(weak) is not None:
+            out.append(EvalRow(e, float(sc[weak]), float(sc[strong]), group_of(e.source, e.task)))
+    return out
+
+
+def _excluded(ex: Example, group: str, held_task: str, held_texts: set[str]) -> bool:
+    if ex.text in held_texts or _canon(ex.task) == held_task:
+        return True
+    # Holding out an MMLU subject group also holds out other sources' MMLU rows (their subjects are unknown).
+    return group.startswith("mmlu:") and (group_of(ex.source, ex.task) == group or _canon(ex.task) == "mmlu")
+
+
+def _knn(train: Matrix, labels: np.ndarray, test: Matrix, k: int = 40) -> np.ndarray:
+    out = np.empty(len(test))
+    for s in range(0, len(test), 512):
+        sims = test[s : s + 512] @ train.T
+        top = np.argpartition(-sims, k, axis=1)[:, :k]
+        out[s : s + 512] = labels[top].mean(axis=1)
+    return out
+
+
+def _routers(pool: list[Example], xp: Matrix, tr: list[int], test: list[EvalRow], xt: Matrix) -> dict[str, np.ndarray]:
+    ytr = np.asarray([pool[i].label for i in tr])
+    wf = np.asarray([pool[i].weak_fail for i in tr])
+    ours = fit(xp[tr], ytr.tolist(), [pool[i].source for i in tr], "eval")
+    lr = LogisticRegression(C=1.0, max_iter=2000).fit(xp[tr][:, :EMB], wf)
+    return {
+        "tiergate-v1": np.asarray(ours.score_features(xt)),
+        "logreg-embed": lr.predict_proba(xt[:, :EMB])[:, 1],
+        "knn40-embed": _knn(xp[tr][:, :EMB], wf.astype(float), xt[:, :EMB]),
+        "length": np.asarray([len(r.example.text) for r in test], dtype=float),
+        "oracle": oracle_score([r.weak for r in test], [r.strong for r in test]),
+    }
+
+
+def run(data: Path, extra: list[Path], strong: str, weak: str, out_dir: Path) -> int:
+    test_rows = eval_rows(data, strong, weak)
+    if not test_rows:
+        print(f"no row of {data} has outcomes for both {strong!r} and {weak!r}", file=sys.stderr)
+        return 1
+    pool = [e for p in [data, *extra] for e in examples(read_jsonl(p))]
+    xp = features(pool)
+    xt = features([r.example for r in test_rows])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lines = [
+        f"# Router evaluation: {data.name}, strong = {strong}, weak = {weak}",
+        "",
+        f"Training pool: {', '.join(p.name for p in [data, *extra])} ({len(pool)} labelled prompts).",
+        "",
+        "| held-out group | n | q_weak | q_strong | router | APGR | CPT(50%) | CPT(80%) | CPT(95%) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    curves: dict[str, dict[str, Curve]] = {}
+    for g in sorted({r.group for r in test_rows}):
+        idx = [i for i, r in enumerate(test_rows) if r.group == g]
+        held = [test_rows[i] for i in idx]
+        held_texts = {r.example.text for r in held}
+        task = _canon(held[0].example.task)
+        tr = [i for i, e in enumerate(pool) if not _excluded(e, g, task, held_texts)]
+        w, s = [r.weak for r in held], [r.strong for r in held]
+        if abs(np.mean(w) - np.mean(s)) < 1e-9:
+            lines.append(f"| {g} | {len(held)} | {np.mean(w):.3f} | {np.mean(s):.3f} | (no quality gap) | | | | |")
+            continue
+        scored = _routers(pool, xp, tr, held, xt[idx])
+        curves[g] = {"random": random_curve(w, s), **{k: curve(v.tolist(), w, s) for k, v in scored.items()}}
+        for name, c in curves[g].items():
+            sm: Summary = summarise(name, c)
+            lines.append(
+                f"| {g} | {len(held)} | {c.q_weak:.3f} | {c.q_strong:.3f} | {name} | {sm.apgr:.3f} | "
+                f"{sm.cpt50:.1%} | {sm.cpt80:.1%} | {sm.cpt95:.1%} |"
+            )
+        print(f"{g}: trained on {len(tr)}, tested on {len(held)}", file=sys.stderr)
+    report = out_dir / "router-eval.md"
+    report.write_text("\n".join(lines) + "\n")
+    _plot(curves, out_dir / "router-eval.png")
+    print("\n".join(lines))
+    print(f"\nwrote {report} and {out_dir / 'router-eval.png'}", file=sys.stderr)
+    return 0
+
+
+def _plot(curves: dict[str, dict[str, Curve]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display here; write the file only
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(curves))
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    for ax, (g, cs) in zip(axes[0], curves.items(), strict=False):
+        for name, c in cs.items():
+            ax.plot(
+                c.share * 100,
+                c.quality,
+                label=name,
+                lw=2.2 if name == "tiergate-v1" else 1.2,
+                ls="--" if name in ("random", "oracle") else "-",
+            )
+        ax.set_title(g, fontsize=9)
+        ax.set_xlabel("calls to the strong model (%)")
+        ax.set_ylabel("quality")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
