@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from gateway import errors
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
-from gateway.encoders import TorchEncoder
+from gateway.encoders import make_encoder
 from gateway.ledger import SqliteLedger
 from gateway.pipeline import ChatPipeline
 from gateway.policy_file import load
@@ -61,9 +61,8 @@ def price_table(config: TiergateConfig) -> PriceTable:
 
 def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
     cfg = config or load(settings.config)
-    classifier = ClassifierService(
-        TorchEncoder(), load_model(settings.classifier_artifact), settings.classifier_threads
-    )
+    encoder = make_encoder(settings.encoder)
+    classifier = ClassifierService(encoder, load_model(settings.classifier_artifact), settings.classifier_threads)
     provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
     ledger = SqliteLedger(settings.ledger_path)
     down = unavailable_models(cfg.models, os.environ)

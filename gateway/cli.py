@@ -62,12 +62,12 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from classifiers.model import ComplexityClassifier
     from gateway.classify import load_model
     from gateway.datasets import read_jsonl
-    from gateway.encoders import TorchEncoder
+    from gateway.encoders import make_encoder
     from gateway.policy_file import load
 
     cfg = load(_config_path(args.config))
     policy = cfg.policies[args.policy or cfg.default_policy]
-    clf = ComplexityClassifier(TorchEncoder(), load_model(Path(args.artifact)))
+    clf = ComplexityClassifier(make_encoder(args.encoder), load_model(Path(args.artifact)))
     rows = list(read_jsonl(Path(args.input)))
     texts, turns, ids = [], [], []
     for n, r in enumerate(rows, 1):
@@ -119,6 +119,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--config")
     c.add_argument("--policy")
     c.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
+    c.add_argument("--encoder", choices=["torch", "onnx"], default=os.environ.get("TIERGATE_ENCODER", "torch"))
     c.set_defaults(fn=cmd_classify)
     return p
 

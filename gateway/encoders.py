@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from classifiers.base import Matrix
+from classifiers.base import Encoder, Matrix
 
 MINILM_NAME = "all-minilm-l6-v2"
 
@@ -47,3 +47,14 @@ class TorchEncoder:
 
     def count_tokens(self, text: str) -> int:
         return len(self._tok(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+
+def make_encoder(backend: str) -> Encoder:
+    """The encoder for a backend name ("torch" or "onnx")."""
+    if backend == "onnx":
+        from gateway.onnx_encoder import OnnxEncoder
+
+        return OnnxEncoder()
+    if backend == "torch":
+        return TorchEncoder()
+    raise ValueError(f"unknown encoder backend {backend!r} (torch, onnx)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
     port: int = 8000
     ledger_path: Path = Field(default=Path("tiergate-ledger.sqlite3"), description="SQLite ledger file")
     classifier_artifact: Path = DEFAULT_ARTIFACT
+    # torch: sentence-transformers fp32. onnx: the same weights exported to int8 ONNX once per machine, ~4x faster
+    # on one core, cosine 0.993 to torch on average (docs/benchmarks.md).
+    encoder: Literal["torch", "onnx"] = "torch"
     # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
     classifier_threads: int = Field(default=1, ge=1, le=64)
     upstream_timeout_s: float = Field(default=60.0, gt=0)

@@ -1,0 +1,48 @@
+"""The int8 ONNX backend against torch fp32 on the same packaged weights (export runs once per cache)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateway.encoders import TorchEncoder
+from gateway.onnx_encoder import OnnxEncoder
+
+TEXTS = [
+    "hi",
+    "Write a short poem about the sea.",
+    "Implement a lock-free concurrent hash map in C++ with hazard pointers and explain linearizability.",
+    "Which of these is a mammal? A) shark B) dolphin C) trout D) eel\nAnswer:",
+    "word " * 400,  # longer than the 256-token window: truncated the same way in both
+]
+
+
+@pytest.fixture(scope="module")
+def encoders() -> tuple[TorchEncoder, OnnxEncoder]:
+    return TorchEncoder(), OnnxEncoder()
+
+
+def test_int8_vectors_stay_close_to_fp32(encoders: tuple[TorchEncoder, OnnxEncoder]) -> None:
+    torch_enc, onnx_enc = encoders
+    a, b = torch_enc.encode(TEXTS), onnx_enc.encode(TEXTS)
+    assert a.shape == b.shape == (len(TEXTS), 384)
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.97, cos  # "hi" drifts most (0.978); docs/benchmarks.md reports the distribution
+    assert cos.mean() > 0.985, cos
+
+
+def test_order_and_batching_do_not_change_vectors(encoders: tuple[TorchEncoder, OnnxEncoder]) -> None:
+    _, onnx_enc = encoders
+    together = onnx_enc.encode(TEXTS)
+    alone = np.vstack([onnx_enc.encode([t]) for t in TEXTS])
+    assert np.array_equal(together, alone)  # int8 encodes texts one at a time: no batch-mate effects
+    assert onnx_enc.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
+
+
+def test_fp32_export_matches_torch(encoders: tuple[TorchEncoder, OnnxEncoder], tmp_path: Path) -> None:
+    torch_enc, _ = encoders
+    fp32 = OnnxEncoder(quantized=False)
+    assert ((torch_enc.encode(TEXTS) * fp32.encode(TEXTS)).sum(axis=1)).min() > 0.9999
