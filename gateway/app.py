@@ -62,7 +62,13 @@ def price_table(config: TiergateConfig) -> PriceTable:
 def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
     cfg = config or load(settings.config)
     encoder = make_encoder(settings.encoder)
-    classifier = ClassifierService(encoder, load_model(settings.classifier_artifact), settings.classifier_threads)
+    classifier = ClassifierService(
+        encoder,
+        load_model(settings.classifier_artifact),
+        settings.classifier_threads,
+        settings.classifier_max_batch,
+        settings.classifier_max_wait_ms,
+    )
     provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
     ledger = SqliteLedger(settings.ledger_path)
     down = unavailable_models(cfg.models, os.environ)

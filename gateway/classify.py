@@ -1,18 +1,20 @@
 """The classifier as a gateway service: loads the artifact, scores prompts in a worker thread pool.
 
 Encoding is CPU work of milliseconds; doing it on the event loop would stall every other request, so it runs in
-a small bounded pool (torch releases the GIL inside its kernels).
+a small bounded pool (torch and onnxruntime release the GIL inside their kernels), micro-batched across requests.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from classifiers.base import Encoder
 from classifiers.model import ComplexityClassifier, LinearComplexityModel
+from gateway.batching import MicroBatcher
 
 
 def load_model(path: Path) -> LinearComplexityModel:
@@ -20,15 +22,24 @@ def load_model(path: Path) -> LinearComplexityModel:
 
 
 class ClassifierService:
-    def __init__(self, encoder: Encoder, model: LinearComplexityModel, threads: int = 1) -> None:
+    def __init__(
+        self,
+        encoder: Encoder,
+        model: LinearComplexityModel,
+        threads: int = 1,
+        max_batch: int = 32,
+        max_wait_ms: float = 2.0,
+    ) -> None:
         self.encoder = encoder
         self.classifier = ComplexityClassifier(encoder, model)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiergate-classify")
+        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms)
+
+    def _scores(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
+        return [c.score for c in self.classifier.score_batch(texts, turns)]
 
     async def score(self, text: str, turns: int = 1) -> float:
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._pool, self.classifier.score_batch, [text], [turns])
-        return result[0].score
+        return await self.batcher.score(text, turns)
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """Embeddings for the /v1/embeddings endpoint and the token count it bills."""

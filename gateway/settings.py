@@ -25,5 +25,7 @@ class Settings(BaseSettings):
     encoder: Literal["torch", "onnx"] = "torch"
     # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
     classifier_threads: int = Field(default=1, ge=1, le=64)
+    classifier_max_batch: int = Field(default=32, ge=1, le=512)
+    classifier_max_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     upstream_timeout_s: float = Field(default=60.0, gt=0)
     log_level: str = "info"

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway.batching import MicroBatcher
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.threads: set[str] = set()
+        self.fail = fail
+
+    def __call__(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
+        self.calls.append(list(texts))
+        self.threads.add(threading.current_thread().name)
+        if self.fail:
+            raise RuntimeError("encoder broke")
+        return [len(t) / 100 + n for t, n in zip(texts, turns, strict=True)]
+
+
+async def test_concurrent_prompts_share_batches_and_get_their_own_scores() -> None:
+    rec = Recorder()
+    with ThreadPoolExecutor(1, thread_name_prefix="enc") as pool:
+        b = MicroBatcher(rec, pool, max_batch=8, max_wait_ms=50)
+        texts = [f"prompt {'x' * i}" for i in range(20)]
+        scores = await asyncio.gather(*(b.score(t, 1) for t in texts))
+    assert scores == [len(t) / 100 + 1 for t in texts]
+    assert [len(c) for c in rec.calls] == [8, 8, 4]  # full batches go at once, the rest after max_wait
+    assert rec.threads == {"enc_0"}  # never on the event loop's thread
+
+
+async def test_a_lone_prompt_waits_at_most_max_wait() -> None:
+    rec = Recorder()
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(rec, pool, max_batch=32, max_wait_ms=5)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        assert await b.score("alone", 2) == pytest.approx(2.05)
+        assert loop.time() - t0 < 1.0
+    assert b.batch_sizes == [1]
+
+
+async def test_batch_failure_reaches_every_waiter_and_the_next_batch_works() -> None:
+    rec = Recorder(fail=True)
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(rec, pool, max_batch=2, max_wait_ms=1)
+        results = await asyncio.gather(b.score("a"), b.score("b"), return_exceptions=True)
+        assert all(isinstance(r, RuntimeError) for r in results)
+        rec.fail = False
+        assert await b.score("c") == pytest.approx(1.01)
+
+
+async def test_cancelled_waiter_does_not_break_its_batch() -> None:
+    rec = Recorder()
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(rec, pool, max_batch=3, max_wait_ms=20)
+        t1 = asyncio.ensure_future(b.score("a"))
+        t2 = asyncio.ensure_future(b.score("bb"))
+        await asyncio.sleep(0)
+        t1.cancel()
+        assert await t2 == pytest.approx(1.02)
+
+
+def test_bad_settings_rejected() -> None:
+    with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError):
+        MicroBatcher(Recorder(), pool, max_batch=0)
