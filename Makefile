@@ -20,8 +20,8 @@ serve: install llama-server
 	bash scripts/serve.sh
 
 lint: install
-	$(BIN)/ruff check gateway router classifiers tests
-	$(BIN)/ruff format --check gateway router classifiers tests
+	$(BIN)/ruff check gateway router classifiers tests bench
+	$(BIN)/ruff format --check gateway router classifiers tests bench
 	$(BIN)/mypy
 
 test: install llama-server lint
