@@ -57,6 +57,32 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(Path(args.data), [Path(p) for p in args.train_extra], args.strong, args.weak, Path(args.out_dir))
 
 
+def _duration_s(text: str) -> float:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if not text or text[-1] not in units:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 24h or 7d, got {text!r}")
+    return float(text[:-1]) * units[text[-1]]
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from gateway.calibrate_cmd import run
+
+    if not args.reference and not args.ledger:
+        print("give --reference FILE... or --ledger PATH", file=sys.stderr)
+        return 2
+    shares = [float(x) for x in args.shares.split(",")]
+    return run(
+        _config_path(args.config),
+        args.policy,
+        shares,
+        [Path(p) for p in args.reference or []],
+        Path(args.ledger) if args.ledger else None,
+        args.since,
+        Path(args.artifact),
+        args.write,
+    )
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
     from classifiers.features import prompt_from_messages
     from classifiers.model import ComplexityClassifier
@@ -113,6 +139,16 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--train-extra", nargs="*", default=[], help="more outcome files for the training pool")
     e.add_argument("--out-dir", default="eval-out")
     e.set_defaults(fn=cmd_eval)
+    k = sub.add_parser("calibrate", help="thresholds for target shares per tier; prints a diff, --write applies it")
+    k.add_argument("--policy", default="default")
+    k.add_argument("--shares", required=True, help="share of traffic per tier, e.g. 0.4,0.5,0.1")
+    k.add_argument("--reference", nargs="*", help="outcome or prompt files (shared/data schema)")
+    k.add_argument("--ledger", help="a ledger SQLite file: calibrate on its recent routed traffic")
+    k.add_argument("--since", type=_duration_s, default=_duration_s("24h"), help="ledger window, e.g. 24h")
+    k.add_argument("--config")
+    k.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
+    k.add_argument("--write", action="store_true", help="apply the change to the policy file")
+    k.set_defaults(fn=cmd_calibrate)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)

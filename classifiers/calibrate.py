@@ -1,0 +1,33 @@
+"""Thresholds for target shares of traffic per tier (RouteLLM's quantile idea), from scores on reference prompts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def thresholds_for_shares(
+    scores: Sequence[float], shares: Sequence[float], weights: Sequence[float] | None = None
+) -> list[float]:
+    """`shares[i]` of the (weighted) prompts should need tier i; returns len(shares)-1 increasing thresholds.
+
+    Threshold i is the first score past the cumulative share of tiers 0..i: a score equal to a threshold already
+    needs the higher tier, so exactly that share of prompts scores below it.
+    """
+    if len(shares) < 2 or any(s < 0 for s in shares) or abs(sum(shares) - 1.0) > 1e-6:
+        raise ValueError(f"shares must be >= 2 non-negative numbers summing to 1, got {list(shares)}")
+    s = np.asarray(scores, dtype=np.float64)
+    if s.size == 0:
+        raise ValueError("no scores to calibrate on")
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(s, kind="stable")
+    cum = np.cumsum(w[order]) / w.sum()
+    out: list[float] = []
+    for q in np.cumsum(shares)[:-1]:
+        i = min(int(np.searchsorted(cum, q + 1e-9, side="left")), s.size - 1)
+        t = float(s[order][i])
+        # Thresholds must rise strictly and stay inside (0, 1), as the policy requires.
+        t = min(max(t, (out[-1] + 1e-4) if out else 1e-4), 1 - 1e-4)
+        out.append(round(t, 4))
+    return out

@@ -1,0 +1,101 @@
+"""`tiergate calibrate`: new thresholds for one policy, from reference prompts or recent ledger traffic.
+
+It prints the change as a unified diff of the policy file; `--write` applies it. Only the `thresholds` value of
+that policy is rewritten in place, so comments and layout elsewhere stay as the operator wrote them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sqlite3
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import yaml
+
+from classifiers.calibrate import thresholds_for_shares
+from classifiers.labels import examples
+from gateway.classify import load_model
+from gateway.datasets import read_jsonl
+from gateway.policy_file import PolicyFileError, load, parse
+from gateway.train_cmd import features
+
+
+def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], list[float]]:
+    """Scores of the reference prompts, each source weighted equally (as in training)."""
+    exs = [e for p in paths for e in examples(read_jsonl(p))]
+    if not exs:
+        raise ValueError("no usable prompts in the reference files")
+    scores = load_model(artifact).score_features(features(exs))
+    counts = Counter(e.source for e in exs)
+    return scores, [1.0 / counts[e.source] for e in exs]
+
+
+def ledger_scores(path: Path, since_s: float, policy: str) -> list[float]:
+    with sqlite3.connect(path) as c:
+        rows = c.execute(
+            "SELECT score FROM requests WHERE score IS NOT NULL AND ts >= ? AND policy = ?",
+            (time.time() - since_s, policy),
+        ).fetchall()
+    return [float(r[0]) for r in rows]
+
+
+def rewrite_thresholds(text: str, policy: str, new: list[float]) -> str:
+    """The YAML text with policies.<policy>.thresholds replaced, located through the parser's own marks."""
+    node: yaml.Node | None = yaml.compose(text)
+    for key in ("policies", policy, "thresholds"):
+        if not isinstance(node, yaml.MappingNode):
+            raise ValueError(f"no policies.{policy}.thresholds in the file")
+        node = next((v for k, v in node.value if k.value == key), None)
+    if node is None:
+        raise ValueError(f"no policies.{policy}.thresholds in the file")
+    # A block list's end mark is the next key's start: end at its last item instead, keeping the line break.
+    last = node.value[-1] if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style else node
+    lines = text.splitlines(keepends=True)
+    start = sum(len(x) for x in lines[: node.start_mark.line]) + node.start_mark.column
+    end = sum(len(x) for x in lines[: last.end_mark.line]) + last.end_mark.column
+    return text[:start] + "[" + ", ".join(f"{t:g}" for t in new) + "]" + text[end:]
+
+
+def run(
+    config: Path,
+    policy: str,
+    shares: list[float],
+    reference: list[Path],
+    ledger: Path | None,
+    since_s: float,
+    artifact: Path,
+    write: bool,
+) -> int:
+    try:
+        cfg = load(config)
+    except PolicyFileError as e:
+        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        return 1
+    if policy not in cfg.policies:
+        print(f"unknown policy {policy!r} (known: {sorted(cfg.policies)})", file=sys.stderr)
+        return 1
+    tiers = len(cfg.policies[policy].thresholds) + 1
+    if len(shares) != tiers:
+        print(f"policy {policy!r} has {tiers} tiers: give {tiers} shares", file=sys.stderr)
+        return 1
+    if ledger is not None:
+        scores, weights = ledger_scores(ledger, since_s, policy), None
+        source = f"{len(scores)} routed requests in {ledger} from the last {since_s / 3600:g} h"
+    else:
+        scores, w = reference_scores(reference, artifact)
+        weights, source = w, f"{len(scores)} reference prompts from {', '.join(p.name for p in reference)}"
+    new = thresholds_for_shares(scores, shares, weights)
+    old_text = config.read_text(encoding="utf-8")
+    new_text = rewrite_thresholds(old_text, policy, new)
+    parse(new_text, config)  # the result must still be a valid policy
+    print(f"# {policy}: shares {shares} on {source} -> thresholds {new}", file=sys.stderr)
+    sys.stdout.writelines(
+        difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), str(config), str(config))
+    )
+    if write:
+        config.write_text(new_text, encoding="utf-8")
+        print(f"wrote {config}", file=sys.stderr)
+    return 0

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from classifiers.calibrate import thresholds_for_shares
+from gateway.calibrate_cmd import rewrite_thresholds
+from gateway.ledger import LedgerRecord, SqliteLedger
+from gateway.policy_file import load, parse
+from gateway.settings import PACKAGE_ROOT
+
+
+def test_thresholds_split_traffic_by_the_requested_shares() -> None:
+    scores = [i / 1000 for i in range(1000)]
+    t = thresholds_for_shares(scores, [0.4, 0.5, 0.1])
+    assert t == pytest.approx([0.4, 0.9], abs=0.002)
+    below = [sum(s < x for s in scores) / 1000 for x in t]
+    assert below == pytest.approx([0.4, 0.9], abs=0.002)
+
+
+def test_weights_count_sources_equally() -> None:
+    # 900 low scores from one source, 100 high from another: weighted equally, the median lies between them.
+    scores = [0.1] * 900 + [0.9] * 100
+    weights = [1 / 900] * 900 + [1 / 100] * 100
+    assert thresholds_for_shares(scores, [0.5, 0.5])[0] == pytest.approx(0.1)
+    assert thresholds_for_shares(scores, [0.6, 0.4], weights)[0] == pytest.approx(0.9)
+
+
+def test_thresholds_stay_strictly_increasing_inside_the_unit_interval() -> None:
+    t = thresholds_for_shares([0.5] * 10, [0.3, 0.3, 0.4])
+    assert 0 < t[0] < t[1] < 1
+
+
+@pytest.mark.parametrize("shares", [[1.0], [0.5, 0.6], [-0.1, 1.1]])
+def test_bad_shares_rejected(shares: list[float]) -> None:
+    with pytest.raises(ValueError):
+        thresholds_for_shares([0.1, 0.2], shares)
+
+
+def test_rewrite_changes_only_that_value_and_keeps_comments() -> None:
+    text = (PACKAGE_ROOT / "config" / "tiergate.yaml").read_text()
+    new = rewrite_thresholds(text, "frugal", [0.1, 0.2])
+    changed = [(a, b) for a, b in zip(text.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert changed == [("    thresholds: [0.3235, 0.6405]", "    thresholds: [0.1, 0.2]")]
+    assert parse(new, Path("x")).policies["frugal"].thresholds == [0.1, 0.2]
+    block = "models: []\npolicies:\n  p:\n    thresholds:\n      - 0.3\n      - 0.6\n    baseline_model: m  # keep\n"
+    assert rewrite_thresholds(block, "p", [0.2, 0.5]) == (
+        "models: []\npolicies:\n  p:\n    thresholds:\n      [0.2, 0.5]\n    baseline_model: m  # keep\n"
+    )
+
+
+def test_calibrate_on_ledger_traffic_prints_a_diff_and_writes_on_request(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiergate.yaml"
+    cfg.write_text((PACKAGE_ROOT / "config" / "tiergate.yaml").read_text())
+    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    now = time.time()
+    for i in range(100):
+        ledger.record(LedgerRecord(ts=now, request_id=f"r{i}", policy="default", requested_model="auto", score=i / 100))
+    ledger.record(
+        LedgerRecord(ts=now - 3 * 86400, request_id="old", policy="default", requested_model="auto", score=0.99)
+    )
+    ledger.close()
+    cmd = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "calibrate",
+        "--config",
+        str(cfg),
+        "--ledger",
+        str(tmp_path / "l.sqlite3"),
+        "--since",
+        "24h",
+        "--shares",
+        "0.5,0.3,0.2",
+    ]
+    dry = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    assert "+    thresholds: [0.5, 0.8]" in dry.stdout and "100 routed requests" in dry.stderr
+    assert load(cfg).policies["default"].thresholds == [0.2263, 0.5603]  # not written without --write
+    assert subprocess.run([*cmd, "--write"], capture_output=True, timeout=120).returncode == 0
+    assert load(cfg).policies["default"].thresholds == [0.5, 0.8]
