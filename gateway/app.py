@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
+from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
@@ -19,6 +20,7 @@ from gateway.ledger import SqliteLedger
 from gateway.pipeline import ChatPipeline
 from gateway.policy_file import load
 from gateway.provider import LitellmProvider, reference_prices, unavailable_models
+from gateway.response_cache import ChatCache
 from gateway.routes import chat, embeddings, health, models
 from gateway.settings import Settings
 from router.policy import Price, TiergateConfig
@@ -72,7 +74,12 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
     provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
     ledger = SqliteLedger(settings.ledger_path)
     down = unavailable_models(cfg.models, os.environ)
-    pipeline = ChatPipeline(cfg, price_table(cfg), classifier.score, provider, ledger, down)
+    store: CacheStore = (
+        RedisStore(settings.cache_url, settings.cache_timeout_ms)
+        if settings.cache_url
+        else MemoryStore(settings.cache_max_entries)
+    )
+    pipeline = ChatPipeline(cfg, price_table(cfg), classifier.score, provider, ledger, down, ChatCache(store, cfg))
     if down:
         log.warning("unavailable (API key variable unset): %s", sorted(down))
     return AppServices(cfg, classifier, provider, ledger, pipeline)
@@ -85,6 +92,9 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await svc.pipeline.cache.drain()
+        if svc.pipeline.cache.store is not None:
+            await svc.pipeline.cache.store.close()
         svc.ledger.close()  # drains the queue: a clean shutdown loses no record
         svc.classifier.close()
 

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("tiergate.ledger")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Each step takes the schema from version i to i+1; a ledger file of any older version is brought up to date.
+MIGRATIONS: dict[int, str] = {
+    1: "ALTER TABLE requests ADD COLUMN cache TEXT NOT NULL DEFAULT 'bypass';"
+    "ALTER TABLE requests ADD COLUMN saved_usd REAL NOT NULL DEFAULT 0;",
+}
 
 
 @dataclass
@@ -42,6 +47,8 @@ class LedgerRecord:
     stream: bool = False
     degraded: bool = False
     endpoint: str = "chat.completions"
+    cache: str = "bypass"
+    saved_usd: float = 0.0
 
 
 COLUMNS = [f.name for f in fields(LedgerRecord)]
@@ -75,10 +82,18 @@ class SqliteLedger:
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.executescript(_DDL)
-        self._conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        self._migrate()
         self._thread = threading.Thread(target=self._run, name="tiergate-ledger", daemon=True)
         self._thread.start()
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        fresh = self._conn.execute("SELECT name FROM sqlite_master WHERE name='requests'").fetchone() is None
+        if fresh:
+            self._conn.executescript(_DDL)
+            version = 1  # the DDL is version 1; the steps below bring it up to date like any old file
+        for v in range(max(version, 1), SCHEMA_VERSION):
+            self._conn.executescript(f"BEGIN; {MIGRATIONS[v]} PRAGMA user_version={v + 1}; COMMIT;")
 
     def record(self, rec: LedgerRecord) -> None:
         try:

@@ -7,8 +7,9 @@ stream ends, is broken off, or the client goes away).
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -17,6 +18,7 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDen
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
+from gateway.response_cache import CacheDecision, ChatCache, assemble, replay
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
@@ -58,6 +60,7 @@ class Trace:
     ttft_ms: float | None = None
     status: int = 200
     error_type: str | None = None
+    cache: str = "bypass"
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -81,6 +84,11 @@ def usage_of(body: dict[str, Any]) -> Usage | None:
     return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
 
 
+def spec_name(trace: Trace) -> str:
+    assert trace.routed is not None
+    return trace.routed.name
+
+
 class ChatPipeline:
     def __init__(
         self,
@@ -90,8 +98,10 @@ class ChatPipeline:
         provider: Provider,
         ledger: Ledger,
         unavailable: Collection[str],
+        cache: ChatCache | None = None,
     ) -> None:
         self.config = config
+        self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self._score = score
         self._provider = provider
@@ -166,10 +176,27 @@ class ChatPipeline:
             return result
         raise trace.fail(self._exhausted(errors))
 
-    async def complete(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
+    async def _cached(
+        self, req: ChatCompletionRequest, trace: Trace, decision: Decision, cd: CacheDecision
+    ) -> dict[str, Any] | None:
+        if cd.bypass:
+            return None
+        body = await self.cache.lookup(req, decision.chain[0].name, trace.policy)
+        trace.cache = "miss" if body is None else "hit"
+        if body is not None:
+            trace.routed = decision.chain[0]
+            trace.usage = usage_of(body) or Usage(0, 0)
+        return body
+
+    async def complete(
+        self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> ChatResult:
         trace = Trace(request_id, req.model, stream=False)
         try:
             decision = await self.route(req, trace)
+            cd = self.cache.decide(req, trace.policy, headers or {})
+            if (hit := await self._cached(req, trace, decision, cd)) is not None:
+                return ChatResult(self.headers(trace, with_cost=True), body=hit)
             messages, params = self._call_args(req)
             body = await self._first_success(
                 trace, decision, lambda spec: self._provider.complete(spec, messages, params)
@@ -177,6 +204,8 @@ class ChatPipeline:
             assert trace.routed is not None
             trace.usage = usage_of(body) or Usage(0, 0)
             body["model"] = trace.routed.name
+            if cd.store:
+                self.cache.save(req, trace.routed.name, trace.policy, body, cd.ttl_s)
             return ChatResult(self.headers(trace, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -185,11 +214,17 @@ class ChatPipeline:
         finally:
             self._ledger.record(self.record(trace))
 
-    async def stream(self, req: ChatCompletionRequest, request_id: str) -> ChatResult:
+    async def stream(
+        self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = Trace(request_id, req.model, stream=True)
         try:
             decision = await self.route(req, trace)
+            cd = self.cache.decide(req, trace.policy, headers or {})
+            if (hit := await self._cached(req, trace, decision, cd)) is not None:
+                self._ledger.record(self.record(trace))
+                return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
             messages, params = self._call_args(req)
 
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
@@ -201,7 +236,12 @@ class ChatPipeline:
 
             first, rest = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
-            relay = self._relay(trace, first, rest, req.wants_usage_chunk())
+            on_done = (
+                (lambda body: self.cache.save(req, spec_name(trace), trace.policy, body, cd.ttl_s))
+                if cd.store
+                else None
+            )
+            relay = self._relay(trace, first, rest, req.wants_usage_chunk(), on_done)
             return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
         except GatewayError as e:
             if trace.status == 200:
@@ -210,16 +250,24 @@ class ChatPipeline:
             raise
 
     async def _relay(
-        self, trace: Trace, first: dict[str, Any], rest: AsyncIterator[dict[str, Any]], include_usage: bool
+        self,
+        trace: Trace,
+        first: dict[str, Any],
+        rest: AsyncIterator[dict[str, Any]],
+        include_usage: bool,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
 
         Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked.
         """
         assert trace.routed is not None
+        seen: list[dict[str, Any]] = []
         try:
             chunk: dict[str, Any] | None = first
             while chunk is not None:
+                if on_done is not None:
+                    seen.append(copy.deepcopy(chunk))
                 if (u := usage_of(chunk)) is not None:
                     trace.usage = u
                     if not include_usage:
@@ -228,6 +276,8 @@ class ChatPipeline:
                 if include_usage or chunk.get("choices"):
                     yield chunk
                 chunk = await anext(rest, None)
+            if on_done is not None and (body := assemble(seen)) is not None:
+                on_done(body)
         except UpstreamError as e:
             err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
             yield {"error": err.body().error.model_dump()}
@@ -245,10 +295,11 @@ class ChatPipeline:
         self._ledger.record(self.record(trace))
 
     # -- accounting ------------------------------------------------------------------------------------------
-    def costs(self, trace: Trace) -> tuple[float, float]:
+    def costs(self, trace: Trace) -> tuple[float, float, float]:
+        """(cost, baseline cost, saved by the cache): a hit costs nothing and saves what the model would have cost."""
         cost = self.prices.cost(trace.routed.name, trace.usage) if trace.routed else 0.0
         base = self.prices.cost(trace.baseline_model, trace.usage) if trace.baseline_model else 0.0
-        return cost, base
+        return (0.0, base, cost) if trace.cache == "hit" else (cost, base, 0.0)
 
     def headers(self, trace: Trace, with_cost: bool) -> dict[str, str]:
         assert trace.routed is not None
@@ -260,8 +311,9 @@ class ChatPipeline:
         }
         if trace.score is not None:
             h["x-tiergate-score"] = f"{trace.score:.4f}"
+        h["x-tiergate-cache"] = trace.cache
         if with_cost:
-            cost, base = self.costs(trace)
+            cost, base, _ = self.costs(trace)
             h["x-tiergate-cost-usd"] = f"{cost:.8f}"
             h["x-tiergate-baseline-cost-usd"] = f"{base:.8f}"
         if trace.degraded:
@@ -271,7 +323,7 @@ class ChatPipeline:
         return h
 
     def record(self, trace: Trace) -> LedgerRecord:
-        cost, base = self.costs(trace)
+        cost, base, saved = self.costs(trace)
         return LedgerRecord(
             ts=trace.ts,
             request_id=trace.request_id,
@@ -292,4 +344,6 @@ class ChatPipeline:
             fallbacks=list(trace.fallbacks),
             stream=trace.stream,
             degraded=trace.degraded,
+            cache=trace.cache,
+            saved_usd=saved,
         )

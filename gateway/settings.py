@@ -27,5 +27,9 @@ class Settings(BaseSettings):
     classifier_threads: int = Field(default=1, ge=1, le=64)
     classifier_max_batch: int = Field(default=32, ge=1, le=512)
     classifier_max_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    # Response cache: a Redis URL (redis://host:port/db), or unset for the in-process LRU.
+    cache_url: str | None = None
+    cache_timeout_ms: float = Field(default=50.0, gt=0, le=5000)
+    cache_max_entries: int = Field(default=10_000, ge=1)
     upstream_timeout_s: float = Field(default=60.0, gt=0)
     log_level: str = "info"

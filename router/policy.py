@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from itertools import pairwise
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -61,6 +61,15 @@ class EmbeddingModelSpec(_Frozen):
     price: Price | None = None
 
 
+class CachePolicy(_Frozen):
+    """Response caching for one policy. By default only deterministic requests (temperature 0, or a seed) are
+    cached: caching a sampled answer would silently turn a random draw into a fixed one."""
+
+    mode: Literal["off", "exact"] = "exact"
+    ttl_s: Annotated[int, Field(ge=1, le=30 * 86400)] = 3600
+    only_deterministic: bool = True
+
+
 class OnUnavailable(StrEnum):
     best_effort = "best_effort"
     reject = "reject"
@@ -79,6 +88,7 @@ class Policy(_Frozen):
     allow_direct: bool = True
     allowed_models: list[str] | None = None
     description: str = ""
+    cache: CachePolicy = CachePolicy()
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:

@@ -18,6 +18,7 @@ from gateway.deps import AppServices
 from gateway.ledger import SqliteLedger
 from gateway.pipeline import ChatPipeline
 from gateway.provider import LitellmProvider, unavailable_models
+from gateway.response_cache import ChatCache
 from router.policy import TiergateConfig
 from tests.fakes.encoder import HashEncoder
 from tests.fakes.server import RunningServer, serve_in_thread
@@ -87,7 +88,7 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.delenv("TIERGATE_TEST_UNSET_KEY", raising=False)
     started: list[tuple[RunningServer, AppServices]] = []
 
-    def make(cfg: dict[str, Any], score: Any = marked_score) -> tuple[RunningServer, AppServices]:
+    def make(cfg: dict[str, Any], score: Any = marked_score, store: Any = None) -> tuple[RunningServer, AppServices]:
         import os
 
         config = TiergateConfig.model_validate(cfg)
@@ -97,7 +98,13 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         provider = LitellmProvider(os.environ, 10.0)
         ledger = SqliteLedger(tmp_path / f"ledger-{len(started)}.sqlite3")
         pipeline = ChatPipeline(
-            config, price_table(config), score, provider, ledger, unavailable_models(config.models, os.environ)
+            config,
+            price_table(config),
+            score,
+            provider,
+            ledger,
+            unavailable_models(config.models, os.environ),
+            ChatCache(store, config),
         )
         services = AppServices(config, classifier, provider, ledger, pipeline)
         server = serve_in_thread(create_app(services=services))

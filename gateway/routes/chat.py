@@ -36,8 +36,8 @@ async def chat_completions(request: Request, services: Services) -> Response:
         services.pipeline.reject(rid, _requested_model(raw), err)
         raise err from None
     if not req.stream:
-        result = await services.pipeline.complete(req, rid)
+        result = await services.pipeline.complete(req, rid, request.headers)
         return JSONResponse(result.body, headers=result.headers)
-    result = await services.pipeline.stream(req, rid)
+    result = await services.pipeline.stream(req, rid, request.headers)
     assert result.chunks is not None
     return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)

@@ -19,12 +19,16 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(services: Services) -> JSONResponse:
+    cache = services.pipeline.cache
     checks: dict[str, Any] = {
         "classifier": "ok",
+        "cache": "off"
+        if cache.store is None
+        else (f"{cache.store.name}: ok" if cache.healthy() else f"{cache.store.name}: degraded (bypassed)"),
         "ledger": "ok" if services.ledger.alive() else "writer stopped",
         "unavailable_models": sorted(services.pipeline.unavailable),
     }
     ready = checks["ledger"] == "ok"
-    return JSONResponse(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status_code=200 if ready else 503
-    )
+    # A cache outage degrades (requests still succeed, uncached) but does not make the gateway unready.
+    status = "not_ready" if not ready else ("ready" if cache.healthy() else "degraded")
+    return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)

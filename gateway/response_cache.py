@@ -1,0 +1,150 @@
+"""What the response cache does for one request: whether to look up and store, under which key, and how a stored
+completion is served back, as JSON or as an SSE stream (one stored form serves both).
+
+Key: sha256 of the canonical request (messages, sampling parameters, tools, response format, pass-through
+parameters; not `stream`, `stream_options` or `user`), the routed model and the policy's fingerprint, so a
+different model, system prompt, temperature or policy version never hits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.cache import CacheStore
+from gateway.errors import InvalidRequest
+from gateway.protocol import ChatCompletionRequest
+from router.policy import CachePolicy, Policy, TiergateConfig
+
+TTL_HEADER = "x-tiergate-cache-ttl"
+
+
+@dataclass(frozen=True)
+class CacheDecision:
+    lookup: bool
+    store: bool
+    ttl_s: int
+
+    @property
+    def bypass(self) -> bool:
+        return not self.lookup
+
+
+NO_CACHE = CacheDecision(False, False, 0)
+
+
+def decide(req: ChatCompletionRequest, policy: CachePolicy, headers: Mapping[str, str]) -> CacheDecision:
+    """`Cache-Control: no-cache` skips the lookup but refreshes the entry; `no-store` skips both."""
+    if policy.mode == "off" or (req.n or 1) > 1:
+        return NO_CACHE
+    if policy.only_deterministic and not (req.temperature == 0 or req.seed is not None):
+        return NO_CACHE
+    cc = {d.strip().lower() for d in headers.get("cache-control", "").split(",")}
+    ttl = policy.ttl_s
+    if (raw := headers.get(TTL_HEADER)) is not None:
+        if not raw.strip().isdigit() or not 1 <= int(raw) <= 30 * 86400:
+            raise InvalidRequest(f"'{TTL_HEADER}' must be a whole number of seconds from 1 to 2592000.", TTL_HEADER)
+        ttl = int(raw)
+    if "no-store" in cc:
+        return NO_CACHE
+    return CacheDecision(lookup="no-cache" not in cc, store=True, ttl_s=ttl)
+
+
+def fingerprint(name: str, policy: Policy, config_version: str) -> str:
+    return hashlib.sha256(f"{config_version}\x00{name}\x00{policy.model_dump_json()}".encode()).hexdigest()[:16]
+
+
+def cache_key(req: ChatCompletionRequest, model: str, policy_fp: str) -> str:
+    body = req.model_dump(exclude_none=True, exclude={"model", "stream", "stream_options", "user"})
+    canonical = json.dumps([body, model, policy_fp], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "chat:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def encode(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def decode(raw: bytes, model: str) -> dict[str, Any]:
+    """A stored body as a fresh response: new id and time, our model name."""
+    body: dict[str, Any] = json.loads(raw)
+    body.update(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=model)
+    return body
+
+
+def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A streamed answer as a chat.completion body, or None if it can't be replayed faithfully (tool calls)."""
+    content: list[str] = []
+    finish: str | None = None
+    usage: dict[str, Any] | None = None
+    role = "assistant"
+    for c in chunks:
+        if isinstance(c.get("usage"), dict):
+            usage = c["usage"]
+        for ch in c.get("choices") or []:
+            delta = ch.get("delta") or {}
+            if delta.get("tool_calls") or delta.get("function_call") or ch.get("index", 0) != 0:
+                return None
+            role = delta.get("role") or role
+            content.append(delta.get("content") or "")
+            finish = ch.get("finish_reason") or finish
+    if finish is None:
+        return None  # the stream did not end normally
+    message = {"role": role, "content": "".join(content)}
+    body: dict[str, Any] = {
+        "object": "chat.completion",
+        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+    }
+    if usage is not None:
+        body["usage"] = usage
+    return body
+
+
+async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dict[str, Any]]:
+    """A stored completion as the chunks an upstream would have streamed."""
+    base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"], "model": body["model"]}
+    choice = body["choices"][0]
+    msg = choice.get("message") or {}
+    yield {**base, "choices": [{"index": 0, "delta": {"role": msg.get("role", "assistant"), "content": ""}}]}
+    if msg.get("content"):
+        yield {**base, "choices": [{"index": 0, "delta": {"content": msg["content"]}}]}
+    yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]}
+    if include_usage and body.get("usage"):
+        yield {**base, "choices": [], "usage": body["usage"]}
+
+
+class ChatCache:
+    """The response cache as the pipeline uses it: decisions per policy, lookups, and stores in the background."""
+
+    def __init__(self, store: CacheStore | None, config: TiergateConfig) -> None:
+        self.store = store
+        self._policies = config.policies
+        self._fp = {n: fingerprint(n, p, config.version) for n, p in config.policies.items()}
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def decide(self, req: ChatCompletionRequest, policy: str, headers: Mapping[str, str]) -> CacheDecision:
+        return NO_CACHE if self.store is None else decide(req, self._policies[policy].cache, headers)
+
+    async def lookup(self, req: ChatCompletionRequest, model: str, policy: str) -> dict[str, Any] | None:
+        assert self.store is not None
+        raw = await self.store.get(cache_key(req, model, self._fp[policy]))
+        return decode(raw, model) if raw is not None else None
+
+    def save(self, req: ChatCompletionRequest, model: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
+        """Store off the response path: the client never waits for the cache."""
+        assert self.store is not None
+        task = asyncio.ensure_future(self.store.set(cache_key(req, model, self._fp[policy]), encode(body), ttl_s))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self) -> None:
+        while self._pending:
+            await asyncio.gather(*list(self._pending), return_exceptions=True)
+
+    def healthy(self) -> bool:
+        return self.store is None or self.store.healthy()

@@ -1,0 +1,223 @@
+"""The response cache through the openai SDK, against the machine's real Redis (each test under its own prefix)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from gateway.cache import MemoryStore, RedisStore
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream, free_port
+
+Q = [{"role": "user", "content": "what is two plus two"}]
+
+
+@pytest.fixture
+def redis_store() -> RedisStore:
+    return RedisStore("redis://127.0.0.1:6379/0", timeout_ms=200, prefix=f"tiergate-test-{uuid.uuid4().hex[:8]}:")
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def test_hit_miss_bypass_and_ledger(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    c = _client(server.url)
+    first = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
+    assert first.headers["x-tiergate-cache"] == "miss"
+    time.sleep(0.2)  # the store happens after the response, off its path
+    second = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
+    assert second.headers["x-tiergate-cache"] == "hit"
+    assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
+    assert second.parse().id != first.parse().id
+    assert fresh_upstream.calls_for("mid") == 1
+    sampled = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0.7)
+    assert sampled.headers["x-tiergate-cache"] == "bypass"  # not deterministic: never cached by default
+    rows = svc.ledger.rows()
+    assert [r["cache"] for r in rows] == ["miss", "hit", "bypass"]
+    assert (
+        rows[1]["cost_usd"] == 0.0
+        and rows[1]["saved_usd"] == pytest.approx(rows[0]["cost_usd"])
+        and rows[0]["cost_usd"] > 0
+    )
+    assert float(second.headers["x-tiergate-cost-usd"]) == 0.0
+
+
+def test_cache_control_and_ttl(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    c = _client(server.url)
+    c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"cache-control": "no-store"})
+    time.sleep(0.2)
+    r = c.chat.completions.with_raw_response.create(
+        model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "1"}
+    )
+    assert r.headers["x-tiergate-cache"] == "miss"  # no-store stored nothing
+    time.sleep(0.2)
+    r = c.chat.completions.with_raw_response.create(
+        model="mid", messages=Q, temperature=0, extra_headers={"cache-control": "no-cache"}
+    )
+    assert r.headers["x-tiergate-cache"] == "bypass"  # looked nothing up, refreshed the entry (default TTL)
+    with pytest.raises(openai.BadRequestError) as e:
+        c.chat.completions.create(
+            model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "soon"}
+        )
+    assert e.value.param == "x-tiergate-cache-ttl"
+
+
+def test_ttl_expiry(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    c = _client(server.url)
+    c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "1"})
+    time.sleep(0.3)
+    assert (
+        c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
+        == "hit"
+    )
+    time.sleep(1.2)
+    assert (
+        c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
+        == "miss"
+    )
+
+
+def test_streamed_answer_is_cached_and_replayed_as_a_stream(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    c = _client(server.url)
+
+    def stream() -> tuple[str, list[object], str]:
+        with c.chat.completions.with_streaming_response.create(
+            model="mid", messages=Q, temperature=0, stream=True, stream_options={"include_usage": True}
+        ) as r:
+            chunks = list(r.parse())
+            return (
+                r.headers["x-tiergate-cache"],
+                chunks,
+                "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices),
+            )
+
+    status1, chunks1, text1 = stream()
+    time.sleep(0.2)
+    status2, chunks2, text2 = stream()
+    assert (status1, status2) == ("miss", "hit")
+    assert text2 == text1 == "echo: what is two plus two"
+    assert chunks2[-1].usage is not None and chunks2[-1].usage.total_tokens == chunks1[-1].usage.total_tokens  # type: ignore[attr-defined]
+    assert chunks2[-2].choices[0].finish_reason == "stop"  # type: ignore[attr-defined]
+    plain = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
+    assert plain.headers["x-tiergate-cache"] == "hit" and plain.parse().choices[0].message.content == text1
+    assert fresh_upstream.calls_for("mid") == 1
+
+
+def test_scope_never_crosses_model_system_prompt_or_temperature(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    c = _client(server.url)
+    c.chat.completions.create(model="mid", messages=Q, temperature=0)
+    time.sleep(0.2)
+    variants = [
+        dict(model="gpt-4o", messages=Q, temperature=0),
+        dict(model="mid", messages=[{"role": "system", "content": "be terse"}, *Q], temperature=0),
+        dict(model="mid", messages=Q, temperature=0, seed=7),
+        dict(model="mid", messages=Q, temperature=0, max_tokens=5),
+    ]
+    for v in variants:
+        assert c.chat.completions.with_raw_response.create(**v).headers["x-tiergate-cache"] == "miss", v  # type: ignore[call-overload]
+
+
+def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    c = _client(server.url)
+    c.chat.completions.create(model="mid", messages=Q, temperature=0)
+    time.sleep(0.1)
+    assert (
+        c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
+        == "hit"
+    )
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
+    """A redis-server of this test's own on a spare port: the one the test stops, never the machine's."""
+    port = free_port()
+    yield port, tmp_path
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
+
+
+def _start_redis(port: int, d: Path) -> None:
+    subprocess.run(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "yes",
+            "--dir",
+            str(d),
+            "--logfile",
+            str(d / "redis.log"),
+        ],
+        check=True,
+        timeout=10,
+    )
+    for _ in range(100):
+        if (
+            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, timeout=5).stdout.strip()
+            == b"PONG"
+        ):
+            return
+        time.sleep(0.05)
+    raise RuntimeError("redis did not start")
+
+
+def test_redis_stopped_and_restarted_mid_test(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, own_redis: tuple[int, Path]
+) -> None:
+    port, d = own_redis
+    _start_redis(port, d)
+    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_ms=100, backoff_s=0.5)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=store)
+    c = _client(server.url)
+    answers = []
+    c.chat.completions.create(model="mid", messages=Q, temperature=0)
+    time.sleep(0.2)
+    assert (
+        c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
+        == "hit"
+    )
+    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
+    for i in range(10):  # Redis is gone: every request still answered, uncached
+        answers.append(
+            c.chat.completions.create(model="mid", messages=[{"role": "user", "content": f"q{i}"}], temperature=0)
+        )
+    assert all(a.choices[0].message.content for a in answers)
+    ready = httpx.get(f"{server.url}/readyz").json()
+    assert ready["status"] == "degraded" and "degraded" in ready["checks"]["cache"]
+    _start_redis(port, d)
+    time.sleep(0.6)  # past the back-off: the next request tries Redis again
+    c.chat.completions.create(model="mid", messages=Q, temperature=0)
+    time.sleep(0.2)
+    assert (
+        c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
+        == "hit"
+    )
+    assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
