@@ -79,7 +79,15 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
         if settings.cache_url
         else MemoryStore(settings.cache_max_entries)
     )
-    pipeline = ChatPipeline(cfg, price_table(cfg), classifier.score, provider, ledger, down, ChatCache(store, cfg))
+    pipeline = ChatPipeline(
+        cfg,
+        price_table(cfg),
+        classifier.score,
+        provider,
+        ledger,
+        down,
+        ChatCache(store, cfg, classifier.embed_one, encoder.dim),
+    )
     if down:
         log.warning("unavailable (API key variable unset): %s", sorted(down))
     return AppServices(cfg, classifier, provider, ledger, pipeline)

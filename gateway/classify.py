@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from classifiers.base import Encoder
+from classifiers.base import Encoder, Matrix
 from classifiers.model import ComplexityClassifier, LinearComplexityModel
 from gateway.batching import MicroBatcher
 
@@ -49,6 +49,12 @@ class ClassifierService:
             return vecs.tolist(), sum(self.encoder.count_tokens(t) for t in texts)
 
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def embed_one(self, text: str) -> Matrix:
+        """One L2-normalised vector, off the event loop (the semantic cache's encoder)."""
+        vecs: Matrix = await asyncio.get_running_loop().run_in_executor(self._pool, self.encoder.encode, [text])
+        first: Matrix = vecs[0]
+        return first
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -61,6 +61,7 @@ class Trace:
     status: int = 200
     error_type: str | None = None
     cache: str = "bypass"
+    cache_similarity: float | None = None  # set on a semantic hit
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -182,6 +183,8 @@ class ChatPipeline:
         if cd.bypass:
             return None
         body = await self.cache.lookup(req, decision.chain[0].name, trace.policy)
+        if body is None and (sem := await self.cache.lookup_semantic(req, decision.chain[0].name, trace.policy)):
+            body, trace.cache_similarity = sem
         trace.cache = "miss" if body is None else "hit"
         if body is not None:
             trace.routed = decision.chain[0]
@@ -312,6 +315,8 @@ class ChatPipeline:
         if trace.score is not None:
             h["x-tiergate-score"] = f"{trace.score:.4f}"
         h["x-tiergate-cache"] = trace.cache
+        if trace.cache_similarity is not None:
+            h["x-tiergate-cache-match"] = f"semantic {trace.cache_similarity:.3f}"
         if with_cost:
             cost, base, _ = self.costs(trace)
             h["x-tiergate-cost-usd"] = f"{cost:.8f}"

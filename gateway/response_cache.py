@@ -13,10 +13,14 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from classifiers.base import Matrix
+from classifiers.features import content_text
+from classifiers.nearmiss import compatible
+from classifiers.semantic_index import ScopedIndex
 from gateway.cache import CacheStore
 from gateway.errors import InvalidRequest
 from gateway.protocol import ChatCompletionRequest
@@ -118,14 +122,62 @@ async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dic
         yield {**base, "choices": [], "usage": body["usage"]}
 
 
-class ChatCache:
-    """The response cache as the pipeline uses it: decisions per policy, lookups, and stores in the background."""
+def scope_key(req: ChatCompletionRequest, model: str, policy_fp: str) -> tuple[str, str]:
+    """(scope, text): the request without its last user turn (system prompt, history, parameters), and that turn."""
+    messages = [m.model_dump(exclude_none=True) for m in req.messages]
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
+    text = content_text(messages[last].get("content"))
+    messages[last] = {"role": messages[last].get("role")}
+    body = req.model_dump(exclude_none=True, exclude={"model", "stream", "stream_options", "user", "messages"})
+    canonical = json.dumps(
+        [body, messages, model, policy_fp], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return "scope:" + hashlib.sha256(canonical.encode()).hexdigest(), text
 
-    def __init__(self, store: CacheStore | None, config: TiergateConfig) -> None:
+
+EmbedFn = Callable[[str], Awaitable[Matrix]]
+
+
+class ChatCache:
+    """The response cache as the pipeline uses it: decisions per policy, lookups, and stores in the background.
+
+    `embed` (the classifier's encoder) enables the semantic layer for policies that opt in.
+    """
+
+    def __init__(
+        self, store: CacheStore | None, config: TiergateConfig, embed: EmbedFn | None = None, dim: int = 384
+    ) -> None:
         self.store = store
         self._policies = config.policies
         self._fp = {n: fingerprint(n, p, config.version) for n, p in config.policies.items()}
         self._pending: set[asyncio.Task[None]] = set()
+        self._embed = embed
+        self._index = {
+            n: ScopedIndex(dim, p.cache.semantic.max_entries_per_scope)
+            for n, p in config.policies.items()
+            if p.cache.semantic.enabled and embed is not None
+        }
+
+    async def lookup_semantic(
+        self, req: ChatCompletionRequest, model: str, policy: str
+    ) -> tuple[dict[str, Any], float] | None:
+        """After an exact miss: the closest earlier prompt in scope, if similar enough and the guard agrees."""
+        index = self._index.get(policy)
+        if index is None or self._embed is None or self.store is None:
+            return None
+        scope, text = scope_key(req, model, self._fp[policy])
+        match = index.search(scope, await self._embed(text))
+        if match is None or match.similarity < self._policies[policy].cache.semantic.threshold:
+            return None
+        if not compatible(match.text, text):
+            return None
+        raw = await self.store.get(match.key)
+        return (decode(raw, model), match.similarity) if raw is not None else None
+
+    async def _index_later(self, req: ChatCompletionRequest, model: str, policy: str, key: str) -> None:
+        assert self._embed is not None
+        scope, text = scope_key(req, model, self._fp[policy])
+        self._index[policy].add(scope, await self._embed(text), text, key)
 
     def decide(self, req: ChatCompletionRequest, policy: str, headers: Mapping[str, str]) -> CacheDecision:
         return NO_CACHE if self.store is None else decide(req, self._policies[policy].cache, headers)
@@ -138,9 +190,14 @@ class ChatCache:
     def save(self, req: ChatCompletionRequest, model: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
         """Store off the response path: the client never waits for the cache."""
         assert self.store is not None
-        task = asyncio.ensure_future(self.store.set(cache_key(req, model, self._fp[policy]), encode(body), ttl_s))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        key = cache_key(req, model, self._fp[policy])
+        jobs = [self.store.set(key, encode(body), ttl_s)]
+        if policy in self._index:
+            jobs.append(self._index_later(req, model, policy, key))
+        for job in jobs:
+            task = asyncio.ensure_future(job)
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def drain(self) -> None:
         while self._pending:

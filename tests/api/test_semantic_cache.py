@@ -1,0 +1,49 @@
+"""The semantic layer through the SDK, with a bag-of-words encoder at the seam (paraphrases by word overlap)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+
+import numpy as np
+import openai
+
+from gateway.cache import MemoryStore
+from gateway.response_cache import ChatCache
+from router.policy import TiergateConfig
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+
+async def bow(text: str) -> np.ndarray:
+    v = np.zeros(64, dtype=np.float32)
+    for w in re.findall(r"[a-z0-9]+", text.lower()):
+        v[int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
+    return v / max(float(np.linalg.norm(v)), 1e-9)
+
+
+def test_paraphrase_hits_near_miss_and_other_scope_do_not(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["policies"]["default"]["cache"] = {"semantic": {"enabled": True, "threshold": 0.85}}
+    server, svc = gateway_factory(cfg, store=MemoryStore(1000))
+    svc.pipeline.cache = ChatCache(MemoryStore(1000), TiergateConfig.model_validate(cfg), bow, dim=64)
+    c = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
+
+    def ask(text: str, system: str | None = None) -> openai.types.chat.ChatCompletion:
+        msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}]
+        return c.chat.completions.with_raw_response.create(model="mid", messages=msgs, temperature=0)  # type: ignore[arg-type,return-value]
+
+    ask("please tell me the capital city of Austria")
+    time.sleep(0.2)
+    para = ask("tell me the capital city of Austria please")
+    assert para.headers["x-tiergate-cache"] == "hit"  # type: ignore[attr-defined]
+    assert para.headers["x-tiergate-cache-match"].startswith("semantic ")  # type: ignore[attr-defined]
+    assert para.parse().choices[0].message.content == "echo: please tell me the capital city of Austria"  # type: ignore[attr-defined]
+    near = ask("please tell me the capital city of Australia")  # cosine high, but a different name: the guard says no
+    assert near.headers["x-tiergate-cache"] == "miss"  # type: ignore[attr-defined]
+    other_scope = ask("tell me the capital city of Austria please", system="answer in French")
+    assert other_scope.headers["x-tiergate-cache"] == "miss"  # type: ignore[attr-defined]
+    assert fresh_upstream.calls_for("mid") == 3
