@@ -21,7 +21,7 @@ from gateway.pipeline import ChatPipeline
 from gateway.policy_file import load
 from gateway.provider import LitellmProvider, reference_prices, unavailable_models
 from gateway.response_cache import ChatCache
-from gateway.routes import chat, embeddings, health, models
+from gateway.routes import chat, embeddings, health, models, stats
 from gateway.settings import Settings
 from router.policy import Price, TiergateConfig
 from router.pricing import PriceTable
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app = FastAPI(title="Tiergate", version="0.1.0", lifespan=lifespan)
     app.state.services = svc
     errors.install(app)
-    for r in (chat.router, embeddings.router, models.router, health.router):
+    for r in (chat.router, embeddings.router, models.router, health.router, stats.router):
         app.include_router(r)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -151,6 +151,37 @@ class SqliteLedger:
         with self._lock:
             self._conn.close()
 
+    def per_model(self, since_ts: float = 0.0) -> list[dict[str, Any]]:
+        """Requests, cache hits, cost and savings per policy and routed model since a time (chat only)."""
+        self.flush()
+        sql = (
+            "SELECT policy, routed_model, COUNT(*), SUM(cache = 'hit'), SUM(cache != 'bypass'), SUM(cost_usd),"
+            " SUM(baseline_cost_usd), SUM(saved_usd), SUM(status >= 400), SUM(prompt_tokens), SUM(completion_tokens)"
+            " FROM requests WHERE ts >= ? AND endpoint = 'chat.completions' GROUP BY policy, routed_model"
+            " ORDER BY policy, routed_model"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql, (since_ts,)).fetchall()
+        out = []
+        for policy, model, n, hits, looked, cost, base, saved, errors, pt, ct in rows:
+            out.append(
+                {
+                    "policy": policy,
+                    "model": model,
+                    "requests": n,
+                    "errors": errors,
+                    "cache_hits": hits,
+                    "cache_hit_rate": round(hits / looked, 4) if looked else None,
+                    "cost_usd": cost,
+                    "baseline_cost_usd": base,
+                    "saved_by_cache_usd": saved,
+                    "saved_by_routing_usd": base - cost - saved,
+                    "prompt_tokens": pt,
+                    "completion_tokens": ct,
+                }
+            )
+        return out
+
     def rows(self, where: str = "1=1", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         self.flush()
         with self._lock:
