@@ -39,10 +39,37 @@ def table() -> list[tuple[float, float, float, float, float]]:
     return out  # type: ignore[return-value]
 
 
+def scaling() -> list[tuple[int, float, float]]:
+    """Search time and memory of one scope of the in-process index at growing sizes (random unit vectors)."""
+    import time
+
+    from classifiers.semantic_index import ScopedIndex
+
+    rng = np.random.default_rng(0)
+    out = []
+    for n in (2_000, 10_000, 100_000):
+        idx = ScopedIndex(384, per_scope=n)
+        vecs = rng.standard_normal((n, 384)).astype(np.float32)
+        vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+        for i in range(n):
+            idx.add("s", vecs[i], "", str(i))
+        q = vecs[0]
+        ts = []
+        for _ in range(50):
+            t = time.perf_counter()
+            idx.search("s", q)
+            ts.append(time.perf_counter() - t)
+        out.append((n, float(np.median(ts) * 1000), n * 384 * 4 / 2**20))
+    return out
+
+
 def main() -> None:
     print("| threshold | precision, cosine only | recall | precision, with guard | recall |\n|---|---|---|---|---|")
     for t, p0, r0, p1, r1 in table():
         print(f"| {t:.2f} | {p0:.3f} | {r0:.2f} | {p1:.3f} | {r1:.2f} |")
+    print("\n| entries in one scope | search p50 (ms) | vectors (MB) |\n|---|---|---|")
+    for n, ms, mb in scaling():
+        print(f"| {n:,} | {ms:.3f} | {mb:.0f} |")
 
 
 if __name__ == "__main__":

@@ -2,9 +2,9 @@
 
 Redis 7 here has no vector search, so vectors live in the worker. A scope (policy, model, system prompt and
 parameters) holds at most `per_scope` entries in a ring (the oldest is overwritten); at most `scopes` scopes
-are kept (least recently used go). Search is one matrix-vector product: at the default 2,000 entries per scope,
-3 MB and well under a millisecond; a single scope of 100k entries would be 150 MB and a memory-bound scan of
-several milliseconds per lookup, which is why the bound exists.
+are kept (least recently used go). Search is one matrix-vector product. Measured (bench/semantic.py, one core):
+2,000 entries per scope (the default) 3 MB and 0.07 ms a search; 10,000: 15 MB, 0.6 ms; 100,000: 146 MB and
+14 ms a search, as much as a cache miss's own overhead, which is why the bound exists.
 """
 
 from __future__ import annotations

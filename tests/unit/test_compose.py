@@ -14,10 +14,12 @@ COMPOSE = yaml.safe_load((PACKAGE_ROOT / "docker-compose.yml").read_text())
 
 def test_services_and_dependencies() -> None:
     s = COMPOSE["services"]
-    assert set(s) == {"model-files", "llama", "tiergate"}
+    assert set(s) == {"model-files", "llama", "redis", "tiergate"}
+    assert s["tiergate"]["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert s["tiergate"]["environment"]["TIERGATE_CACHE_URL"].startswith("redis://redis:6379")
     assert s["tiergate"]["depends_on"]["llama"]["condition"] == "service_healthy"
     assert s["llama"]["depends_on"]["model-files"]["condition"] == "service_completed_successfully"
-    assert "healthcheck" in s["llama"] and "healthcheck" in s["tiergate"]
+    assert all("healthcheck" in s[n] for n in ("llama", "redis", "tiergate"))
     assert s["tiergate"]["ports"] == ["8000:8000"]
     for svc in s.values():
         for v in svc.get("volumes", []):
