@@ -139,8 +139,14 @@ def test_scope_never_crosses_model_system_prompt_or_temperature(
         dict(model="mid", messages=Q, temperature=0, seed=7),
         dict(model="mid", messages=Q, temperature=0, max_tokens=5),
     ]
+    # With a seed both are cacheable; only the temperature differs.
+    c.chat.completions.create(model="mid", messages=Q, temperature=0.2, seed=11)
+    time.sleep(0.2)
+    variants.append(dict(model="mid", messages=Q, temperature=0.9, seed=11))
     for v in variants:
         assert c.chat.completions.with_raw_response.create(**v).headers["x-tiergate-cache"] == "miss", v  # type: ignore[call-overload]
+    same = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0.2, seed=11)
+    assert same.headers["x-tiergate-cache"] == "hit"  # the control: the seeded request itself does hit
 
 
 def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
