@@ -113,3 +113,8 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         app.include_router(r)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn's worker processes: each builds its own app from TIERGATE_* variables."""
+    return create_app(Settings())

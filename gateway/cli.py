@@ -41,7 +41,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except PolicyFileError as e:
         print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
         return 1
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+        return 0
+    # Worker processes build their own app from the environment; hand them the resolved config path.
+    os.environ["TIERGATE_CONFIG"] = str(settings.config.resolve())
+    uvicorn.run(
+        "gateway.app:app_from_env",
+        factory=True,
+        workers=args.workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+    )
     return 0
 
 
@@ -122,6 +134,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")
     s.add_argument("--host", default=os.environ.get("TIERGATE_HOST", "127.0.0.1"))
     s.add_argument("--port", type=int, default=int(os.environ.get("TIERGATE_PORT", "8000")))
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("TIERGATE_WORKERS", "1")),
+        help="worker processes (each loads its own classifier: ~500 MB with torch, ~170 MB with onnx)",
+    )
     s.set_defaults(fn=cmd_serve)
     v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
     v.add_argument("path")

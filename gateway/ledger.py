@@ -80,6 +80,8 @@ class SqliteLedger:
         self._lock = threading.Lock()  # one connection, used by the writer thread and inline overflow writes
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        # Several gateway workers may share one ledger file: wait for the write lock instead of failing.
+        self._conn.execute("PRAGMA busy_timeout=10000")
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._migrate()

@@ -1,0 +1,79 @@
+"""`tiergate serve --workers 2`: two worker processes answer, and both write one ledger without losing a record."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.fakes.server import wait_http
+from tests.fakes.upstream import FakeUpstream, free_port
+
+
+def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
+    up = FakeUpstream().start()
+    cfg = {
+        "models": [
+            {
+                "name": "m",
+                "litellm_model": "openai/m",
+                "api_base": up.base_url,
+                "tier": 0,
+                "price": {"input_per_mtok": 1.0, "output_per_mtok": 1.0},
+            }
+        ],
+        "policies": {"default": {"thresholds": [0.5], "baseline_model": "m"}},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    env = {**os.environ, "TIERGATE_LEDGER_PATH": str(tmp_path / "l.sqlite3"), "TIERGATE_ENCODER": "onnx"}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as f:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(tmp_path / "cfg.yaml"),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", 180, proc, log)
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) >= 2, children
+
+        def ask(i: int) -> str:
+            r = httpx.post(
+                f"http://127.0.0.1:{port}/v1/chat/completions",
+                timeout=60,
+                json={"model": "auto", "messages": [{"role": "user", "content": f"question {i}"}]},
+            )
+            assert r.status_code == 200, r.text
+            return r.headers["x-request-id"]
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(ask, range(60)))
+        assert len(set(ids)) == 60
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        up.stop()
+    with sqlite3.connect(tmp_path / "l.sqlite3") as c:
+        got = {r[0] for r in c.execute("SELECT request_id FROM requests WHERE status = 200")}
+    assert got >= set(ids)  # both workers' records, all committed by the clean shutdown
