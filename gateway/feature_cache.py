@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from classifiers.base import Encoder, Matrix
 from classifiers.model import featurize
+from gateway.settings import cache_dir
 
 
 def _key(text: str, turns: int) -> str:
@@ -21,8 +21,7 @@ class FeatureCache:
     """Append-only shards (`<n>.npy` rows + `<n>.keys`), loaded whole: 23k rows of 388 floats is 36 MB."""
 
     def __init__(self, encoder: Callable[[], Encoder], name: str, root: Path | None = None) -> None:
-        base = root or Path(os.environ.get("TIERGATE_CACHE", Path.home() / ".cache" / "tiergate"))
-        self.dir = base / "features" / name
+        self.dir = (root or cache_dir()) / "features" / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self._make_encoder = encoder  # loaded only when some text is not cached yet
         self._encoder: Encoder | None = None

@@ -7,7 +7,6 @@ TorchEncoder's (benchmarks report the cosine between them). Export needs torch; 
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +15,9 @@ import numpy as np
 
 from classifiers.base import Matrix
 from gateway.encoders import MINILM_NAME, minilm_path
+from gateway.settings import cache_dir
 
 MAX_TOKENS = 256
-
-
-def _cache_root() -> Path:
-    return Path(os.environ.get("TIERGATE_CACHE", Path.home() / ".cache" / "tiergate")) / "onnx"
 
 
 def export(model_dir: Path, out: Path) -> None:
@@ -70,7 +66,7 @@ def export(model_dir: Path, out: Path) -> None:
 def cached_model(model_dir: Path, quantized: bool = True) -> Path:
     """The exported file for these weights, exporting it first if this machine has none."""
     digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
-    target = _cache_root() / f"{MINILM_NAME}-{digest}-pc" / "model-int8.onnx"
+    target = cache_dir("onnx") / f"{MINILM_NAME}-{digest}-pc" / "model-int8.onnx"
     if not target.exists():
         export(model_dir, target)
     return target if quantized else target.with_name("model-fp32.onnx")

@@ -12,6 +12,14 @@ PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARTIFACT = PACKAGE_ROOT / "classifiers" / "artifacts" / "complexity-v1.json"
 
 
+def cache_dir(*parts: str) -> Path:
+    """Per-machine caches outside the clone (built binaries, ONNX exports, embeddings): $TIERGATE_CACHE or
+    ~/.cache/tiergate. Kept across clones so set-up work happens once per machine."""
+    import os
+
+    return Path(os.environ.get("TIERGATE_CACHE", Path.home() / ".cache" / "tiergate")).joinpath(*parts)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", extra="forbid")
 
