@@ -7,7 +7,6 @@ stream ends, is broken off, or the client goes away).
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -270,7 +269,7 @@ class ChatPipeline:
             chunk: dict[str, Any] | None = first
             while chunk is not None:
                 if on_done is not None:
-                    seen.append(copy.deepcopy(chunk))
+                    seen.append(dict(chunk))  # below we only set "model" and drop "usage" at the top level
                 if (u := usage_of(chunk)) is not None:
                     trace.usage = u
                     if not include_usage:

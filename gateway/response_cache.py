@@ -13,6 +13,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -152,6 +153,7 @@ class ChatCache:
         self._fp = {n: fingerprint(n, p, config.version) for n, p in config.policies.items()}
         self._pending: set[asyncio.Task[None]] = set()
         self._embed = embed
+        self._recent: OrderedDict[str, Matrix] = OrderedDict()
         self._index = {
             n: ScopedIndex(dim, p.cache.semantic.max_entries_per_scope)
             for n, p in config.policies.items()
@@ -166,7 +168,7 @@ class ChatCache:
         if index is None or self._embed is None or self.store is None:
             return None
         scope, text = scope_key(req, model, self._fp[policy])
-        match = index.search(scope, await self._embed(text))
+        match = index.search(scope, await self._vector(text))
         if match is None or match.similarity < self._policies[policy].cache.semantic.threshold:
             return None
         if not compatible(match.text, text):
@@ -174,10 +176,20 @@ class ChatCache:
         raw = await self.store.get(match.key)
         return (decode(raw, model), match.similarity) if raw is not None else None
 
-    async def _index_later(self, req: ChatCompletionRequest, model: str, policy: str, key: str) -> None:
+    async def _vector(self, text: str) -> Matrix:
+        """The text's embedding; a miss looks up, then indexes the same text, so the vector is kept briefly."""
         assert self._embed is not None
+        vec = self._recent.pop(text, None)
+        if vec is None:
+            vec = await self._embed(text)
+        self._recent[text] = vec
+        while len(self._recent) > 256:
+            self._recent.popitem(last=False)
+        return vec
+
+    async def _index_later(self, req: ChatCompletionRequest, model: str, policy: str, key: str) -> None:
         scope, text = scope_key(req, model, self._fp[policy])
-        self._index[policy].add(scope, await self._embed(text), text, key)
+        self._index[policy].add(scope, await self._vector(text), text, key)
 
     def decide(self, req: ChatCompletionRequest, policy: str, headers: Mapping[str, str]) -> CacheDecision:
         return NO_CACHE if self.store is None else decide(req, self._policies[policy].cache, headers)

@@ -15,8 +15,11 @@ from router.policy import TiergateConfig
 from tests.conftest import GatewayFactory, api_config
 from tests.fakes.upstream import FakeUpstream
 
+EMBEDDED: list[str] = []
+
 
 async def bow(text: str) -> np.ndarray:
+    EMBEDDED.append(text)
     v = np.zeros(64, dtype=np.float32)
     for w in re.findall(r"[a-z0-9]+", text.lower()):
         v[int(hashlib.md5(w.encode()).hexdigest(), 16) % 64] += 1.0
@@ -47,3 +50,5 @@ def test_paraphrase_hits_near_miss_and_other_scope_do_not(
     other_scope = ask("tell me the capital city of Austria please", system="answer in French")
     assert other_scope.headers["x-tiergate-cache"] == "miss"  # type: ignore[attr-defined]
     assert fresh_upstream.calls_for("mid") == 3
+    # Each distinct text is embedded once: a miss's lookup and its indexing share the vector.
+    assert sorted(EMBEDDED) == sorted(set(EMBEDDED)) and len(EMBEDDED) == 3, EMBEDDED
