@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
@@ -16,12 +17,14 @@ from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
-from gateway.ledger import SqliteLedger
-from gateway.pipeline import ChatPipeline
+from gateway.ledger import Ledger, open_ledger
+from gateway.metrics import Metrics
+from gateway.pipeline import ChatPipeline, ScoreFn
 from gateway.policy_file import load
 from gateway.provider import LitellmProvider, reference_prices, unavailable_models
+from gateway.recorder import Recorder
 from gateway.response_cache import ChatCache
-from gateway.routes import chat, embeddings, health, models, stats
+from gateway.routes import chat, dashboard, embeddings, health, metrics, models, stats
 from gateway.settings import Settings
 from router.policy import Price, TiergateConfig
 from router.pricing import PriceTable
@@ -72,25 +75,39 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
         settings.classifier_max_wait_ms,
     )
     provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
-    ledger = SqliteLedger(settings.ledger_path)
-    down = unavailable_models(cfg.models, os.environ)
+    ledger = open_ledger(settings.ledger_url or settings.ledger_path, settings.ledger_spool_dir)
     store: CacheStore = (
         RedisStore(settings.cache_url, settings.cache_timeout_ms)
         if settings.cache_url
         else MemoryStore(settings.cache_max_entries)
     )
+    svc = wire_services(cfg, classifier, provider, ledger, ChatCache(store, cfg, classifier.embed_one, encoder.dim))
+    if svc.pipeline.unavailable:
+        log.warning("unavailable (API key variable unset): %s", sorted(svc.pipeline.unavailable))
+    return svc
+
+
+def wire_services(
+    cfg: TiergateConfig,
+    classifier: ClassifierService,
+    provider: LitellmProvider,
+    ledger: Ledger,
+    cache: ChatCache,
+    score: ScoreFn | None = None,
+) -> AppServices:
+    """Connect the parts: every finished request's record goes to the ledger and the metrics."""
+    meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]))
+    recorder = Recorder(ledger, meters)
     pipeline = ChatPipeline(
         cfg,
         price_table(cfg),
-        classifier.score,
+        score or classifier.score,
         provider,
-        ledger,
-        down,
-        ChatCache(store, cfg, classifier.embed_one, encoder.dim),
+        recorder,
+        unavailable_models(cfg.models, os.environ),
+        cache,
     )
-    if down:
-        log.warning("unavailable (API key variable unset): %s", sorted(down))
-    return AppServices(cfg, classifier, provider, ledger, pipeline)
+    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder)
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
@@ -109,8 +126,17 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app = FastAPI(title="Tiergate", version="0.1.0", lifespan=lifespan)
     app.state.services = svc
     errors.install(app)
-    for r in (chat.router, embeddings.router, models.router, health.router, stats.router):
+    for r in (
+        chat.router,
+        embeddings.router,
+        models.router,
+        health.router,
+        stats.router,
+        metrics.router,
+        dashboard.router,
+    ):
         app.include_router(r)
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -7,7 +7,6 @@ that policy is rewritten in place, so comments and layout elsewhere stay as the 
 from __future__ import annotations
 
 import difflib
-import sqlite3
 import sys
 import time
 from collections import Counter
@@ -19,6 +18,7 @@ from classifiers.calibrate import thresholds_for_shares
 from classifiers.labels import examples
 from gateway.classify import load_model
 from gateway.datasets import read_jsonl
+from gateway.ledger.backends import make_backend
 from gateway.policy_file import PolicyFileError, load, parse
 from gateway.train_cmd import features
 
@@ -33,12 +33,15 @@ def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], li
     return scores, [1.0 / counts[e.source] for e in exs]
 
 
-def ledger_scores(path: Path, since_s: float, policy: str) -> list[float]:
-    with sqlite3.connect(path) as c:
-        rows = c.execute(
+def ledger_scores(url: str, since_s: float, policy: str) -> list[float]:
+    backend = make_backend(url)
+    try:
+        rows = backend.query(
             "SELECT score FROM requests WHERE score IS NOT NULL AND ts >= ? AND policy = ?",
             (time.time() - since_s, policy),
-        ).fetchall()
+        )
+    finally:
+        backend.close()
     return [float(r[0]) for r in rows]
 
 
@@ -64,7 +67,7 @@ def run(
     policy: str,
     shares: list[float],
     reference: list[Path],
-    ledger: Path | None,
+    ledger: str | None,
     since_s: float,
     artifact: Path,
     write: bool,

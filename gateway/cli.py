@@ -1,4 +1,4 @@
-"""The `tiergate` command: serve, validate-config, train, classify."""
+"""The `tiergate` command: serve, validate-config, train, eval-router, calibrate, report, classify."""
 
 from __future__ import annotations
 
@@ -70,17 +70,30 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _duration_s(text: str) -> float:
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    if not text or text[-1] not in units:
-        raise argparse.ArgumentTypeError(f"expected a duration like 30m, 24h or 7d, got {text!r}")
-    return float(text[:-1]) * units[text[-1]]
+    from gateway.timeparse import duration_s
+
+    try:
+        return duration_s(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _ledger_url(arg: str | None) -> str:
+    s = Settings()
+    return arg or s.ledger_url or str(s.ledger_path)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from gateway.report_cmd import run
+
+    return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from gateway.calibrate_cmd import run
 
     if not args.reference and not args.ledger:
-        print("give --reference FILE... or --ledger PATH", file=sys.stderr)
+        print("give --reference FILE... or --ledger PATH|URL", file=sys.stderr)
         return 2
     shares = [float(x) for x in args.shares.split(",")]
     return run(
@@ -88,7 +101,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         args.policy,
         shares,
         [Path(p) for p in args.reference or []],
-        Path(args.ledger) if args.ledger else None,
+        args.ledger,
         args.since,
         Path(args.artifact),
         args.write,
@@ -161,12 +174,19 @@ def parser() -> argparse.ArgumentParser:
     k.add_argument("--policy", default="default")
     k.add_argument("--shares", required=True, help="share of traffic per tier, e.g. 0.4,0.5,0.1")
     k.add_argument("--reference", nargs="*", help="outcome or prompt files (shared/data schema)")
-    k.add_argument("--ledger", help="a ledger SQLite file: calibrate on its recent routed traffic")
+    k.add_argument("--ledger", help="a ledger (SQLite path or PostgreSQL URL): calibrate on its recent traffic")
     k.add_argument("--since", type=_duration_s, default=_duration_s("24h"), help="ledger window, e.g. 24h")
     k.add_argument("--config")
     k.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
     k.add_argument("--write", action="store_true", help="apply the change to the policy file")
     k.set_defaults(fn=cmd_calibrate)
+    r = sub.add_parser("report", help="per-model requests, spend and savings from the ledger")
+    r.add_argument("--since", type=_duration_s, default=_duration_s("24h"), help="window, e.g. 1h, 24h, 7d")
+    r.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
+    r.add_argument("--policy")
+    r.add_argument("--key", help="a key id as the dashboard shows it")
+    r.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    r.set_defaults(fn=cmd_report)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)

@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from gateway.classify import ClassifierService
-from gateway.ledger import SqliteLedger
+from gateway.ledger import Ledger
+from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline
 from gateway.provider import LitellmProvider
+from gateway.recorder import Recorder
 from router.policy import TiergateConfig
 
 
@@ -19,8 +21,10 @@ class AppServices:
     config: TiergateConfig
     classifier: ClassifierService
     provider: LitellmProvider
-    ledger: SqliteLedger
+    ledger: Ledger
     pipeline: ChatPipeline
+    metrics: Metrics
+    recorder: Recorder
 
 
 def _services(request: Request) -> AppServices:

@@ -7,6 +7,7 @@ stream ends, is broken off, or the client goes away).
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class Trace:
     error_type: str | None = None
     cache: str = "bypass"
     cache_similarity: float | None = None  # set on a semantic hit
+    key_id: str | None = None
+    prompt: str | None = None  # kept only when the policy records prompts
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -82,6 +85,13 @@ def usage_of(body: dict[str, Any]) -> Usage | None:
     if not isinstance(u, dict):
         return None
     return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+def key_id(headers: Mapping[str, str]) -> str | None:
+    """A stable, irreversible id for the caller's API key (the bearer token), for per-key reporting."""
+    auth = headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
 
 
 def spec_name(trace: Trace) -> str:
@@ -130,6 +140,8 @@ class ChatPipeline:
             if concrete is not None:
                 return direct(self.config, policy, concrete, self.unavailable)
             text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
+            if policy.record_prompts:
+                trace.prompt = text
             trace.score = await self._score(text, turns)
             decision = select(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable)
         except NotAllowed as e:
@@ -193,7 +205,7 @@ class ChatPipeline:
     async def complete(
         self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
     ) -> ChatResult:
-        trace = Trace(request_id, req.model, stream=False)
+        trace = Trace(request_id, req.model, stream=False, key_id=key_id(headers or {}))
         try:
             decision = await self.route(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -220,7 +232,7 @@ class ChatPipeline:
         self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = Trace(request_id, req.model, stream=True)
+        trace = Trace(request_id, req.model, stream=True, key_id=key_id(headers or {}))
         try:
             decision = await self.route(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -290,9 +302,16 @@ class ChatPipeline:
         finally:
             self._ledger.record(self.record(trace))
 
-    def reject(self, request_id: str, requested_model: str, err: GatewayError, stream: bool = False) -> None:
+    def reject(
+        self,
+        request_id: str,
+        requested_model: str,
+        err: GatewayError,
+        stream: bool = False,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """The ledger record of a request refused before routing (malformed body, bad parameter)."""
-        trace = Trace(request_id, requested_model, stream=stream)
+        trace = Trace(request_id, requested_model, stream=stream, key_id=key_id(headers or {}))
         trace.fail(err)
         self._ledger.record(self.record(trace))
 
@@ -350,4 +369,6 @@ class ChatPipeline:
             degraded=trace.degraded,
             cache=trace.cache,
             saved_usd=saved,
+            key_id=trace.key_id,
+            prompt=trace.prompt,
         )

@@ -27,6 +27,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     ledger_path: Path = Field(default=Path("tiergate-ledger.sqlite3"), description="SQLite ledger file")
+    # postgresql://user@host:port/db puts the ledger in PostgreSQL instead of ledger_path.
+    ledger_url: str | None = None
+    # Where records wait while the ledger database is down (default: beside the SQLite file, or
+    # ./tiergate-ledger.spool for PostgreSQL). Workers may share it.
+    ledger_spool_dir: Path | None = None
     classifier_artifact: Path = DEFAULT_ARTIFACT
     # torch: sentence-transformers fp32. onnx: the same weights exported to int8 ONNX once per machine, ~4x faster
     # on one core, cosine 0.993 to torch on average (docs/benchmarks.md).

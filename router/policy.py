@@ -100,6 +100,8 @@ class Policy(_Frozen):
     allowed_models: list[str] | None = None
     description: str = ""
     cache: CachePolicy = CachePolicy()
+    # The ledger never keeps prompt text unless a policy opts in (e.g. to label traffic for retraining).
+    record_prompts: bool = False
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,15 +13,15 @@ import pytest
 
 import gateway  # noqa: F401  (sets litellm's offline variables before anything imports litellm)
 from classifiers.model import LinearComplexityModel
-from gateway.app import create_app, price_table
+from gateway.app import create_app, wire_services
 from gateway.classify import ClassifierService
 from gateway.deps import AppServices
-from gateway.ledger import SqliteLedger
-from gateway.pipeline import ChatPipeline
-from gateway.provider import LitellmProvider, unavailable_models
+from gateway.ledger import open_ledger
+from gateway.provider import LitellmProvider
 from gateway.response_cache import ChatCache
 from router.policy import TiergateConfig
 from tests.fakes.encoder import HashEncoder
+from tests.fakes.postgres import OwnPostgres, scratch_database
 from tests.fakes.server import RunningServer, serve_in_thread
 from tests.fakes.upstream import FakeUpstream
 
@@ -88,25 +89,17 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     monkeypatch.delenv("TIERGATE_TEST_UNSET_KEY", raising=False)
     started: list[tuple[RunningServer, AppServices]] = []
 
-    def make(cfg: dict[str, Any], score: Any = marked_score, store: Any = None) -> tuple[RunningServer, AppServices]:
-        import os
+    def make(
+        cfg: dict[str, Any], score: Any = marked_score, store: Any = None, ledger_url: str | None = None
+    ) -> tuple[RunningServer, AppServices]:
 
         config = TiergateConfig.model_validate(cfg)
         enc = HashEncoder()
         zero = LinearComplexityModel(np.zeros(enc.dim + 4, dtype=np.float32), 0.0, enc.name, {})
         classifier = ClassifierService(enc, zero)
         provider = LitellmProvider(os.environ, 10.0)
-        ledger = SqliteLedger(tmp_path / f"ledger-{len(started)}.sqlite3")
-        pipeline = ChatPipeline(
-            config,
-            price_table(config),
-            score,
-            provider,
-            ledger,
-            unavailable_models(config.models, os.environ),
-            ChatCache(store, config),
-        )
-        services = AppServices(config, classifier, provider, ledger, pipeline)
+        ledger = open_ledger(ledger_url or tmp_path / f"ledger-{len(started)}.sqlite3")
+        services = wire_services(config, classifier, provider, ledger, ChatCache(store, config), score)
         server = serve_in_thread(create_app(services=services))
         started.append((server, services))
         return server, services
@@ -115,3 +108,29 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     for server, services in started:
         server.stop()
         services.ledger.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL (127.0.0.1:5432), dropped after the test."""
+    with scratch_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The same test on both ledger backends."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "ledger.sqlite3")
+    else:
+        with scratch_database() as url:
+            yield url
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[OwnPostgres]:
+    """A private PostgreSQL instance, started; the test may stop and restart it."""
+    pg = OwnPostgres()
+    pg.start()
+    yield pg
+    pg.destroy()

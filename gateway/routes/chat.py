@@ -33,7 +33,7 @@ async def chat_completions(request: Request, services: Services) -> Response:
         req = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as e:
         err = from_validation([dict(x) for x in e.errors()])
-        services.pipeline.reject(rid, _requested_model(raw), err)
+        services.pipeline.reject(rid, _requested_model(raw), err, headers=request.headers)
         raise err from None
     if not req.stream:
         result = await services.pipeline.complete(req, rid, request.headers)

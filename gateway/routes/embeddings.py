@@ -15,6 +15,7 @@ from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
+from gateway.pipeline import key_id
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
 
@@ -30,7 +31,14 @@ def _b64(vec: list[float]) -> str:
 async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     rid: str = request.state.request_id
     started = time.perf_counter()
-    rec = LedgerRecord(ts=time.time(), request_id=rid, policy="", requested_model="", endpoint="embeddings")
+    rec = LedgerRecord(
+        ts=time.time(),
+        request_id=rid,
+        policy="",
+        requested_model="",
+        endpoint="embeddings",
+        key_id=key_id(request.headers),
+    )
     try:
         try:
             req = EmbeddingRequest.model_validate_json(await request.body())
@@ -46,7 +54,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         raise
     finally:
         rec.latency_ms = (time.perf_counter() - started) * 1000
-        services.ledger.record(rec)
+        services.recorder.record(rec)
 
 
 async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:

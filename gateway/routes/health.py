@@ -25,10 +25,12 @@ async def readyz(services: Services) -> JSONResponse:
         "cache": "off"
         if cache.store is None
         else (f"{cache.store.name}: ok" if cache.healthy() else f"{cache.store.name}: degraded (bypassed)"),
-        "ledger": "ok" if services.ledger.alive() else "writer stopped",
+        "ledger": services.ledger.status() if services.ledger.alive() else "writer stopped",
         "unavailable_models": sorted(services.pipeline.unavailable),
     }
-    ready = checks["ledger"] == "ok"
-    # A cache outage degrades (requests still succeed, uncached) but does not make the gateway unready.
-    status = "not_ready" if not ready else ("ready" if cache.healthy() else "degraded")
+    ready = services.ledger.alive()
+    # A cache or ledger-database outage degrades (requests still succeed: uncached, or their records spooled
+    # locally) but does not make the gateway unready.
+    degraded = not cache.healthy() or services.ledger.status()["state"] != "up"
+    status = "not_ready" if not ready else ("degraded" if degraded else "ready")
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)

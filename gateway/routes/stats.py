@@ -1,18 +1,98 @@
-"""GET /api/stats: per policy and model, requests, cache hit rate, cost, and what routing and the cache saved."""
+"""GET /api/stats (JSON) and /api/stats.csv: the ledger summed per model, tier and time bucket, filtered by time
+range, policy and key. Query: `since` (e.g. 24h) or `from`/`to` (epoch seconds or ISO 8601), `policy`, `key`,
+`bucket` (hour | day; by default hour up to three days, else day), and for CSV `table` (models | series)."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from gateway.deps import Services
+from gateway.errors import InvalidRequest, Unavailable
+from gateway.ledger import LedgerUnavailable
+from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, StatsQuery, report
+from gateway.timeparse import duration_s, instant
 
 router = APIRouter()
+MAX_RANGE_S = 400 * 86400
+
+
+def parse_query(
+    since: str | None, from_: str | None, to: str | None, policy: str | None, key: str | None, bucket: str | None
+) -> StatsQuery:
+    now = time.time()
+    try:
+        until = instant(to) if to else now + 1  # +1: a record written this second is inside the window
+    except ValueError as e:
+        raise InvalidRequest(str(e), "to", "invalid_value") from None
+    try:
+        start = instant(from_) if from_ else until - duration_s(since or "24h")
+    except ValueError as e:
+        raise InvalidRequest(str(e), "from" if from_ else "since", "invalid_value") from None
+    if not start < until:
+        raise InvalidRequest("'from' must be before 'to'.", "from", "invalid_value")
+    if until - start > MAX_RANGE_S:
+        raise InvalidRequest(f"The range may span at most {MAX_RANGE_S // 86400} days.", "since", "invalid_value")
+    b: Literal["hour", "day"]
+    if bucket in (None, ""):
+        b = "hour" if until - start <= 3 * 86400 else "day"
+    elif bucket in ("hour", "day"):
+        b = "hour" if bucket == "hour" else "day"
+    else:
+        raise InvalidRequest("'bucket' must be 'hour' or 'day'.", "bucket", "invalid_value")
+    return StatsQuery(since=start, until=until, policy=policy or None, key_id=key or None, bucket=b)
+
+
+async def _report(services: Services, q: StatsQuery) -> dict[str, Any]:
+    def work() -> dict[str, Any]:
+        services.ledger.flush()  # what was recorded before this request is counted
+        return report(services.ledger.reader, q)
+
+    try:
+        return await run_in_threadpool(work)
+    except LedgerUnavailable as e:
+        raise Unavailable(f"The ledger database is unavailable: {e}", None, "ledger_unavailable") from None
 
 
 @router.get("/api/stats")
-async def stats(services: Services, since_hours: float = Query(default=24.0, gt=0, le=24 * 366)) -> dict[str, Any]:
-    rows = services.ledger.per_model(time.time() - since_hours * 3600)
-    return {"since_hours": since_hours, "by_policy_and_model": rows}
+async def stats(
+    services: Services,
+    since: str | None = None,
+    from_: str | None = Query(default=None, alias="from"),
+    to: str | None = None,
+    policy: str | None = None,
+    key: str | None = None,
+    bucket: str | None = None,
+) -> dict[str, Any]:
+    return await _report(services, parse_query(since, from_, to, policy, key, bucket))
+
+
+@router.get("/api/stats.csv")
+async def stats_csv(
+    services: Services,
+    since: str | None = None,
+    from_: str | None = Query(default=None, alias="from"),
+    to: str | None = None,
+    policy: str | None = None,
+    key: str | None = None,
+    bucket: str | None = None,
+    table: str = "models",
+) -> Response:
+    if table not in ("models", "series"):
+        raise InvalidRequest("'table' must be 'models' or 'series'.", "table", "invalid_value")
+    data = await _report(services, parse_query(since, from_, to, policy, key, bucket))
+    out = io.StringIO()
+    w = csv.DictWriter(out, MODEL_COLUMNS if table == "models" else SERIES_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(data[table])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv",
+        headers={"content-disposition": f'attachment; filename="tiergate-{table}.csv"'},
+    )

@@ -51,11 +51,11 @@ def test_hit_miss_bypass_and_ledger(
         and rows[0]["cost_usd"] > 0
     )
     assert float(second.headers["x-tiergate-cost-usd"]) == 0.0
-    (mid,) = httpx.get(f"{server.url}/api/stats").json()["by_policy_and_model"]
+    (mid,) = httpx.get(f"{server.url}/api/stats").json()["models"]
     assert (mid["model"], mid["requests"], mid["cache_hits"], mid["cache_hit_rate"]) == ("mid", 3, 1, 0.5)
     assert mid["saved_by_cache_usd"] == pytest.approx(rows[0]["cost_usd"])
-    bad = httpx.get(f"{server.url}/api/stats", params={"since_hours": -1})
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.since_hours"
+    bad = httpx.get(f"{server.url}/api/stats", params={"since": "-1h"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "since"
 
 
 def test_cache_control_and_ttl(

@@ -9,7 +9,7 @@ import pytest
 
 from classifiers.calibrate import thresholds_for_shares
 from gateway.calibrate_cmd import rewrite_thresholds
-from gateway.ledger import LedgerRecord, SqliteLedger
+from gateway.ledger import LedgerRecord, open_ledger
 from gateway.policy_file import load, parse
 from gateway.settings import PACKAGE_ROOT
 
@@ -56,7 +56,7 @@ def test_rewrite_changes_only_that_value_and_keeps_comments() -> None:
 def test_calibrate_on_ledger_traffic_prints_a_diff_and_writes_on_request(tmp_path: Path) -> None:
     cfg = tmp_path / "tiergate.yaml"
     cfg.write_text((PACKAGE_ROOT / "config" / "tiergate.yaml").read_text())
-    ledger = SqliteLedger(tmp_path / "l.sqlite3")
+    ledger = open_ledger(tmp_path / "l.sqlite3")
     now = time.time()
     for i in range(100):
         ledger.record(LedgerRecord(ts=now, request_id=f"r{i}", policy="default", requested_model="auto", score=i / 100))

@@ -1,0 +1,182 @@
+"""Ledger storage: SQLite (embedded, the default) and PostgreSQL (by URL), behind one small interface.
+
+A backend owns one connection, guarded by a lock, and reconnects lazily after a failure; every database error
+surfaces as `LedgerUnavailable` so the writer can spool instead. Queries are written once with `?` placeholders.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any, Protocol
+
+from gateway.ledger.record import COLUMNS, LedgerRecord, to_row
+from gateway.ledger.schema import Dialect, steps
+
+_INSERT = (
+    f"INSERT INTO requests ({','.join(COLUMNS)}) VALUES ({','.join('?' * len(COLUMNS))})"
+    " ON CONFLICT (request_id) DO NOTHING"  # a replayed spool may repeat records already committed
+)
+
+
+class LedgerUnavailable(Exception):
+    """The database cannot be written or read right now."""
+
+
+class Backend(Protocol):
+    dialect: Dialect
+    where: str  # for messages: a file path or a URL without its password
+
+    def migrate(self) -> None: ...
+    def insert(self, recs: Sequence[LedgerRecord]) -> None: ...
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+    def bucket_expr(self, seconds: int) -> str: ...
+    def close(self) -> None: ...
+
+
+class SqliteBackend:
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = str(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                if self._conn is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                    conn = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None)
+                    # Several gateway workers may share one file: wait for the write lock instead of failing.
+                    conn.execute("PRAGMA busy_timeout=10000")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.execute("PRAGMA synchronous=NORMAL")
+                    self._conn = conn
+                yield self._conn
+            except (sqlite3.Error, OSError) as e:
+                self._drop()
+                raise LedgerUnavailable(f"SQLite ledger {self.path}: {e}") from e
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with suppress(sqlite3.Error):
+                self._conn.close()
+            self._conn = None
+
+    def migrate(self) -> None:
+        with self._connection() as c:
+            c.execute("BEGIN IMMEDIATE")  # one worker migrates; the others wait, then find nothing to do
+            try:
+                version = int(c.execute("PRAGMA user_version").fetchone()[0])
+                has_table = c.execute("SELECT 1 FROM sqlite_master WHERE name='requests'").fetchone() is not None
+                if has_table and version == 0:
+                    version = 1  # files from before versioning hold the first schema
+                for reached, stmts in steps("sqlite", version):
+                    for s in stmts:
+                        c.execute(s)
+                    c.execute(f"PRAGMA user_version={reached}")
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def insert(self, recs: Sequence[LedgerRecord]) -> None:
+        with self._connection() as c:
+            c.execute("BEGIN")
+            try:
+                c.executemany(_INSERT, [to_row(r) for r in recs])
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as c:
+            return c.execute(sql, tuple(params)).fetchall()
+
+    def bucket_expr(self, seconds: int) -> str:
+        return f"(CAST(ts / {seconds} AS INTEGER) * {seconds})"  # ts > 0, so truncation is floor
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+class PostgresBackend:
+    dialect: Dialect = "postgres"
+
+    def __init__(self, url: str, connect_timeout_s: float = 3.0, statement_timeout_ms: int = 10_000) -> None:
+        import psycopg.conninfo
+
+        self.url = url
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        self.where = f"postgresql://{info.get('host', '')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+        self._connect_timeout = max(1, round(connect_timeout_s))
+        # A hung server must not hold the writer forever: bound every statement.
+        self._options = f"-c statement_timeout={statement_timeout_ms}"
+        self._conn: Any = None
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        import psycopg
+
+        with self._lock:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(
+                        self.url, autocommit=True, connect_timeout=self._connect_timeout, options=self._options
+                    )
+                yield self._conn
+            except (psycopg.Error, OSError) as e:
+                self._drop()
+                raise LedgerUnavailable(f"PostgreSQL ledger {self.where}: {str(e).strip()}") from e
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with suppress(Exception):  # closing a broken connection may fail any way; it is gone either way
+                self._conn.close()
+            self._conn = None
+
+    def migrate(self) -> None:
+        with self._connection() as c, c.transaction():
+            # Workers starting together: one migrates, the rest wait on this lock and then find nothing to do.
+            c.execute("SELECT pg_advisory_xact_lock(7207001)")
+            c.execute("CREATE TABLE IF NOT EXISTS tiergate_schema (version INTEGER NOT NULL)")
+            row = c.execute("SELECT max(version) FROM tiergate_schema").fetchone()
+            version = int(row[0]) if row and row[0] is not None else 0
+            for reached, stmts in steps("postgres", version):
+                for s in stmts:
+                    c.execute(s)
+                c.execute("DELETE FROM tiergate_schema")
+                c.execute("INSERT INTO tiergate_schema (version) VALUES (%s)", (reached,))
+
+    def insert(self, recs: Sequence[LedgerRecord]) -> None:
+        sql = _INSERT.replace("?", "%s")
+        with self._connection() as c, c.transaction(), c.cursor() as cur:
+            cur.executemany(sql, [to_row(r) for r in recs])
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as c:
+            rows: list[tuple[Any, ...]] = c.execute(sql.replace("?", "%s"), tuple(params)).fetchall()
+            return rows
+
+    def bucket_expr(self, seconds: int) -> str:
+        return f"(floor(ts / {seconds}) * {seconds})"
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+
+def make_backend(url: str) -> Backend:
+    """`postgresql://...` (or `postgres://`) for PostgreSQL; `sqlite:///path` or a plain path for SQLite."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresBackend(url)
+    return SqliteBackend(Path(url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else url))

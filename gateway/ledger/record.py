@@ -1,0 +1,64 @@
+"""The ledger record: one per request (success, error, cache hit), and its row / spool-line encodings."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+
+@dataclass
+class LedgerRecord:
+    ts: float
+    request_id: str
+    policy: str
+    requested_model: str
+    routed_model: str | None = None
+    tier: int | None = None
+    score: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_model: str | None = None
+    baseline_cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    status: int = 200
+    error_type: str | None = None
+    fallbacks: list[str] = field(default_factory=list)
+    stream: bool = False
+    degraded: bool = False
+    endpoint: str = "chat.completions"
+    cache: str = "bypass"
+    saved_usd: float = 0.0  # what a cache hit saved (the routed model's cost); routing's saving is derived
+    key_id: str | None = None  # a hash of the caller's API key, never the key
+    prompt: str | None = None  # only when the policy opts in (record_prompts)
+
+
+COLUMNS = [f.name for f in fields(LedgerRecord)]
+_BOOLS = ("stream", "degraded")
+
+
+def to_row(r: LedgerRecord) -> tuple[Any, ...]:
+    """Column values in COLUMNS order; lists as JSON and booleans as 0/1, the same on every backend."""
+    d = asdict(r)
+    d["fallbacks"] = json.dumps(d["fallbacks"])
+    for b in _BOOLS:
+        d[b] = int(d[b])
+    return tuple(d[c] for c in COLUMNS)
+
+
+def from_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    d = dict(zip(COLUMNS, row, strict=True))
+    d["fallbacks"] = json.loads(d["fallbacks"])
+    return d
+
+
+def to_line(r: LedgerRecord) -> str:
+    return json.dumps(asdict(r), separators=(",", ":"))
+
+
+def from_line(line: str) -> LedgerRecord:
+    d = json.loads(line)
+    known = {k: v for k, v in d.items() if k in COLUMNS}  # a spool written by a newer version may carry more
+    return LedgerRecord(**known)

@@ -1,0 +1,165 @@
+"""What the ledger says, summed: per-model table, tier mix, spend and savings over time, for a time range, policy
+and key. One implementation behind `GET /api/stats`, its CSV export, the dashboard and `tiergate report`.
+
+Definitions: `saved_usd` = baseline cost - cost (what routing and the cache saved against sending every request
+to the policy's baseline model); `saved_by_cache_usd` is the part from cache hits. Latency percentiles are over
+answered requests (status < 400), nearest-rank, so a burst of instant 4xx rejections does not flatter them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from gateway.ledger.backends import Backend
+
+BUCKETS: dict[str, int] = {"hour": 3600, "day": 86400}
+NO_MODEL = "(none)"  # requests refused before a model was chosen
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    since: float
+    until: float
+    policy: str | None = None
+    key_id: str | None = None
+    bucket: Literal["hour", "day"] = "hour"
+
+    def where(self) -> tuple[str, list[Any]]:
+        sql: list[str] = ["ts >= ?", "ts < ?"]
+        params: list[Any] = [self.since, self.until]
+        if self.policy:
+            sql.append("policy = ?")
+            params.append(self.policy)
+        if self.key_id:
+            sql.append("key_id = ?")
+            params.append(self.key_id)
+        return " AND ".join(sql), params
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in [0, 100]) of an ascending list; None when empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def _money(x: Any) -> float:
+    return round(float(x or 0.0), 10)
+
+
+def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
+    where, params = q.where()
+    rows = db.query(
+        "SELECT routed_model, MAX(tier), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
+        " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd), SUM(saved_usd),"
+        " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END)"
+        f" FROM requests WHERE {where} GROUP BY routed_model",
+        params,
+    )
+    lat: dict[str | None, list[float]] = defaultdict(list)
+    for model, ms in db.query(f"SELECT routed_model, latency_ms FROM requests WHERE {where} AND status < 400", params):
+        lat[model].append(float(ms))
+    out = []
+    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked in rows:
+        ms = sorted(lat.get(model, []))
+        out.append(
+            {
+                "model": model or NO_MODEL,
+                "tier": tier,
+                "requests": int(n),
+                "errors": int(errors or 0),
+                "prompt_tokens": int(pt or 0),
+                "completion_tokens": int(ct or 0),
+                "cost_usd": _money(cost),
+                "baseline_cost_usd": _money(base),
+                "saved_usd": _money((base or 0) - (cost or 0)),
+                "saved_by_cache_usd": _money(saved_cache),
+                "cache_hits": int(hits or 0),
+                "cache_hit_rate": round(int(hits) / int(looked), 4) if looked else None,
+                "p50_ms": percentile(ms, 50),
+                "p95_ms": percentile(ms, 95),
+            }
+        )
+    return sorted(out, key=lambda r: (-r["cost_usd"], r["model"]))
+
+
+def tier_mix(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
+    where, params = q.where()
+    rows = db.query(
+        f"SELECT tier, COUNT(*), SUM(cost_usd) FROM requests WHERE {where} AND tier IS NOT NULL GROUP BY tier",
+        params,
+    )
+    return [{"tier": int(t), "requests": int(n), "cost_usd": _money(c)} for t, n, c in sorted(rows)]
+
+
+def series(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
+    """Per time bucket (UTC) and model: requests, cost, baseline cost, saved."""
+    where, params = q.where()
+    b = db.bucket_expr(BUCKETS[q.bucket])
+    rows = db.query(
+        f"SELECT {b} AS bucket, routed_model, COUNT(*), SUM(cost_usd), SUM(baseline_cost_usd) FROM requests"
+        f" WHERE {where} GROUP BY bucket, routed_model",
+        params,
+    )
+    out = [
+        {
+            "bucket_start": int(bucket),
+            "model": model or NO_MODEL,
+            "requests": int(n),
+            "cost_usd": _money(cost),
+            "baseline_cost_usd": _money(base),
+            "saved_usd": _money((base or 0) - (cost or 0)),
+        }
+        for bucket, model, n, cost, base in rows
+    ]
+    return sorted(out, key=lambda r: (r["bucket_start"], r["model"]))
+
+
+def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
+    keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "cache_hits")
+    money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
+    t: dict[str, Any] = {k: sum(r[k] for r in table) for k in keys}
+    t.update({k: _money(sum(r[k] for r in table)) for k in money})
+    return t
+
+
+def choices(db: Backend, since: float) -> dict[str, list[str]]:
+    """Policies and key ids seen since a time: the dashboard's filter menus."""
+    pol = db.query("SELECT DISTINCT policy FROM requests WHERE ts >= ? AND policy != ''", [since])
+    keys = db.query("SELECT DISTINCT key_id FROM requests WHERE ts >= ? AND key_id IS NOT NULL", [since])
+    return {"policies": sorted(p for (p,) in pol), "keys": sorted(k for (k,) in keys)}
+
+
+def report(db: Backend, q: StatsQuery) -> dict[str, Any]:
+    table = model_table(db, q)
+    return {
+        "range": {"since": q.since, "until": q.until, "bucket": q.bucket},
+        "filters": {"policy": q.policy, "key": q.key_id},
+        "totals": totals(table),
+        "models": table,
+        "tiers": tier_mix(db, q),
+        "series": series(db, q),
+        "choices": choices(db, q.since),
+    }
+
+
+MODEL_COLUMNS = [
+    "model",
+    "tier",
+    "requests",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+    "baseline_cost_usd",
+    "saved_usd",
+    "saved_by_cache_usd",
+    "cache_hit_rate",
+    "p50_ms",
+    "p95_ms",
+]
+SERIES_COLUMNS = ["bucket_start", "model", "requests", "cost_usd", "baseline_cost_usd", "saved_usd"]

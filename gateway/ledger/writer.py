@@ -1,0 +1,184 @@
+"""The ledger writer: records leave the request path through a bounded queue and are committed in batches.
+
+Never blocks, never loses: `record()` only enqueues (when the queue is full, the record goes to the local
+spool instead). A writer thread commits batches; when the database fails, batches go to the spool and the
+thread retries with backoff, replaying the spool once the database answers. `close()` drains the queue, so a
+clean shutdown loses nothing; what is still spooled then is replayed by the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gateway.ledger.backends import Backend, LedgerUnavailable
+from gateway.ledger.record import COLUMNS, LedgerRecord, from_row
+from gateway.ledger.spool import Spool
+
+log = logging.getLogger("tiergate.ledger")
+
+
+class Ledger:
+    def __init__(
+        self,
+        backend: Backend,
+        reader: Backend,
+        spool_dir: Path,
+        batch: int = 256,
+        max_queue: int = 50_000,
+        retry_s: float = 0.5,
+        max_retry_s: float = 10.0,
+    ) -> None:
+        self.backend = backend
+        self.reader = reader  # its own connection: dashboards read while the writer writes
+        self.spool = Spool(spool_dir)
+        self._batch = batch
+        self._q: queue.Queue[LedgerRecord | None] = queue.Queue(maxsize=max_queue)
+        self._retry_s, self._max_retry_s = retry_s, max_retry_s
+        self._backoff = retry_s
+        self._retry_at = 0.0
+        self._up = False  # set by the first successful migrate + replay
+        self._last_error: str | None = None
+        self._stranded: list[LedgerRecord] = []  # neither the database nor the spool took them; retried
+        self._recover()  # migrate now, so a broken URL shows at start-up (and the schema exists for readers)
+        self._thread = threading.Thread(target=self._run, name="tiergate-ledger", daemon=True)
+        self._thread.start()
+
+    # -- request path ----------------------------------------------------------------------------------------
+    def record(self, rec: LedgerRecord) -> None:
+        try:
+            self._q.put_nowait(rec)
+        except queue.Full:
+            log.warning("ledger queue full; spooling the record")
+            self._to_spool([rec])
+
+    # -- writer thread ---------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            timeout = max(0.0, self._retry_at - time.monotonic()) if self._behind() else None
+            batch: list[LedgerRecord] = []
+            taken = 0
+            try:
+                first = self._q.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                if first is None:
+                    stop = True
+                else:
+                    batch.append(first)
+                while not stop and len(batch) < self._batch:
+                    try:
+                        nxt = self._q.get_nowait()
+                    except queue.Empty:
+                        break
+                    if nxt is None:
+                        stop = True
+                    else:
+                        batch.append(nxt)
+                taken = len(batch) + (1 if stop else 0)
+            try:
+                if batch:
+                    self._deliver(batch)
+                if self._behind() and (stop or time.monotonic() >= self._retry_at):
+                    self._recover()
+            except Exception:  # the thread must outlive any surprise, or records would pile up unseen
+                log.exception("ledger writer error")
+            finally:
+                for _ in range(taken):
+                    self._q.task_done()
+
+    def _behind(self) -> bool:
+        """Down, or records are waiting outside the database (spooled when the queue overflowed)."""
+        return not self._up or self.spool.pending > 0 or bool(self._stranded)
+
+    def _deliver(self, batch: Sequence[LedgerRecord]) -> None:
+        if self._up:
+            try:
+                self.backend.insert(batch)
+                return
+            except LedgerUnavailable as e:
+                self._went_down(e)
+        self._to_spool(batch)
+
+    def _went_down(self, e: LedgerUnavailable) -> None:
+        log.error("ledger database unavailable, spooling records locally until it returns: %s", e)
+        self._up = False
+        self._last_error = str(e)
+        self._backoff = self._retry_s
+        self._retry_at = time.monotonic() + self._backoff
+
+    def _to_spool(self, batch: Sequence[LedgerRecord]) -> None:
+        try:
+            self.spool.append(batch)
+        except OSError:
+            log.exception("ledger spool refused %d records; keeping them in memory", len(batch))
+            self._stranded.extend(batch)
+
+    def _recover(self) -> None:
+        """Migrate, replay the spool and anything stranded; on success the ledger is up again."""
+        try:
+            self.backend.migrate()
+            self.spool.replay(self.backend.insert)
+            if self._stranded:
+                self.backend.insert(self._stranded)
+                self._stranded = []
+        except LedgerUnavailable as e:
+            if self._up or self._last_error is None:
+                log.error("ledger database unavailable: %s", e)
+            self._up = False
+            self._last_error = str(e)
+            self._retry_at = time.monotonic() + self._backoff
+            self._backoff = min(self._backoff * 2, self._max_retry_s)
+            return
+        if not self._up and self._last_error is not None:
+            log.info("ledger database is back; spool replayed")
+        self._up, self._last_error, self._backoff = True, None, self._retry_s
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "backend": self.backend.dialect,
+            "where": self.backend.where,
+            "state": "up" if self._up else "spooling",
+            "queued": self._q.qsize(),
+            "spooled": self.spool.pending + len(self._stranded),
+            "error": self._last_error,
+        }
+
+    def flush(self) -> None:
+        """Block until every record enqueued so far is committed or spooled."""
+        self._q.join()
+
+    def settled(self) -> bool:
+        """Everything recorded so far is in the database (nothing queued, spooled or stranded)."""
+        return self._up and self._q.unfinished_tasks == 0 and self.spool.pending == 0 and not self._stranded
+
+    def close(self) -> None:
+        """Commit everything queued (or spool it), then stop the writer. Safe to call twice."""
+        if self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        self.backend.close()
+        self.reader.close()
+
+    # -- reading ---------------------------------------------------------------------------------------------
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self.reader.query(sql, params)
+
+    def rows(self, where: str = "1=1", params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Whole records (tests, exports), oldest first, after committing what is queued."""
+        self.flush()
+        return [
+            from_row(r)
+            for r in self.query(f"SELECT {','.join(COLUMNS)} FROM requests WHERE {where} ORDER BY id", params)
+        ]

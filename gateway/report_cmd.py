@@ -1,0 +1,55 @@
+"""`tiergate report`: the per-model table of the ledger for a recent window, as text, CSV or JSON."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from typing import Any
+
+from gateway.ledger.backends import LedgerUnavailable, make_backend
+from gateway.ledger.stats import MODEL_COLUMNS, StatsQuery, report
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.6f}" if abs(v) < 1000 else f"{v:.2f}"
+    return str(v)
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    cells = [columns, *[[_cell(r.get(c)) for c in columns] for r in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    lines = [
+        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        for row in cells
+    ]
+    return "\n".join(lines)
+
+
+def run(url: str, since_s: float, policy: str | None, key: str | None, fmt: str) -> int:
+    now = time.time()
+    q = StatsQuery(since=now - since_s, until=now + 1, policy=policy, key_id=key)
+    db = make_backend(url)
+    try:
+        db.migrate()  # a new or older ledger gets the current schema, so the query below can run
+        data = report(db, q)
+    except LedgerUnavailable as e:
+        print(f"tiergate report: {e}", file=sys.stderr)
+        return 1
+    finally:
+        db.close()
+    if fmt == "json":
+        print(json.dumps(data, indent=2))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, MODEL_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(data["models"])
+    else:
+        total = {"model": "TOTAL", **data["totals"]}
+        print(f"ledger {db.where}, last {since_s / 3600:g} h" + (f", policy {policy}" if policy else ""))
+        print(format_table([*data["models"], total], MODEL_COLUMNS))
+    return 0

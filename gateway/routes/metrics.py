@@ -1,0 +1,15 @@
+"""GET /metrics: Prometheus text format (requests, cost, tokens, cache hits, latency histograms per model/tier)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from gateway.deps import Services
+
+router = APIRouter()
+
+
+@router.get("/metrics")
+async def metrics(services: Services) -> Response:
+    return Response(services.metrics.render(), media_type=services.metrics.content_type)

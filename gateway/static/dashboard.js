@@ -1,0 +1,232 @@
+// Tiergate dashboard: reads /api/stats with the form's filters and draws charts (Chart.js) and tables.
+// window.tiergate.ready becomes true after each complete render (the browser test waits on it).
+"use strict";
+
+const PALETTE = ["#3b6fd8", "#e07a2e", "#2aa876", "#c03e6e", "#8a5cd1", "#b59a16", "#3aa3b8", "#6b7280"];
+const state = { charts: {}, ready: false, data: null };
+window.tiergate = state;
+
+const usd = (x) => (x === null || x === undefined ? "–" : "$" + Number(x).toFixed(6));
+const int = (x) => (x === null || x === undefined ? "–" : String(Math.round(x)));
+const ms = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(1));
+const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(1) + "%");
+const bucketLabel = (t, bucket) => {
+  const iso = new Date(t * 1000).toISOString();
+  return bucket === "day" ? iso.slice(0, 10) : iso.slice(0, 13).replace("T", " ") + ":00";
+};
+
+function filtersFromUrl() {
+  const p = new URLSearchParams(location.search);
+  const form = document.getElementById("filters");
+  for (const name of ["since", "bucket"]) if (p.get(name)) form.elements[name].value = p.get(name);
+  if (p.get("from")) {
+    form.elements.since.value = "custom";
+    form.elements.from.value = p.get("from").slice(0, 16);
+    if (p.get("to")) form.elements.to.value = p.get("to").slice(0, 16);
+  }
+  form.classList.toggle("custom", form.elements.since.value === "custom");
+  return p;
+}
+
+function queryFromForm() {
+  const f = document.getElementById("filters").elements;
+  const q = new URLSearchParams();
+  if (f.since.value === "custom") {
+    if (f.from.value) q.set("from", f.from.value + ":00Z");
+    if (f.to.value) q.set("to", f.to.value + ":00Z");
+  } else {
+    q.set("since", f.since.value);
+  }
+  for (const name of ["policy", "key", "bucket"]) if (f[name].value) q.set(name, f[name].value);
+  return q;
+}
+
+function fillChoices(select, values, current) {
+  const keep = current || select.value;
+  select.replaceChildren(new Option("all", ""));
+  for (const v of values) select.add(new Option(v, v));
+  if (keep && !values.includes(keep)) select.add(new Option(keep, keep));
+  select.value = keep || "";
+}
+
+function cell(tr, text, field, raw) {
+  const td = tr.insertCell();
+  td.textContent = text;
+  if (field) td.dataset.field = field;
+  if (raw !== undefined && raw !== null) td.dataset.raw = String(raw);
+  return td;
+}
+
+function renderTables(d) {
+  const body = document.querySelector("#models tbody");
+  body.replaceChildren();
+  for (const m of d.models) {
+    const tr = body.insertRow();
+    tr.dataset.model = m.model;
+    cell(tr, m.model, "model");
+    cell(tr, m.tier === null ? "–" : String(m.tier), "tier", m.tier);
+    cell(tr, int(m.requests), "requests", m.requests);
+    cell(tr, int(m.errors), "errors", m.errors);
+    cell(tr, int(m.prompt_tokens), "prompt_tokens", m.prompt_tokens);
+    cell(tr, int(m.completion_tokens), "completion_tokens", m.completion_tokens);
+    cell(tr, usd(m.cost_usd), "cost_usd", m.cost_usd);
+    cell(tr, usd(m.baseline_cost_usd), "baseline_cost_usd", m.baseline_cost_usd);
+    cell(tr, usd(m.saved_usd), "saved_usd", m.saved_usd);
+    cell(tr, pct(m.cache_hit_rate), "cache_hit_rate", m.cache_hit_rate);
+    cell(tr, ms(m.p50_ms), "p50_ms", m.p50_ms);
+    cell(tr, ms(m.p95_ms), "p95_ms", m.p95_ms);
+  }
+  const foot = document.querySelector("#models tfoot");
+  foot.replaceChildren();
+  const t = d.totals;
+  const tr = foot.insertRow();
+  tr.dataset.model = "TOTAL";
+  cell(tr, "Total", "model");
+  cell(tr, "");
+  cell(tr, int(t.requests), "requests", t.requests);
+  cell(tr, int(t.errors), "errors", t.errors);
+  cell(tr, int(t.prompt_tokens), "prompt_tokens", t.prompt_tokens);
+  cell(tr, int(t.completion_tokens), "completion_tokens", t.completion_tokens);
+  cell(tr, usd(t.cost_usd), "cost_usd", t.cost_usd);
+  cell(tr, usd(t.baseline_cost_usd), "baseline_cost_usd", t.baseline_cost_usd);
+  cell(tr, usd(t.saved_usd), "saved_usd", t.saved_usd);
+  for (let i = 0; i < 3; i++) cell(tr, "");
+
+  for (const [field, fmt] of [["requests", int], ["errors", int], ["cost_usd", usd], ["baseline_cost_usd", usd], ["saved_usd", usd]]) {
+    document.querySelector(`[data-total="${field}"]`).textContent = fmt(t[field]);
+  }
+
+  const tiers = document.querySelector("#tiers tbody");
+  tiers.replaceChildren();
+  for (const r of d.tiers) {
+    const row = tiers.insertRow();
+    cell(row, String(r.tier), "tier", r.tier);
+    cell(row, int(r.requests), "requests", r.requests);
+    cell(row, usd(r.cost_usd), "cost_usd", r.cost_usd);
+  }
+
+  const series = document.querySelector("#series tbody");
+  series.replaceChildren();
+  for (const b of byBucket(d.series)) {
+    const row = series.insertRow();
+    cell(row, bucketLabel(b.bucket_start, d.range.bucket), "bucket_start", b.bucket_start);
+    cell(row, int(b.requests), "requests", b.requests);
+    cell(row, usd(b.cost_usd), "cost_usd", b.cost_usd);
+    cell(row, usd(b.baseline_cost_usd), "baseline_cost_usd", b.baseline_cost_usd);
+    cell(row, usd(b.saved_usd), "saved_usd", b.saved_usd);
+  }
+}
+
+function byBucket(series) {
+  const out = new Map();
+  for (const s of series) {
+    const b = out.get(s.bucket_start) || { bucket_start: s.bucket_start, requests: 0, cost_usd: 0, baseline_cost_usd: 0, saved_usd: 0 };
+    b.requests += s.requests;
+    b.cost_usd += s.cost_usd;
+    b.baseline_cost_usd += s.baseline_cost_usd;
+    b.saved_usd += s.saved_usd;
+    out.set(s.bucket_start, b);
+  }
+  return [...out.values()].sort((a, b) => a.bucket_start - b.bucket_start);
+}
+
+function draw(id, config) {
+  if (state.charts[id]) state.charts[id].destroy();
+  config.options = Object.assign({ responsive: true, maintainAspectRatio: false, animation: false }, config.options || {});
+  state.charts[id] = new Chart(document.getElementById(id), config);
+}
+
+function renderCharts(d) {
+  const buckets = [...new Set(d.series.map((s) => s.bucket_start))].sort((a, b) => a - b);
+  const labels = buckets.map((b) => bucketLabel(b, d.range.bucket));
+  const models = [...new Set(d.series.map((s) => s.model))].sort();
+  const color = (i) => PALETTE[i % PALETTE.length];
+  draw("chart-spend", {
+    type: "bar",
+    data: {
+      labels,
+      datasets: models.map((m, i) => ({
+        label: m,
+        backgroundColor: color(i),
+        data: buckets.map((b) => (d.series.find((s) => s.bucket_start === b && s.model === m) || { cost_usd: 0 }).cost_usd),
+      })),
+    },
+    options: { scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: "USD" } } } },
+  });
+  const agg = byBucket(d.series);
+  draw("chart-savings", {
+    type: "line",
+    data: {
+      labels,
+      datasets: [
+        { label: "spend", borderColor: color(0), data: agg.map((b) => b.cost_usd) },
+        { label: "baseline", borderColor: color(1), data: agg.map((b) => b.baseline_cost_usd) },
+        { label: "saved", borderColor: color(2), data: agg.map((b) => b.saved_usd) },
+      ],
+    },
+    options: { scales: { y: { title: { display: true, text: "USD" } } } },
+  });
+  draw("chart-requests", {
+    type: "bar",
+    data: { labels: d.models.map((m) => m.model), datasets: [{ label: "requests", backgroundColor: color(0), data: d.models.map((m) => m.requests) }] },
+  });
+  draw("chart-tiers", {
+    type: "doughnut",
+    data: {
+      labels: d.tiers.map((t) => "tier " + t.tier),
+      datasets: [{ data: d.tiers.map((t) => t.requests), backgroundColor: d.tiers.map((_, i) => color(i)) }],
+    },
+  });
+  const answered = d.models.filter((m) => m.p50_ms !== null);
+  draw("chart-latency", {
+    type: "bar",
+    data: {
+      labels: answered.map((m) => m.model),
+      datasets: [
+        { label: "p50", backgroundColor: color(0), data: answered.map((m) => m.p50_ms) },
+        { label: "p95", backgroundColor: color(1), data: answered.map((m) => m.p95_ms) },
+      ],
+    },
+  });
+}
+
+async function load() {
+  state.ready = false;
+  const status = document.getElementById("status");
+  const q = queryFromForm();
+  history.replaceState(null, "", "?" + q.toString());
+  document.getElementById("csv-models").href = "/api/stats.csv?" + q.toString();
+  const qs = new URLSearchParams(q);
+  qs.set("table", "series");
+  document.getElementById("csv-series").href = "/api/stats.csv?" + qs.toString();
+  const resp = await fetch("/api/stats?" + q.toString());
+  const d = await resp.json();
+  if (!resp.ok) {
+    status.textContent = "Error: " + (d.error ? d.error.message : resp.status);
+    status.classList.add("error");
+    return;
+  }
+  state.data = d;
+  const f = document.getElementById("filters").elements;
+  fillChoices(f.policy, d.choices.policies, d.filters.policy);
+  fillChoices(f.key, d.choices.keys, d.filters.key);
+  renderTables(d);
+  renderCharts(d);
+  const from = new Date(d.range.since * 1000).toISOString().slice(0, 16).replace("T", " ");
+  const to = new Date(d.range.until * 1000).toISOString().slice(0, 16).replace("T", " ");
+  status.textContent = `${d.totals.requests} requests from ${from} to ${to} UTC, ${d.range.bucket} buckets`;
+  status.classList.remove("error");
+  state.ready = true;
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const p = filtersFromUrl();
+  const form = document.getElementById("filters");
+  for (const name of ["policy", "key"]) if (p.get(name)) fillChoices(form.elements[name], [], p.get(name));
+  form.elements.since.addEventListener("change", () => form.classList.toggle("custom", form.elements.since.value === "custom"));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    load();
+  });
+  load();
+});
