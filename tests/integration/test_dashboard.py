@@ -1,0 +1,166 @@
+"""The dashboard in headless Chromium (Debian's, driven by playwright) after seeded traffic: the charts draw,
+no console errors, and every number in the per-model table equals the ledger's own sums (computed here with SQL
+on the ledger file). A filter changes the numbers to the filtered sums. The screenshot is kept in test-artifacts/."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+from gateway.ledger import LedgerRecord
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert path, "Chromium is missing: scripts/install.sh installs Debian's chromium package"
+    return path
+
+
+def _seed(url: str, svc: Any) -> None:
+    a = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-a", max_retries=0)
+    b = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-b", max_retries=0)
+    for i in range(6):
+        a.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"easy question {i}"}])
+    for i in range(3):
+        b.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"hard {i} [score=0.9]"}])
+    b.chat.completions.create(model="mid", messages=[{"role": "user", "content": "direct to mid"}])
+    a.chat.completions.create(model="strict", messages=[{"role": "user", "content": "strict one"}])
+    # Earlier hours, so the charts over time have several buckets.
+    now = time.time()
+    for h in range(1, 6):
+        for j in range(h):
+            svc.ledger.record(
+                LedgerRecord(
+                    ts=now - h * 3600,
+                    request_id=f"past-{h}-{j}",
+                    policy="default",
+                    requested_model="auto",
+                    routed_model="gpt-4o" if j % 2 else "local-small",
+                    tier=2 if j % 2 else 0,
+                    prompt_tokens=100 * h,
+                    completion_tokens=50 * h,
+                    cost_usd=0.001 * h if j % 2 else 0.0,
+                    baseline_model="gpt-4o",
+                    baseline_cost_usd=0.001 * h,
+                    latency_ms=100.0 + 10 * j,
+                    key_id="key-past",
+                )
+            )
+    svc.ledger.flush()
+
+
+def _ledger_sums(db: Path, policy: str | None = None) -> dict[str, dict[str, float]]:
+    where, params = ("WHERE policy = ?", (policy,)) if policy else ("", ())
+    with sqlite3.connect(db) as c:
+        rows = c.execute(
+            "SELECT coalesce(routed_model, '(none)'), count(*), sum(prompt_tokens), sum(completion_tokens),"
+            f" sum(cost_usd), sum(baseline_cost_usd) FROM requests {where} GROUP BY routed_model",
+            params,
+        ).fetchall()
+    return {
+        m: {"requests": n, "prompt_tokens": pt, "completion_tokens": ct, "cost_usd": cost, "baseline_cost_usd": base}
+        for m, n, pt, ct, cost, base in rows
+    }
+
+
+def _table(page: Page) -> dict[str, dict[str, tuple[str, str]]]:
+    """model -> field -> (shown text, raw value) for the per-model table's body rows."""
+    cells = page.eval_on_selector_all(
+        "#models tbody td[data-field]",
+        "tds => tds.map(td => [td.parentElement.dataset.model, td.dataset.field, td.textContent,"
+        " td.dataset.raw ?? ''])",
+    )
+    out: dict[str, dict[str, tuple[str, str]]] = {}
+    for model, field, text, raw in cells:
+        out.setdefault(model, {})[field] = (text, raw)
+    return out
+
+
+def _assert_matches(page: Page, want: dict[str, dict[str, float]]) -> None:
+    shown = _table(page)
+    assert set(shown) == set(want)
+    for model, sums in want.items():
+        row = shown[model]
+        for field in ("requests", "prompt_tokens", "completion_tokens"):
+            assert row[field][0] == str(int(sums[field])), (model, field)
+        for field in ("cost_usd", "baseline_cost_usd"):
+            text, raw = row[field]
+            assert float(raw) == pytest.approx(sums[field], abs=1e-9), (model, field)
+            assert float(text.lstrip("$")) == pytest.approx(sums[field], abs=1e-6), (model, field, text)
+    total = sum(s["requests"] for s in want.values())
+    assert page.inner_text('[data-total="requests"]') == str(int(total))
+    spend = sum(s["cost_usd"] for s in want.values())
+    assert float(page.inner_text('[data-total="cost_usd"]').lstrip("$")) == pytest.approx(spend, abs=1e-6)
+
+
+def _drawn_canvases(page: Page) -> dict[str, int]:
+    """Per chart canvas, how many pixels are not transparent (0 means nothing was drawn)."""
+    result: dict[str, int] = page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('canvas')].map(c => {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+            return [c.id, n];
+        }))"""
+    )
+    return result
+
+
+def test_dashboard_draws_and_its_numbers_equal_the_ledger(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    _seed(server.url, svc)
+    db = Path(svc.ledger.backend.where)
+    ARTIFACTS.mkdir(exist_ok=True)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=_chromium(),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1800},
+        )
+        page = ctx.new_page()
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        page.goto(f"{server.url}/dashboard")
+        page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
+
+        drawn = _drawn_canvases(page)
+        assert set(drawn) == {"chart-spend", "chart-savings", "chart-requests", "chart-tiers", "chart-latency"}
+        assert all(n > 500 for n in drawn.values()), drawn
+        assert page.evaluate("Object.keys(window.tiergate.charts).length") == 5
+        _assert_matches(page, _ledger_sums(db))
+        assert page.locator("#series tbody tr").count() >= 6  # five past hours and this one
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+        page.select_option("#f-policy", "strict")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("window.tiergate.ready === true && window.tiergate.data.filters.policy === 'strict'")
+        _assert_matches(page, _ledger_sums(db, "strict"))
+        assert "policy=strict" in page.url
+        ctx.close()
+    assert problems == []

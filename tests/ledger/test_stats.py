@@ -1,0 +1,182 @@
+"""Ledger sums on both backends, against sums computed here from the records themselves: per model, tier mix,
+time buckets, filters by range / policy / key, percentiles; and `tiergate report` printing the same table."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+import subprocess
+import sys
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from gateway.ledger import LedgerRecord, open_ledger
+from gateway.ledger.backends import make_backend
+from gateway.ledger.stats import NO_MODEL, StatsQuery, percentile, report
+
+HOUR = 3600.0
+T0 = 1_790_000_000.0 - (1_790_000_000.0 % 86400)  # a UTC midnight, so hour and day buckets are easy to predict
+
+
+def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
+    rnd = random.Random(seed)
+    models = [("small", 0, 0.0), ("mid", 1, 2e-6), ("big", 2, 1e-5)]
+    out = []
+    for i in range(n):
+        name, tier, price = rnd.choice(models)
+        pt, ct = rnd.randint(5, 500), rnd.randint(1, 300)
+        failed = rnd.random() < 0.1
+        hit = not failed and rnd.random() < 0.2
+        cost = 0.0 if failed or hit else price * (pt + ct)
+        base = 0.0 if failed else 1e-5 * (pt + ct)
+        out.append(
+            LedgerRecord(
+                ts=T0 + rnd.uniform(0, 50 * HOUR),
+                request_id=f"r{i}",
+                policy=rnd.choice(["default", "frugal"]),
+                requested_model="auto",
+                routed_model=None if failed and rnd.random() < 0.5 else name,
+                tier=None if failed else tier,
+                prompt_tokens=0 if failed else pt,
+                completion_tokens=0 if failed else ct,
+                cost_usd=cost,
+                baseline_cost_usd=base,
+                saved_usd=price * (pt + ct) if hit else 0.0,
+                latency_ms=rnd.uniform(1, 900),
+                status=502 if failed else 200,
+                cache="hit" if hit else rnd.choice(["miss", "bypass"]),
+                key_id=rnd.choice(["key-a", "key-b", None]),
+            )
+        )
+    return out
+
+
+def expected(recs: list[LedgerRecord], since: float, until: float, **eq: Any) -> dict[str, dict[str, Any]]:
+    sel = [r for r in recs if since <= r.ts < until and all(getattr(r, k) == v for k, v in eq.items())]
+    by: dict[str, list[LedgerRecord]] = defaultdict(list)
+    for r in sel:
+        by[r.routed_model or NO_MODEL].append(r)
+    out = {}
+    for m, rs in by.items():
+        ok = sorted(r.latency_ms for r in rs if r.status < 400)
+        looked = [r for r in rs if r.cache != "bypass"]
+        out[m] = {
+            "requests": len(rs),
+            "errors": sum(r.status >= 400 for r in rs),
+            "prompt_tokens": sum(r.prompt_tokens for r in rs),
+            "completion_tokens": sum(r.completion_tokens for r in rs),
+            "cost_usd": pytest.approx(sum(r.cost_usd for r in rs), abs=1e-9),
+            "baseline_cost_usd": pytest.approx(sum(r.baseline_cost_usd for r in rs), abs=1e-9),
+            "saved_usd": pytest.approx(sum(r.baseline_cost_usd - r.cost_usd for r in rs), abs=1e-9),
+            "cache_hit_rate": pytest.approx(sum(r.cache == "hit" for r in looked) / len(looked), abs=5e-5)
+            if looked
+            else None,
+            "p50_ms": pytest.approx(ok[max(0, -(-len(ok) // 2) - 1)]) if ok else None,
+        }
+    return out
+
+
+@pytest.fixture
+def seeded(ledger_url: str) -> tuple[Any, list[LedgerRecord]]:
+    recs = traffic()
+    ledger = open_ledger(ledger_url)
+    for r in recs:
+        ledger.record(r)
+    ledger.flush()
+    yield ledger, recs
+    ledger.close()
+
+
+def _check(got: dict[str, Any], want: dict[str, dict[str, Any]]) -> None:
+    table = {r["model"]: r for r in got["models"]}
+    assert set(table) == set(want)
+    for m, w in want.items():
+        assert {k: table[m][k] for k in w} == w, m
+
+
+def test_per_model_sums_and_filters_match_the_records(seeded: tuple[Any, list[LedgerRecord]]) -> None:
+    ledger, recs = seeded
+    for since, until, eq in [
+        (T0, T0 + 60 * HOUR, {}),
+        (T0 + 10 * HOUR, T0 + 20 * HOUR, {}),
+        (T0, T0 + 60 * HOUR, {"policy": "frugal"}),
+        (T0, T0 + 60 * HOUR, {"key_id": "key-b"}),
+        (T0 + 5 * HOUR, T0 + 30 * HOUR, {"policy": "default", "key_id": "key-a"}),
+    ]:
+        q = StatsQuery(since=since, until=until, policy=eq.get("policy"), key_id=eq.get("key_id"))
+        got = report(ledger.reader, q)
+        _check(got, expected(recs, since, until, **eq))
+        assert got["totals"]["requests"] == sum(r["requests"] for r in got["models"])
+
+
+def test_tier_mix_and_time_buckets(seeded: tuple[Any, list[LedgerRecord]]) -> None:
+    ledger, recs = seeded
+    for bucket, width in (("hour", HOUR), ("day", 86400.0)):
+        got = report(ledger.reader, StatsQuery(since=T0, until=T0 + 60 * HOUR, bucket=bucket))  # type: ignore[arg-type]
+        want: dict[tuple[int, str], list[LedgerRecord]] = defaultdict(list)
+        for r in recs:
+            want[(int(T0 + ((r.ts - T0) // width) * width), r.routed_model or NO_MODEL)].append(r)
+        series = {(s["bucket_start"], s["model"]): s for s in got["series"]}
+        assert set(series) == set(want)
+        for k, rs in want.items():
+            assert series[k]["requests"] == len(rs)
+            assert series[k]["cost_usd"] == pytest.approx(sum(r.cost_usd for r in rs), abs=1e-9)
+            assert series[k]["baseline_cost_usd"] == pytest.approx(sum(r.baseline_cost_usd for r in rs), abs=1e-9)
+    tiers: dict[int, int] = defaultdict(int)
+    for r in recs:
+        if r.tier is not None:
+            tiers[r.tier] += 1
+    assert {t["tier"]: t["requests"] for t in got["tiers"]} == tiers
+    assert got["choices"] == {"policies": ["default", "frugal"], "keys": ["key-a", "key-b"]}
+
+
+def test_percentile_is_nearest_rank() -> None:
+    assert percentile([], 50) is None
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.0
+    assert percentile([float(i) for i in range(1, 101)], 95) == 95.0
+    assert percentile([5.0], 95) == 5.0
+
+
+def test_tiergate_report_prints_the_per_model_table(ledger_url: str) -> None:
+    import time
+
+    now = time.time()
+    recs = [
+        LedgerRecord(
+            ts=now - i,
+            request_id=f"r{i}",
+            policy="default",
+            requested_model="auto",
+            routed_model="mid" if i % 3 else "big",
+            tier=1 if i % 3 else 2,
+            prompt_tokens=10,
+            completion_tokens=5,
+            cost_usd=0.001 * (1 if i % 3 else 4),
+            baseline_cost_usd=0.004,
+            latency_ms=float(i),
+        )
+        for i in range(30)
+    ]
+    recs.append(LedgerRecord(ts=now - 3 * 86400, request_id="old", policy="default", requested_model="auto"))
+    db = make_backend(ledger_url)
+    db.migrate()
+    db.insert(recs)
+    db.close()
+    run = [sys.executable, "-m", "gateway.cli", "report", "--ledger", ledger_url, "--since", "24h"]
+    text = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    assert text.returncode == 0, text.stderr
+    lines = {ln.split()[0]: ln.split() for ln in text.stdout.splitlines()[1:]}
+    assert lines["mid"][2] == "20" and lines["big"][2] == "10" and lines["TOTAL"][2] == "30"
+    out = subprocess.run([*run, "--format", "csv"], capture_output=True, text=True, timeout=120)
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(out.stdout))}
+    assert float(rows["mid"]["cost_usd"]) == pytest.approx(0.02) and float(rows["big"]["cost_usd"]) == pytest.approx(
+        0.04
+    )
+    assert float(rows["big"]["saved_usd"]) == pytest.approx(0.0) and float(rows["mid"]["saved_usd"]) == pytest.approx(
+        0.06
+    )
+    bad = subprocess.run([*run[:-1], "yesterday"], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "duration" in bad.stderr
