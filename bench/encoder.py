@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.encoder [--validation N]
 
 1. single-prompt p50 on one core (one thread) for a 20-word prompt: torch fp32, ONNX fp32, ONNX int8;
-2. int8 vs torch fp32 on validation prompts (RouterBench test rows, Arena-Hard, an MMLU sample): cosine of the
-   embeddings and how many routing decisions (tier under the default policy, classifier v1) change;
+2. ONNX fp32 and int8 vs torch fp32 on validation prompts (RouterBench test rows, Arena-Hard, an MMLU sample):
+   cosine of the embeddings and how many routing decisions (tier under the default policy, classifier v1) change;
 3. throughput through the gateway's ClassifierService (micro-batched) at concurrency 1/16/64 on this machine;
 4. resident memory of a process with each backend loaded;
 5. the floor: MiniLM-L6's FLOPs at that token count over this machine's measured one-core fp32 matmul rate.
@@ -62,7 +62,7 @@ def one_core() -> dict[str, float]:
     }
 
 
-def validation(n_mmlu: int) -> dict[str, float]:
+def validation(n_mmlu: int) -> dict[str, dict[str, float]]:
     rows = [r for r in read_jsonl(DATA / "routerbench_subset.jsonl") if str(r.get("orig_split", "")).endswith("test")]
     rows += list(read_jsonl(DATA / "arena_hard_v01.jsonl"))
     mmlu = list(read_jsonl(DATA / "mmlu_gpt4_vs_mixtral.jsonl"))
@@ -70,19 +70,22 @@ def validation(n_mmlu: int) -> dict[str, float]:
     exs = examples(rows)
     texts, turns = [e.text for e in exs], [e.turns for e in exs]
     x32 = FeatureCache(TorchEncoder, TorchEncoder.name).features(texts, turns)
-    x8 = featurize(OnnxEncoder(), texts, turns)
-    cos = (x32[:, :384] * x8[:, :384]).sum(axis=1)
     model = load_model(DEFAULT_ARTIFACT)
     policy = load(PACKAGE_ROOT / "config" / "tiergate.yaml").policies["default"]
     t32 = [policy.min_tier(s) for s in model.score_features(x32)]
-    t8 = [policy.min_tier(s) for s in model.score_features(x8)]
-    return {
-        "prompts": len(exs),
-        "cos_mean": float(cos.mean()),
-        "cos_p1": float(np.percentile(cos, 1)),
-        "cos_min": float(cos.min()),
-        "same_tier": float(np.mean(np.equal(t32, t8))),
-    }
+    out = {}
+    for name, quantized in (("onnx fp32", False), ("onnx int8", True)):
+        x = featurize(OnnxEncoder(quantized=quantized), texts, turns)
+        cos = (x32[:, :384] * x[:, :384]).sum(axis=1)
+        tiers = [policy.min_tier(s) for s in model.score_features(x)]
+        out[name] = {
+            "prompts": len(exs),
+            "cos_mean": float(cos.mean()),
+            "cos_p1": float(np.percentile(cos, 1)),
+            "cos_min": float(cos.min()),
+            "same_tier": float(np.mean(np.equal(t32, tiers))),
+        }
+    return out
 
 
 async def _drive(svc: ClassifierService, concurrency: int, total: int) -> float:
@@ -103,8 +106,14 @@ def throughput(total: int) -> dict[str, dict[int, float]]:
     torch.set_num_threads(os.cpu_count() or 1)
     model = load_model(DEFAULT_ARTIFACT)
     out: dict[str, dict[int, float]] = {}
-    for name, enc, threads in (("torch fp32", TorchEncoder(), 1), ("onnx int8", OnnxEncoder(threads=1), 2)):
-        svc = ClassifierService(enc, model, threads=threads, max_batch=32, max_wait_ms=2.0)
+    backends = (
+        ("torch fp32", TorchEncoder(), 1),
+        ("onnx fp32", OnnxEncoder(quantized=False, threads=1), 2),
+        ("onnx int8", OnnxEncoder(threads=1), 2),
+    )
+    for name, enc, threads in backends:
+        # The gateway's defaults: no added wait; batches form while the encoder is busy.
+        svc = ClassifierService(enc, model, threads=threads, max_batch=32, max_wait_ms=0.0)
         out[name] = {c: asyncio.run(_drive(svc, c, total)) for c in (1, 16, 64)}
         svc.close()
     return out
@@ -142,7 +151,7 @@ def main() -> None:
     single = one_core()
     val = validation(args.validation)
     thr = throughput(args.requests)
-    rss = {b: rss_mb(b) for b in ("torch", "onnx")}
+    rss = {b: rss_mb(b) for b in ("torch", "onnx-fp32", "onnx")}
     n, flops, floor = floor_ms()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
     print("| backend | p50, one core, one prompt of 20 words | vs torch fp32 |\n|---|---|---|")
@@ -151,13 +160,14 @@ def main() -> None:
     print(
         f"\nFloor: {n} tokens, {flops / 1e6:.0f} MFLOP per prompt; this core's fp32 matmul rate gives {floor:.2f} ms.\n"
     )
-    print(
-        f"int8 vs torch fp32 on {val['prompts']} validation prompts: cosine mean {val['cos_mean']:.4f}, "
-        f"1st percentile {val['cos_p1']:.4f}, min {val['cos_min']:.4f}; same tier (default policy, classifier v1) "
-        f"for {val['same_tier']:.2%}.\n"
-    )
+    for name, v in val.items():
+        print(
+            f"{name} vs torch fp32 on {v['prompts']} validation prompts: cosine mean {v['cos_mean']:.4f}, "
+            f"1st percentile {v['cos_p1']:.4f}, min {v['cos_min']:.4f}; same tier (default policy, classifier v1) "
+            f"for {v['same_tier']:.2%}.\n"
+        )
     print("| backend | req/s at concurrency 1 | 16 | 64 | RSS (MB) |\n|---|---|---|---|---|")
-    for (name, t), key in zip(thr.items(), ("torch", "onnx"), strict=True):
+    for (name, t), key in zip(thr.items(), ("torch", "onnx-fp32", "onnx"), strict=True):
         print(f"| {name} | {t[1]:.0f} | {t[16]:.0f} | {t[64]:.0f} | {rss[key]:.0f} |")
     print("\n" + json.dumps({"single_ms": single, "validation": val, "throughput": thr, "rss_mb": rss}))
 

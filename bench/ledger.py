@@ -76,8 +76,8 @@ def serve(config: Path, ledger: str, port: int) -> None:
     from gateway.ledger import Ledger
     from gateway.ledger.backends import SqliteBackend
     from gateway.policy_file import load
-    from gateway.provider import LitellmProvider
     from gateway.response_cache import ChatCache
+    from gateway.transport import Transport
     from tests.fakes.encoder import HashEncoder
 
     class DiscardingLedger(Ledger):
@@ -93,7 +93,7 @@ def serve(config: Path, ledger: str, port: int) -> None:
         led: Ledger = DiscardingLedger(SqliteBackend(unused), SqliteBackend(unused), spool)
     else:
         led = open_ledger(ledger, spool)
-    svc = wire_services(cfg, classifier, LitellmProvider(os.environ, 30.0), led, ChatCache(None, cfg))
+    svc = wire_services(cfg, classifier, Transport(os.environ, 30.0), led, ChatCache(None, cfg))
     uvicorn.run(create_app(services=svc), host="127.0.0.1", port=port, log_level="warning")
 
 

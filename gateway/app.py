@@ -2,58 +2,35 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway import errors
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
+from gateway.front import Front
 from gateway.ledger import Ledger, open_ledger
 from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline, ScoreFn
 from gateway.policy_file import load
-from gateway.provider import LitellmProvider, reference_prices, unavailable_models
+from gateway.provider import reference_prices, unavailable_models
 from gateway.recorder import Recorder
 from gateway.response_cache import ChatCache
-from gateway.routes import chat, dashboard, embeddings, health, metrics, models, stats
+from gateway.routes import dashboard, embeddings, health, metrics, models, stats
 from gateway.settings import Settings
+from gateway.transport import Transport, needs_litellm
 from router.policy import Price, TiergateConfig
 from router.pricing import PriceTable
 
 log = logging.getLogger("tiergate")
-
-
-class RequestIdMiddleware:
-    """Gives every HTTP request an id (`request.state.request_id`) and returns it as `x-request-id`."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        rid = f"tg-{uuid.uuid4().hex}"
-        scope.setdefault("state", {})["request_id"] = rid
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                if not any(k.lower() == b"x-request-id" for k, _ in headers):
-                    headers.append((b"x-request-id", rid.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
 
 
 def price_table(config: TiergateConfig) -> PriceTable:
@@ -74,14 +51,17 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
         settings.classifier_max_batch,
         settings.classifier_max_wait_ms,
     )
-    provider = LitellmProvider(os.environ, settings.upstream_timeout_s)
+    provider = Transport(os.environ, settings.upstream_timeout_s, preload_litellm=needs_litellm(cfg))
     ledger = open_ledger(settings.ledger_url or settings.ledger_path, settings.ledger_spool_dir)
     store: CacheStore = (
         RedisStore(settings.cache_url, settings.cache_timeout_ms)
         if settings.cache_url
         else MemoryStore(settings.cache_max_entries)
     )
-    svc = wire_services(cfg, classifier, provider, ledger, ChatCache(store, cfg, classifier.embed_one, encoder.dim))
+    # The classifier's identity keys cached routed answers: a retrained classifier may route them differently.
+    router_id = f"{settings.encoder}:{hashlib.sha256(settings.classifier_artifact.read_bytes()).hexdigest()[:16]}"
+    cache = ChatCache(store, cfg, classifier.embed_one, encoder.dim, router_id)
+    svc = wire_services(cfg, classifier, provider, ledger, cache)
     if svc.pipeline.unavailable:
         log.warning("unavailable (API key variable unset): %s", sorted(svc.pipeline.unavailable))
     return svc
@@ -90,7 +70,7 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
 def wire_services(
     cfg: TiergateConfig,
     classifier: ClassifierService,
-    provider: LitellmProvider,
+    provider: Transport,
     ledger: Ledger,
     cache: ChatCache,
     score: ScoreFn | None = None,
@@ -110,7 +90,7 @@ def wire_services(
     return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder)
 
 
-def create_app(settings: Settings | None = None, services: AppServices | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:
     settings = settings or Settings()
     svc = services or build_services(settings)
 
@@ -120,6 +100,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         await svc.pipeline.cache.drain()
         if svc.pipeline.cache.store is not None:
             await svc.pipeline.cache.store.close()
+        await svc.provider.close()
         svc.ledger.close()  # drains the queue: a clean shutdown loses no record
         svc.classifier.close()
 
@@ -127,7 +108,6 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.state.services = svc
     errors.install(app)
     for r in (
-        chat.router,
         embeddings.router,
         models.router,
         health.router,
@@ -137,10 +117,9 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     ):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
-    app.add_middleware(RequestIdMiddleware)
-    return app
+    return Front(app)
 
 
-def app_from_env() -> FastAPI:
+def app_from_env() -> Front:
     """Factory for uvicorn's worker processes: each builds its own app from TIERGATE_* variables."""
     return create_app(Settings())

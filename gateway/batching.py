@@ -1,7 +1,10 @@
 """Dynamic micro-batching: concurrent requests' prompts are scored together in one encoder call.
 
-A prompt waits at most `max_wait_ms` for company; a batch is sent as soon as it holds `max_batch` prompts. The work
-runs in the given executor, never on the event loop. A failure of the batch function fails every waiter in it.
+A prompt is sent as soon as an encoder slot is free (`slots`, the executor's threads); while every slot is busy,
+prompts queue and leave together, up to `max_batch` at a time, when one frees. So a lone request never waits, and
+under load batches grow by themselves. `max_wait_ms` > 0 additionally holds a prompt that much for company even
+when a slot is free (more batching, at a latency cost). The work runs in the executor, never on the event loop;
+a failure of the batch function fails every waiter in that batch.
 """
 
 from __future__ import annotations
@@ -14,13 +17,17 @@ BatchFn = Callable[[Sequence[str], Sequence[int]], list[float]]
 
 
 class MicroBatcher:
-    def __init__(self, fn: BatchFn, executor: Executor, max_batch: int = 32, max_wait_ms: float = 2.0) -> None:
-        if max_batch < 1 or max_wait_ms < 0:
-            raise ValueError("max_batch must be >= 1 and max_wait_ms >= 0")
+    def __init__(
+        self, fn: BatchFn, executor: Executor, max_batch: int = 32, max_wait_ms: float = 0.0, slots: int = 1
+    ) -> None:
+        if max_batch < 1 or max_wait_ms < 0 or slots < 1:
+            raise ValueError("max_batch and slots must be >= 1 and max_wait_ms >= 0")
         self._fn = fn
         self._executor = executor
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000.0
+        self.slots = slots
+        self._inflight = 0
         self._pending: list[tuple[str, int, asyncio.Future[float]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self.batch_sizes: list[int] = []  # for benchmarks and tests: how full batches were
@@ -29,25 +36,33 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         self._pending.append((text, turns, fut))
-        if len(self._pending) >= self.max_batch:
-            self._flush()
+        if self.max_wait == 0 or len(self._pending) >= self.max_batch:
+            self._dispatch()
         elif self._timer is None:
-            self._timer = loop.call_later(self.max_wait, self._flush)
+            self._timer = loop.call_later(self.max_wait, self._on_timer)
         return await fut
 
-    def _flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        batch, self._pending = self._pending, []
-        if not batch:
-            return
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._pending and self._inflight < self.slots:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+            self._start(batch)
+
+    def _start(self, batch: list[tuple[str, int, asyncio.Future[float]]]) -> None:
+        self._inflight += 1
         self.batch_sizes.append(len(batch))
         texts = [t for t, _, _ in batch]
         turns = [n for _, n, _ in batch]
         job = asyncio.get_running_loop().run_in_executor(self._executor, self._fn, texts, turns)
 
         def deliver(done: asyncio.Future[list[float]]) -> None:
+            self._inflight -= 1
             err = done.exception()
             for i, (_, _, fut) in enumerate(batch):
                 if fut.done():  # the waiter was cancelled (client went away)
@@ -56,5 +71,6 @@ class MicroBatcher:
                     fut.set_exception(err)
                 else:
                     fut.set_result(done.result()[i])
+            self._dispatch()  # what queued while every slot was busy goes now
 
         job.add_done_callback(deliver)

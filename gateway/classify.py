@@ -33,7 +33,7 @@ class ClassifierService:
         self.encoder = encoder
         self.classifier = ComplexityClassifier(encoder, model)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiergate-classify")
-        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms)
+        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms, slots=threads)
 
     def _scores(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
         return [c.score for c in self.classifier.score_batch(texts, turns)]

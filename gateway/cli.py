@@ -42,7 +42,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
         return 1
     if args.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+        )
         return 0
     # Worker processes build their own app from the environment; hand them the resolved config path.
     os.environ["TIERGATE_CONFIG"] = str(settings.config.resolve())
@@ -53,6 +59,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        access_log=settings.access_log,
     )
     return 0
 
@@ -193,7 +200,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--config")
     c.add_argument("--policy")
     c.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
-    c.add_argument("--encoder", choices=["torch", "onnx"], default=os.environ.get("TIERGATE_ENCODER", "torch"))
+    c.add_argument(
+        "--encoder", choices=["torch", "onnx-fp32", "onnx"], default=os.environ.get("TIERGATE_ENCODER", "torch")
+    )
     c.set_defaults(fn=cmd_classify)
     return p
 

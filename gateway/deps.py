@@ -11,8 +11,8 @@ from gateway.classify import ClassifierService
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline
-from gateway.provider import LitellmProvider
 from gateway.recorder import Recorder
+from gateway.transport import Transport
 from router.policy import TiergateConfig
 
 
@@ -20,14 +20,14 @@ from router.policy import TiergateConfig
 class AppServices:
     config: TiergateConfig
     classifier: ClassifierService
-    provider: LitellmProvider
+    provider: Transport
     ledger: Ledger
     pipeline: ChatPipeline
     metrics: Metrics
     recorder: Recorder
 
 
-def _services(request: Request) -> AppServices:
+async def _services(request: Request) -> AppServices:  # async: a sync dependency would run in a thread
     s: AppServices = request.app.state.services
     return s
 

@@ -49,12 +49,16 @@ class TorchEncoder:
         return len(self._tok(text, add_special_tokens=True, truncation=False)["input_ids"])
 
 
+ENCODERS = ("torch", "onnx-fp32", "onnx")
+
+
 def make_encoder(backend: str) -> Encoder:
-    """The encoder for a backend name ("torch" or "onnx")."""
-    if backend == "onnx":
+    """The encoder for a backend name: torch (sentence-transformers fp32), onnx-fp32 (the same weights on
+    onnxruntime), onnx (int8-quantised)."""
+    if backend in ("onnx", "onnx-fp32"):
         from gateway.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder()
+        return OnnxEncoder(quantized=backend == "onnx")
     if backend == "torch":
         return TorchEncoder()
-    raise ValueError(f"unknown encoder backend {backend!r} (torch, onnx)")
+    raise ValueError(f"unknown encoder backend {backend!r} ({', '.join(ENCODERS)})")

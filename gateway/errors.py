@@ -68,6 +68,11 @@ class UpstreamFailed(GatewayError):
         self.status = status
 
 
+def internal_error(request_id: str | None) -> GatewayError:
+    """What a client sees of a bug: a 500 with the request id to find it in the log, nothing more."""
+    return GatewayError(f"Internal error in the gateway (request {request_id}); see its log.")
+
+
 def error_response(err: GatewayError, request_id: str | None = None) -> JSONResponse:
     headers = {"x-request-id": request_id} if request_id else None
     return JSONResponse(err.body().model_dump(), status_code=err.status, headers=headers)
@@ -109,7 +114,7 @@ def install(app: FastAPI) -> None:
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", None)
         log.exception("unhandled error in request %s", rid)
-        return error_response(GatewayError(f"Internal error in the gateway (request {rid}); see its log."), rid)
+        return error_response(internal_error(rid), rid)
 
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)

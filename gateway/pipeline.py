@@ -18,7 +18,7 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDen
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
-from gateway.response_cache import CacheDecision, ChatCache, assemble, replay
+from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, routed_target
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
@@ -133,15 +133,26 @@ class ChatPipeline:
             f"The model '{model}' does not exist. Use one of: {', '.join(known)}.", "model", "model_not_found"
         )
 
-    async def route(self, req: ChatCompletionRequest, trace: Trace) -> Decision:
+    def begin(self, req: ChatCompletionRequest, trace: Trace) -> tuple[Policy, Decision | None, str]:
+        """Resolve the policy; for a named model, its decision (permissions checked before any cache lookup).
+        Returns (policy, decision or None if the request is to be classified, cache target)."""
         trace.policy, policy, concrete = self.resolve(req.model)
         trace.baseline_model = policy.baseline_model
+        if policy.record_prompts:
+            trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
+        if concrete is None:
+            return policy, None, routed_target(trace.policy)
         try:
-            if concrete is not None:
-                return direct(self.config, policy, concrete, self.unavailable)
+            return policy, direct(self.config, policy, concrete, self.unavailable), concrete
+        except NotAllowed as e:
+            raise PermissionDenied(str(e), "model", "model_not_allowed") from e
+        except NoModelAvailable as e:
+            raise Unavailable(e.reason, "model", "no_model_available") from e
+
+    async def route(self, req: ChatCompletionRequest, trace: Trace, policy: Policy) -> Decision:
+        """Classify the prompt and choose the cheapest adequate model with its fallback chain."""
+        try:
             text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
-            if policy.record_prompts:
-                trace.prompt = text
             trace.score = await self._score(text, turns)
             decision = select(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable)
         except NotAllowed as e:
@@ -189,17 +200,20 @@ class ChatPipeline:
         raise trace.fail(self._exhausted(errors))
 
     async def _cached(
-        self, req: ChatCompletionRequest, trace: Trace, decision: Decision, cd: CacheDecision
+        self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision
     ) -> dict[str, Any] | None:
         if cd.bypass:
             return None
-        body = await self.cache.lookup(req, decision.chain[0].name, trace.policy)
-        if body is None and (sem := await self.cache.lookup_semantic(req, decision.chain[0].name, trace.policy)):
+        body = await self.cache.lookup(req, target, trace.policy)
+        if body is None and (sem := await self.cache.lookup_semantic(req, target, trace.policy)):
             body, trace.cache_similarity = sem
-        trace.cache = "miss" if body is None else "hit"
-        if body is not None:
-            trace.routed = decision.chain[0]
-            trace.usage = usage_of(body) or Usage(0, 0)
+        # The model that answered must still be configured: its name and tier go into headers and the ledger.
+        spec = self.config.model(str(body.get("model"))) if body is not None else None
+        trace.cache = "miss" if spec is None else "hit"
+        if body is None or spec is None:
+            return None
+        trace.routed = spec
+        trace.usage = usage_of(body) or Usage(0, 0)
         return body
 
     async def complete(
@@ -207,10 +221,11 @@ class ChatPipeline:
     ) -> ChatResult:
         trace = Trace(request_id, req.model, stream=False, key_id=key_id(headers or {}))
         try:
-            decision = await self.route(req, trace)
+            policy, decision, target = self.begin(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
-            if (hit := await self._cached(req, trace, decision, cd)) is not None:
+            if (hit := await self._cached(req, trace, target, cd)) is not None:
                 return ChatResult(self.headers(trace, with_cost=True), body=hit)
+            decision = decision or await self.route(req, trace, policy)
             messages, params = self._call_args(req)
             body = await self._first_success(
                 trace, decision, lambda spec: self._provider.complete(spec, messages, params)
@@ -219,7 +234,7 @@ class ChatPipeline:
             trace.usage = usage_of(body) or Usage(0, 0)
             body["model"] = trace.routed.name
             if cd.store:
-                self.cache.save(req, trace.routed.name, trace.policy, body, cd.ttl_s)
+                self.cache.save(req, target, trace.policy, body, cd.ttl_s)
             return ChatResult(self.headers(trace, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -234,11 +249,12 @@ class ChatPipeline:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = Trace(request_id, req.model, stream=True, key_id=key_id(headers or {}))
         try:
-            decision = await self.route(req, trace)
+            policy, decision, target = self.begin(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
-            if (hit := await self._cached(req, trace, decision, cd)) is not None:
+            if (hit := await self._cached(req, trace, target, cd)) is not None:
                 self._ledger.record(self.record(trace))
                 return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
+            decision = decision or await self.route(req, trace, policy)
             messages, params = self._call_args(req)
 
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
@@ -251,7 +267,7 @@ class ChatPipeline:
             first, rest = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
             on_done = (
-                (lambda body: self.cache.save(req, spec_name(trace), trace.policy, body, cd.ttl_s))
+                (lambda body: self.cache.save(req, target, trace.policy, {**body, "model": spec_name(trace)}, cd.ttl_s))
                 if cd.store
                 else None
             )

@@ -7,12 +7,13 @@ streams (the ledger needs it), and a verdict per failure: try the next candidate
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import os
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
-
-import litellm
 
 from router.policy import EmbeddingModelSpec, ModelSpec
 
@@ -46,25 +47,43 @@ def unavailable_models(models: list[ModelSpec], env: Mapping[str, str] | None = 
     return {m.name for m in models if api_key(m, e) is None}
 
 
+def upstream_error(
+    model: str, status: int, message: str, *, context_exceeded: bool = False, timed_out: bool = False
+) -> UpstreamError:
+    """The verdict on one failed call, the same whichever path made it: may the next candidate do better?"""
+    if timed_out:
+        return UpstreamError(model, 504, message, True)
+    # A prompt too long for this model may fit a larger one later in the chain.
+    retryable = context_exceeded or status in _RETRYABLE or status >= 500
+    return UpstreamError(model, status, message, retryable)
+
+
 def _classify(model: str, exc: Exception) -> UpstreamError:
+    import litellm
+
     status = int(getattr(exc, "status_code", 0) or 0) or 500
-    if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
-        retryable = True  # a larger model later in the chain may fit it
-    elif isinstance(exc, litellm.exceptions.Timeout):
-        status, retryable = 504, True
-    else:
-        retryable = status in _RETRYABLE or status >= 500
     # litellm prefixes messages with its own class names; keep the first line only, never a traceback.
     msg = str(getattr(exc, "message", exc)).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
-    return UpstreamError(model, status, msg, retryable)
+    return upstream_error(
+        model,
+        status,
+        msg,
+        context_exceeded=isinstance(exc, litellm.exceptions.ContextWindowExceededError),
+        timed_out=isinstance(exc, litellm.exceptions.Timeout),
+    )
 
 
 class LitellmProvider:
+    """Imports litellm when built (~150 MB of RSS), so a gateway whose models are all OpenAI-compatible never does."""
+
     def __init__(self, env: Mapping[str, str] | None = None, timeout_s: float = 60.0) -> None:
+        import litellm
+
         self._env = os.environ if env is None else env
         self._timeout = timeout_s
         litellm.suppress_debug_info = True  # else litellm prints a help banner on every exception
         litellm.telemetry = False
+        self._litellm = litellm
 
     def _kwargs(self, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
         return {
@@ -81,7 +100,7 @@ class LitellmProvider:
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> dict[str, Any]:
         try:
-            resp = await litellm.acompletion(messages=messages, stream=False, **self._kwargs(spec, params))
+            resp = await self._litellm.acompletion(messages=messages, stream=False, **self._kwargs(spec, params))
         except Exception as e:  # litellm raises its mapped subclasses of openai's errors; classify them all
             raise _classify(spec.name, e) from e
         body: dict[str, Any] = resp.model_dump(exclude_none=True)
@@ -94,7 +113,7 @@ class LitellmProvider:
         kwargs = self._kwargs(spec, params)
         kwargs["stream_options"] = {"include_usage": True}
         try:
-            it = await litellm.acompletion(messages=messages, stream=True, **kwargs)
+            it = await self._litellm.acompletion(messages=messages, stream=True, **kwargs)
             async for chunk in it:
                 yield chunk.model_dump(exclude_none=True)
         except UpstreamError:
@@ -104,7 +123,7 @@ class LitellmProvider:
 
     async def embed(self, spec: EmbeddingModelSpec, inputs: list[str], params: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            resp = await litellm.aembedding(
+            resp = await self._litellm.aembedding(
                 model=spec.litellm_model,
                 input=inputs,
                 api_base=spec.api_base,
@@ -120,9 +139,17 @@ class LitellmProvider:
 
 
 def reference_prices() -> dict[str, tuple[float, float]]:
-    """litellm's local price table as USD per million tokens (input, output), by litellm model name."""
+    """litellm's local price table as USD per million tokens (input, output), by litellm model name.
+
+    Read from the JSON file litellm ships (the one LITELLM_LOCAL_MODEL_COST_MAP makes it use), without importing
+    litellm itself: pricing must not cost a gateway litellm's memory when no model needs its translation.
+    """
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    table = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
     out: dict[str, tuple[float, float]] = {}
-    for name, entry in litellm.model_cost.items():
+    for name, entry in json.loads(table.read_text(encoding="utf-8")).items():
         if not isinstance(entry, dict):
             continue
         i, o = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")

@@ -2,21 +2,25 @@
 completion is served back, as JSON or as an SSE stream (one stored form serves both).
 
 Key: sha256 of the canonical request (messages, sampling parameters, tools, response format, pass-through
-parameters; not `stream`, `stream_options` or `user`), the routed model and the policy's fingerprint, so a
-different model, system prompt, temperature or policy version never hits.
+parameters; not `stream`, `stream_options` or `user`), its target and the policy's fingerprint, so a different
+model, system prompt, temperature or policy version never hits. The target is the model for a request that names
+one, and for a routed request (`auto`, a policy) the policy plus the classifier's identity: the same request under
+the same policy and classifier is routed the same way, so a hit is served before classification and costs none of
+it. The stored body names the model that answered.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
+import os
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from classifiers.base import Matrix
 from classifiers.features import content_text
@@ -61,24 +65,30 @@ def decide(req: ChatCompletionRequest, policy: CachePolicy, headers: Mapping[str
     return CacheDecision(lookup="no-cache" not in cc, store=True, ttl_s=ttl)
 
 
-def fingerprint(name: str, policy: Policy, config_version: str) -> str:
-    return hashlib.sha256(f"{config_version}\x00{name}\x00{policy.model_dump_json()}".encode()).hexdigest()[:16]
+def fingerprint(name: str, policy: Policy, config_version: str, router_id: str = "") -> str:
+    raw = f"{config_version}\x00{name}\x00{policy.model_dump_json()}\x00{router_id}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
 
 
-def cache_key(req: ChatCompletionRequest, model: str, policy_fp: str) -> str:
+def routed_target(policy: str) -> str:
+    """The cache target of a request the policy routes (as opposed to one naming its model)."""
+    return f"policy:{policy}"
+
+
+def cache_key(req: ChatCompletionRequest, target: str, policy_fp: str) -> str:
     body = req.model_dump(exclude_none=True, exclude={"model", "stream", "stream_options", "user"})
-    canonical = json.dumps([body, model, policy_fp], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "chat:" + hashlib.sha256(canonical.encode()).hexdigest()
+    canonical = orjson.dumps([body, target, policy_fp], option=orjson.OPT_SORT_KEYS)
+    return "chat:" + hashlib.sha256(canonical).hexdigest()
 
 
 def encode(body: Mapping[str, Any]) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
+    return orjson.dumps(body)
 
 
-def decode(raw: bytes, model: str) -> dict[str, Any]:
-    """A stored body as a fresh response: new id and time, our model name."""
-    body: dict[str, Any] = json.loads(raw)
-    body.update(id=f"chatcmpl-{uuid.uuid4().hex[:24]}", created=int(time.time()), model=model)
+def decode(raw: bytes) -> dict[str, Any]:
+    """A stored body as a fresh response: new id and time; `model` stays the one that answered."""
+    body: dict[str, Any] = orjson.loads(raw)
+    body.update(id=f"chatcmpl-{os.urandom(12).hex()}", created=int(time.time()))
     return body
 
 
@@ -123,17 +133,15 @@ async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dic
         yield {**base, "choices": [], "usage": body["usage"]}
 
 
-def scope_key(req: ChatCompletionRequest, model: str, policy_fp: str) -> tuple[str, str]:
+def scope_key(req: ChatCompletionRequest, target: str, policy_fp: str) -> tuple[str, str]:
     """(scope, text): the request without its last user turn (system prompt, history, parameters), and that turn."""
     messages = [m.model_dump(exclude_none=True) for m in req.messages]
     last = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=len(messages) - 1)
     text = content_text(messages[last].get("content"))
     messages[last] = {"role": messages[last].get("role")}
     body = req.model_dump(exclude_none=True, exclude={"model", "stream", "stream_options", "user", "messages"})
-    canonical = json.dumps(
-        [body, messages, model, policy_fp], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
-    return "scope:" + hashlib.sha256(canonical.encode()).hexdigest(), text
+    canonical = orjson.dumps([body, messages, target, policy_fp], option=orjson.OPT_SORT_KEYS)
+    return "scope:" + hashlib.sha256(canonical).hexdigest(), text
 
 
 EmbedFn = Callable[[str], Awaitable[Matrix]]
@@ -146,11 +154,17 @@ class ChatCache:
     """
 
     def __init__(
-        self, store: CacheStore | None, config: TiergateConfig, embed: EmbedFn | None = None, dim: int = 384
+        self,
+        store: CacheStore | None,
+        config: TiergateConfig,
+        embed: EmbedFn | None = None,
+        dim: int = 384,
+        router_id: str = "",
     ) -> None:
+        """`router_id` names the classifier (its artifact's hash): a retrained one may route differently."""
         self.store = store
         self._policies = config.policies
-        self._fp = {n: fingerprint(n, p, config.version) for n, p in config.policies.items()}
+        self._fp = {n: fingerprint(n, p, config.version, router_id) for n, p in config.policies.items()}
         self._pending: set[asyncio.Task[None]] = set()
         self._embed = embed
         self._recent: OrderedDict[str, Matrix] = OrderedDict()
@@ -161,20 +175,20 @@ class ChatCache:
         }
 
     async def lookup_semantic(
-        self, req: ChatCompletionRequest, model: str, policy: str
+        self, req: ChatCompletionRequest, target: str, policy: str
     ) -> tuple[dict[str, Any], float] | None:
         """After an exact miss: the closest earlier prompt in scope, if similar enough and the guard agrees."""
         index = self._index.get(policy)
         if index is None or self._embed is None or self.store is None:
             return None
-        scope, text = scope_key(req, model, self._fp[policy])
+        scope, text = scope_key(req, target, self._fp[policy])
         match = index.search(scope, await self._vector(text))
         if match is None or match.similarity < self._policies[policy].cache.semantic.threshold:
             return None
         if not compatible(match.text, text):
             return None
         raw = await self.store.get(match.key)
-        return (decode(raw, model), match.similarity) if raw is not None else None
+        return (decode(raw), match.similarity) if raw is not None else None
 
     async def _vector(self, text: str) -> Matrix:
         """The text's embedding; a miss looks up, then indexes the same text, so the vector is kept briefly."""
@@ -187,25 +201,25 @@ class ChatCache:
             self._recent.popitem(last=False)
         return vec
 
-    async def _index_later(self, req: ChatCompletionRequest, model: str, policy: str, key: str) -> None:
-        scope, text = scope_key(req, model, self._fp[policy])
+    async def _index_later(self, req: ChatCompletionRequest, target: str, policy: str, key: str) -> None:
+        scope, text = scope_key(req, target, self._fp[policy])
         self._index[policy].add(scope, await self._vector(text), text, key)
 
     def decide(self, req: ChatCompletionRequest, policy: str, headers: Mapping[str, str]) -> CacheDecision:
         return NO_CACHE if self.store is None else decide(req, self._policies[policy].cache, headers)
 
-    async def lookup(self, req: ChatCompletionRequest, model: str, policy: str) -> dict[str, Any] | None:
+    async def lookup(self, req: ChatCompletionRequest, target: str, policy: str) -> dict[str, Any] | None:
         assert self.store is not None
-        raw = await self.store.get(cache_key(req, model, self._fp[policy]))
-        return decode(raw, model) if raw is not None else None
+        raw = await self.store.get(cache_key(req, target, self._fp[policy]))
+        return decode(raw) if raw is not None else None
 
-    def save(self, req: ChatCompletionRequest, model: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
+    def save(self, req: ChatCompletionRequest, target: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
         """Store off the response path: the client never waits for the cache."""
         assert self.store is not None
-        key = cache_key(req, model, self._fp[policy])
+        key = cache_key(req, target, self._fp[policy])
         jobs = [self.store.set(key, encode(body), ttl_s)]
         if policy in self._index:
-            jobs.append(self._index_later(req, model, policy, key))
+            jobs.append(self._index_later(req, target, policy, key))
         for job in jobs:
             task = asyncio.ensure_future(job)
             self._pending.add(task)

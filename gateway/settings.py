@@ -35,14 +35,16 @@ class Settings(BaseSettings):
     classifier_artifact: Path = DEFAULT_ARTIFACT
     # torch: sentence-transformers fp32. onnx: the same weights exported to int8 ONNX once per machine, ~4x faster
     # on one core, cosine 0.993 to torch on average (docs/benchmarks.md).
-    encoder: Literal["torch", "onnx"] = "torch"
+    encoder: Literal["torch", "onnx-fp32", "onnx"] = "torch"
     # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
     classifier_threads: int = Field(default=1, ge=1, le=64)
     classifier_max_batch: int = Field(default=32, ge=1, le=512)
-    classifier_max_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    classifier_max_wait_ms: float = Field(default=0.0, ge=0.0, le=100.0)
     # Response cache: a Redis URL (redis://host:port/db), or unset for the in-process LRU.
     cache_url: str | None = None
     cache_timeout_ms: float = Field(default=50.0, gt=0, le=5000)
     cache_max_entries: int = Field(default=10_000, ge=1)
     upstream_timeout_s: float = Field(default=60.0, gt=0)
     log_level: str = "info"
+    # One access-log line per request costs CPU on the hot path and repeats what the ledger records.
+    access_log: bool = False

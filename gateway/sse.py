@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Any
+
+import orjson
 
 DONE = b"data: [DONE]\n\n"
 
 
 def event(obj: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
 
 
 async def encode(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -49,6 +49,14 @@ class ModelSpec(_Frozen):
     price: Price | None = None
     capabilities: Capabilities = Capabilities()
     timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    # auto: an OpenAI-compatible model (`openai/...`: llama.cpp, vLLM, Ollama, OpenAI itself) is called directly
+    # over a pooled connection, since litellm's per-call work costs more than the whole rest of a request
+    # (docs/benchmarks.md); every other provider goes through litellm. litellm: always through litellm.
+    transport: Literal["auto", "litellm"] = "auto"
+
+    @property
+    def openai_compatible(self) -> bool:
+        return self.transport == "auto" and self.litellm_model.startswith("openai/")
 
 
 class EmbeddingModelSpec(_Frozen):

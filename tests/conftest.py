@@ -17,8 +17,8 @@ from gateway.app import create_app, wire_services
 from gateway.classify import ClassifierService
 from gateway.deps import AppServices
 from gateway.ledger import open_ledger
-from gateway.provider import LitellmProvider
 from gateway.response_cache import ChatCache
+from gateway.transport import Transport
 from router.policy import TiergateConfig
 from tests.fakes.encoder import HashEncoder
 from tests.fakes.postgres import OwnPostgres, scratch_database
@@ -97,7 +97,7 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         enc = HashEncoder()
         zero = LinearComplexityModel(np.zeros(enc.dim + 4, dtype=np.float32), 0.0, enc.name, {})
         classifier = ClassifierService(enc, zero)
-        provider = LitellmProvider(os.environ, 10.0)
+        provider = Transport(os.environ, 10.0)
         n = len(started)
         ledger = open_ledger(ledger_url or tmp_path / f"ledger-{n}.sqlite3", tmp_path / f"spool-{n}", retry_s=0.2)
         services = wire_services(config, classifier, provider, ledger, ChatCache(store, config), score)

@@ -1,19 +1,20 @@
-"""POST /v1/chat/completions."""
+"""POST /v1/chat/completions: parse, run the pipeline, answer as JSON or as a server-sent event stream."""
 
 from __future__ import annotations
 
 import json
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+import orjson
 from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from gateway import sse
-from gateway.deps import Services
+from gateway.deps import AppServices
 from gateway.errors import from_validation
 from gateway.protocol import ChatCompletionRequest
 
-router = APIRouter()
+CHAT_PATH = "/v1/chat/completions"
 
 
 def _requested_model(raw: bytes) -> str:
@@ -25,9 +26,8 @@ def _requested_model(raw: bytes) -> str:
         return ""
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, services: Services) -> Response:
-    rid: str = request.state.request_id
+async def handle_chat(services: AppServices, request: Request, rid: str) -> Response:
+    """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
     raw = await request.body()
     try:
         req = ChatCompletionRequest.model_validate_json(raw)
@@ -37,7 +37,7 @@ async def chat_completions(request: Request, services: Services) -> Response:
         raise err from None
     if not req.stream:
         result = await services.pipeline.complete(req, rid, request.headers)
-        return JSONResponse(result.body, headers=result.headers)
+        return Response(orjson.dumps(result.body), media_type="application/json", headers=result.headers)
     result = await services.pipeline.stream(req, rid, request.headers)
     assert result.chunks is not None
     return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)

@@ -232,3 +232,37 @@ def test_redis_stopped_and_restarted_mid_test(
         == "hit"
     )
     assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
+
+
+def test_a_routed_hit_is_served_before_classification(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
+) -> None:
+    scored: list[str] = []
+
+    async def counting_score(text: str, turns: int) -> float:
+        scored.append(text)
+        return 0.5  # tier 1
+
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), score=counting_score, store=redis_store)
+    c = _client(server.url)
+    first = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)
+    time.sleep(0.2)
+    again = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)
+    streamed = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0, stream=True)
+    assert [r.headers["x-tiergate-cache"] for r in (first, again, streamed)] == ["miss", "hit", "hit"]
+    assert len(scored) == 1  # the hits cost no classification
+    assert again.headers["x-tiergate-model"] == first.headers["x-tiergate-model"] == "flaky"
+    assert again.headers["x-tiergate-tier"] == "1" and "x-tiergate-score" not in again.headers
+    assert (
+        "".join(ch.choices[0].delta.content or "" for ch in streamed.parse() if ch.choices)
+        == "echo: " + Q[0]["content"]
+    )
+    rows = svc.ledger.rows()
+    assert [(r["routed_model"], r["cache"], r["score"]) for r in rows] == [
+        ("flaky", "miss", 0.5),
+        ("flaky", "hit", None),
+        ("flaky", "hit", None),
+    ]
+    # The same words sent to a model by name are a different target: no hit from the routed entry.
+    named = c.chat.completions.with_raw_response.create(model="flaky", messages=Q, temperature=0)
+    assert named.headers["x-tiergate-cache"] == "miss"

@@ -44,6 +44,8 @@ class Script:
     status: int = 200
     fail_times: int | None = None  # None: fail every call when status != 200
     delay_s: float = 0.0
+    message: str | None = None  # the error message of a scripted failure
+    code: str | None = None
     calls: int = 0
 
 
@@ -79,7 +81,8 @@ class FakeUpstream:
             await asyncio.sleep(sc.delay_s)
         failing = sc.status != 200 and (sc.fail_times is None or sc.calls <= sc.fail_times)
         if failing:
-            err = {"error": {"message": f"scripted failure {sc.status}", "type": "server_error", "code": None}}
+            msg = sc.message or f"scripted failure {sc.status}"
+            err = {"error": {"message": msg, "type": "invalid_request_error", "code": sc.code}}
             return JSONResponse(err, status_code=sc.status)
         prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages", []))
         last_user = next((_text(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), "")

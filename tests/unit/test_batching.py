@@ -67,6 +67,27 @@ async def test_cancelled_waiter_does_not_break_its_batch() -> None:
         assert await t2 == pytest.approx(1.02)
 
 
+async def test_with_no_wait_a_lone_prompt_goes_at_once_and_a_busy_encoder_collects_a_batch() -> None:
+    gate = threading.Event()
+    rec = Recorder()
+
+    def slow(texts: Sequence[str], turns: Sequence[int]) -> list[float]:
+        gate.wait(5)
+        return rec(texts, turns)
+
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(slow, pool, max_batch=8, max_wait_ms=0)
+        first = asyncio.ensure_future(b.score("first"))
+        await asyncio.sleep(0.05)
+        assert b.batch_sizes == [1]  # sent without waiting for company
+        rest = [asyncio.ensure_future(b.score(f"p{i}")) for i in range(11)]
+        await asyncio.sleep(0.05)
+        assert b.batch_sizes == [1]  # the one slot is busy: the others queue
+        gate.set()
+        await asyncio.gather(first, *rest)
+    assert b.batch_sizes == [1, 8, 3]  # they left together, max_batch at a time
+
+
 def test_bad_settings_rejected() -> None:
     with ThreadPoolExecutor(1) as pool, pytest.raises(ValueError):
         MicroBatcher(Recorder(), pool, max_batch=0)

@@ -1,0 +1,252 @@
+"""Tiergate against LiteLLM's proxy and the upstream alone, one load generator, one run. Prints a markdown report.
+
+    .venv/bin/python -m bench.gateways [--duration 10] [--workers 1]
+
+Load: wrk (Debian's package; C, one connection per concurrent client, HTTP/1.1 keep-alive) at concurrency 1, 16
+and 64, the same POST body shape for every target. Targets, one at a time so they never share the CPU:
+
+- direct: the fake OpenAI-compatible upstream (tests/fakes/upstream.py, uvicorn) without a gateway;
+- Tiergate, explicit model (no classification), `auto` (classified), and a cache hit (an identical deterministic
+  request repeated), all through `tiergate serve --workers N` with its defaults;
+- LiteLLM's proxy 1.110.2 (`litellm[proxy]` in its own virtual environment, made once per machine by
+  bench/litellm-proxy.sh), `--num_workers N`, the same upstream, no database.
+
+Reported: requests/s, p50 / p99 latency, added p50 over direct, and the RSS of each gateway (all its processes)
+after the run. Added latency is measured at the same concurrency against the same upstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from gateway.settings import PACKAGE_ROOT, cache_dir
+from tests.fakes.server import wait_http
+from tests.fakes.upstream import free_port
+
+CONCURRENCY = (1, 16, 64)
+LITELLM_VERSION = "1.110.2"
+MASTER_KEY = "sk-bench-0123456789abcdef0123456789abcdef"
+PROMPT = "Write a short poem about the sea and the wind at night, in four lines, please."
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+
+def wrk(url: str, body: dict[str, object], concurrency: int, seconds: int, headers: dict[str, str]) -> Result:
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
+    lines += [
+        f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}"
+        for k, v in {"Content-Type": "application/json", **headers}.items()
+    ]
+    script.write_text("\n".join(lines) + "\n")
+    threads = min(concurrency, 2)
+    cmd = ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--latency", "-s", str(script), url]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
+    return Result(rps, _ms(pct["50"]), _ms(pct["99"]), errors)
+
+
+def tree_rss_mb(pid: int) -> float:
+    """VmRSS of a process and all its descendants (uvicorn / gunicorn workers)."""
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    own = re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text())
+    return (int(own.group(1)) / 1024 if own else 0.0) + sum(tree_rss_mb(int(k)) for k in kids)
+
+
+def worker_rss_mb(pid: int) -> list[float]:
+    """RSS of each worker: the children if the server forks workers, else the process itself."""
+    kids = [int(k) for k in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()]
+    procs = [k for k in kids if "python" in Path(f"/proc/{k}/cmdline").read_text(errors="replace")] or [pid]
+    return [tree_rss_mb(p) for p in procs]
+
+
+def classifier_p50_ms() -> tuple[str, float]:
+    """The gateway's default classifier alone (encoder + model, one thread) on PROMPT: what `auto` may add."""
+    code = (
+        "import time, statistics, gateway; from gateway.settings import Settings; "
+        "from gateway.encoders import make_encoder; from gateway.classify import load_model; "
+        "from classifiers.model import ComplexityClassifier; s = Settings(); "
+        "c = ComplexityClassifier(make_encoder(s.encoder), load_model(s.classifier_artifact)); ts = []\n"
+        "for i in range(230):\n"
+        f"    t = time.perf_counter(); c.score_batch([{PROMPT!r}], [1]); ts.append(time.perf_counter() - t)\n"
+        "print(s.encoder, statistics.median(ts[30:]) * 1000)"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    name, ms = out.stdout.split()[-2:]
+    return name, float(ms)
+
+
+def litellm_proxy() -> Path:
+    exe = cache_dir("litellm-proxy", LITELLM_VERSION, "bin", "litellm")
+    if not exe.exists():
+        subprocess.run(["bash", str(PACKAGE_ROOT / "bench" / "litellm-proxy.sh"), LITELLM_VERSION], check=True)
+    return exe
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    ap.add_argument("--workers", type=int, default=1, help="gateway worker processes (both gateways)")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+    work = Path(tempfile.mkdtemp(prefix="tiergate-gw-bench-"))
+    up_port = free_port()
+    upstream = f"http://127.0.0.1:{up_port}/v1"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_OFFLINE_MODE": "true"}
+    tg_cfg = {
+        "models": [
+            {"name": "fast", "litellm_model": "openai/fast", "api_base": upstream, "tier": 0},
+            {"name": "strong", "litellm_model": "openai/strong", "api_base": upstream, "tier": 1},
+        ],
+        "policies": {"default": {"thresholds": [0.5], "baseline_model": "strong"}},
+    }
+    (work / "tiergate.yaml").write_text(yaml.safe_dump(tg_cfg))
+    lp_cfg = {
+        "model_list": [
+            {"model_name": "fast", "litellm_params": {"model": "openai/fast", "api_base": upstream, "api_key": "sk-x"}}
+        ]
+    }
+    (work / "litellm.yaml").write_text(yaml.safe_dump(lp_cfg))
+    msgs = [{"role": "user", "content": PROMPT}]
+    explicit = {"model": "fast", "messages": msgs}
+    results: dict[str, dict[int, Result]] = {}
+    rss: dict[str, list[float]] = {}
+    encoder, clf_ms = classifier_p50_ms()
+
+    def run(name: str, url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+        wrk(url, body, 4, 2, headers or {})  # warm-up: connections, caches, lazy imports
+        results[name] = {c: wrk(url, body, c, args.duration, headers or {}) for c in CONCURRENCY}
+
+    up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(up_port)], stdout=subprocess.DEVNULL)
+    try:
+        wait_http(f"{upstream}/models", 60, up)
+        run("direct (upstream alone)", f"{upstream}/chat/completions", explicit)
+
+        port = free_port()
+        tg = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "serve",
+                "--config",
+                str(work / "tiergate.yaml"),
+                "--port",
+                str(port),
+                "--workers",
+                str(args.workers),
+            ],
+            env={**env, "TIERGATE_LEDGER_PATH": str(work / "ledger.sqlite3"), "TIERGATE_LOG_LEVEL": "warning"},
+            stdout=subprocess.DEVNULL,
+        )
+        try:
+            tgu = f"http://127.0.0.1:{port}"
+            wait_http(f"{tgu}/readyz", 300, tg)
+            run("Tiergate, explicit model", f"{tgu}/v1/chat/completions", explicit)
+            run("Tiergate, auto (classified)", f"{tgu}/v1/chat/completions", {"model": "auto", "messages": msgs})
+            run("Tiergate, cache hit", f"{tgu}/v1/chat/completions", {**explicit, "temperature": 0})
+            rss["Tiergate"] = worker_rss_mb(tg.pid)
+        finally:
+            tg.terminate()
+            tg.wait(timeout=60)
+
+        port = free_port()
+        lp = subprocess.Popen(
+            [
+                str(litellm_proxy()),
+                "--config",
+                str(work / "litellm.yaml"),
+                "--port",
+                str(port),
+                "--num_workers",
+                str(args.workers),
+            ],
+            env={**env, "LITELLM_MASTER_KEY": MASTER_KEY},
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            lpu = f"http://127.0.0.1:{port}"
+            wait_http(f"{lpu}/health/liveliness", 300, lp)
+            run("LiteLLM proxy", f"{lpu}/v1/chat/completions", explicit, {"Authorization": f"Bearer {MASTER_KEY}"})
+            rss["LiteLLM proxy"] = worker_rss_mb(lp.pid)
+        finally:
+            lp.terminate()
+            lp.wait(timeout=60)
+    finally:
+        up.terminate()
+        up.wait(timeout=30)
+
+    report(results, rss, args, encoder, clf_ms)
+
+
+def report(
+    results: dict[str, dict[int, Result]],
+    rss: dict[str, list[float]],
+    args: argparse.Namespace,
+    encoder: str,
+    clf_ms: float,
+) -> None:
+    direct = results["direct (upstream alone)"]
+    print(
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"load generator wrk; {args.duration} s per cell; gateway workers: {args.workers}\n"
+    )
+    head = " | ".join(f"c={c} req/s | c={c} p50 ms | c={c} p99 ms | c={c} +p50 ms" for c in CONCURRENCY)
+    print(f"| target | {head} | errors |\n|---|" + "---|" * (4 * len(CONCURRENCY) + 1))
+    for name, row in results.items():
+        cells = " | ".join(
+            f"{r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
+            + ("-" if row is direct else f"{r.p50_ms - direct[c].p50_ms:+.2f}")
+            for c, r in row.items()
+        )
+        print(f"| {name} | {cells} | {sum(r.errors for r in row.values())} |")
+    print("\n| gateway | RSS per worker (MB) |\n|---|---|")
+    for name, mbs in rss.items():
+        print(f"| {name} | {', '.join(f'{m:.0f}' for m in mbs)} |")
+    tg, lp = results["Tiergate, explicit model"], results["LiteLLM proxy"]
+    hit, miss = results["Tiergate, cache hit"][1], results["Tiergate, explicit model"][1]
+    print(
+        f"\nRatios: throughput at c=64, Tiergate explicit / LiteLLM proxy = {tg[64].rps / lp[64].rps:.1f}x; "
+        f"added p50 at c=1: explicit {tg[1].p50_ms - direct[1].p50_ms:.2f} ms, "
+        f"auto {results['Tiergate, auto (classified)'][1].p50_ms - direct[1].p50_ms:.2f} ms, "
+        f"LiteLLM proxy {lp[1].p50_ms - direct[1].p50_ms:.2f} ms; the classifier alone ({encoder}, one thread) "
+        f"p50 {clf_ms:.2f} ms; cache hit vs miss p50 at c=1 = {miss.p50_ms / hit.p50_ms:.1f}x."
+    )
+    print("\n" + json.dumps({k: {c: r.__dict__ for c, r in v.items()} for k, v in results.items()} | {"rss": rss}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""The outermost ASGI layer: an id for every HTTP request, and the chat endpoint served without FastAPI.
+
+/v1/chat/completions is the one hot path. Served here, in front of FastAPI, a request pays for its own parsing,
+routing, pipeline and one response object, not for FastAPI's middleware stack and routing, which on a cache hit
+cost more than all of Tiergate's own work (docs/benchmarks.md). Errors get the same OpenAI envelope as everywhere
+else (gateway/errors.py). Every other path, and the lifespan, is FastAPI's.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import Message, Receive, Scope, Send
+
+from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
+from gateway.routes.chat import CHAT_PATH, handle_chat
+
+log = logging.getLogger("tiergate")
+
+
+def new_request_id() -> str:
+    return "tg-" + os.urandom(16).hex()
+
+
+class Front:
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = new_request_id()
+        scope.setdefault("state", {})["request_id"] = rid
+        if scope["path"] == CHAT_PATH:
+            try:
+                if scope["method"] != "POST":
+                    err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")
+                    err.status = 405
+                    raise err
+                response = await handle_chat(self.app.state.services, Request(scope, receive), rid)
+            except GatewayError as e:
+                response = error_response(e, rid)
+            except Exception:
+                log.exception("unhandled error in request %s", rid)
+                response = error_response(internal_error(rid), rid)
+            await response(scope, receive, send)
+            return
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode()))
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, send_with_id)
