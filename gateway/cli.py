@@ -48,6 +48,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             port=settings.port,
             log_level=settings.log_level,
             access_log=settings.access_log,
+            proxy_headers=False,  # the client's address is not used; parsing X-Forwarded-* costs every request
         )
         return 0
     # Worker processes build their own app from the environment; hand them the resolved config path.
@@ -60,6 +61,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=settings.port,
         log_level=settings.log_level,
         access_log=settings.access_log,
+        proxy_headers=False,
     )
     return 0
 

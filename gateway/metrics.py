@@ -7,6 +7,7 @@ ledger, not these counters, is the record of account.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -53,21 +54,43 @@ class Metrics:
                 "tiergate_ledger_spooled_records", "Ledger records waiting in the local spool", registry=r
             ).set_function(spooled)
         self._registry = r
+        # Labelled children, looked up once per label set: `labels()` costs more than the increments themselves.
+        self._answered: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+        self._outcomes: dict[tuple[str, str, str, int, str], Any] = {}
+
+    def _children(self, labels: tuple[str, str, str]) -> tuple[Any, ...]:
+        c = self._answered.get(labels)
+        if c is None:
+            c = self._answered[labels] = (
+                self._cost.labels(*labels),
+                self._baseline.labels(*labels),
+                self._tokens.labels(*labels, "prompt"),
+                self._tokens.labels(*labels, "completion"),
+                self._cache_hits.labels(*labels),
+                self._latency.labels(*labels),
+                self._ttft.labels(*labels),
+            )
+        return c
 
     def record(self, rec: LedgerRecord) -> None:
         labels = (rec.routed_model or "", "" if rec.tier is None else str(rec.tier), rec.policy)
-        self._requests.labels(*labels, str(rec.status), rec.cache).inc()
+        key = (*labels, rec.status, rec.cache)
+        outcome = self._outcomes.get(key)
+        if outcome is None:
+            outcome = self._outcomes[key] = self._requests.labels(*labels, str(rec.status), rec.cache)
+        outcome.inc()
         if rec.status >= 400:
             return
-        self._cost.labels(*labels).inc(rec.cost_usd)
-        self._baseline.labels(*labels).inc(rec.baseline_cost_usd)
-        self._tokens.labels(*labels, "prompt").inc(rec.prompt_tokens)
-        self._tokens.labels(*labels, "completion").inc(rec.completion_tokens)
+        cost, baseline, prompt, completion, hits, latency, ttft = self._children(labels)
+        cost.inc(rec.cost_usd)
+        baseline.inc(rec.baseline_cost_usd)
+        prompt.inc(rec.prompt_tokens)
+        completion.inc(rec.completion_tokens)
         if rec.cache == "hit":
-            self._cache_hits.labels(*labels).inc()
-        self._latency.labels(*labels).observe(rec.latency_ms / 1000.0)
+            hits.inc()
+        latency.observe(rec.latency_ms / 1000.0)
         if rec.ttft_ms is not None:
-            self._ttft.labels(*labels).observe(rec.ttft_ms / 1000.0)
+            ttft.observe(rec.ttft_ms / 1000.0)
 
     def render(self) -> bytes:
         return generate_latest(self._registry)

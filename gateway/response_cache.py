@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import random
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -85,10 +86,10 @@ def encode(body: Mapping[str, Any]) -> bytes:
     return orjson.dumps(body)
 
 
-def decode(raw: bytes) -> dict[str, Any]:
+def decode(raw: bytes, rng: random.Random) -> dict[str, Any]:
     """A stored body as a fresh response: new id and time; `model` stays the one that answered."""
     body: dict[str, Any] = orjson.loads(raw)
-    body.update(id=f"chatcmpl-{os.urandom(12).hex()}", created=int(time.time()))
+    body.update(id=f"chatcmpl-{rng.getrandbits(96):024x}", created=int(time.time()))
     return body
 
 
@@ -163,6 +164,7 @@ class ChatCache:
     ) -> None:
         """`router_id` names the classifier (its artifact's hash): a retrained one may route differently."""
         self.store = store
+        self._ids = random.Random(os.urandom(16))  # completion ids of replayed answers (unique, not secret)
         self._policies = config.policies
         self._fp = {n: fingerprint(n, p, config.version, router_id) for n, p in config.policies.items()}
         self._pending: set[asyncio.Task[None]] = set()
@@ -188,7 +190,7 @@ class ChatCache:
         if not compatible(match.text, text):
             return None
         raw = await self.store.get(match.key)
-        return (decode(raw), match.similarity) if raw is not None else None
+        return (decode(raw, self._ids), match.similarity) if raw is not None else None
 
     async def _vector(self, text: str) -> Matrix:
         """The text's embedding; a miss looks up, then indexes the same text, so the vector is kept briefly."""
@@ -211,7 +213,7 @@ class ChatCache:
     async def lookup(self, req: ChatCompletionRequest, target: str, policy: str) -> dict[str, Any] | None:
         assert self.store is not None
         raw = await self.store.get(cache_key(req, target, self._fp[policy]))
-        return decode(raw) if raw is not None else None
+        return decode(raw, self._ids) if raw is not None else None
 
     def save(self, req: ChatCompletionRequest, target: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
         """Store off the response path: the client never waits for the cache."""

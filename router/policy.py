@@ -7,6 +7,7 @@ ignored setting. Cross-references (a policy's baseline model, allowed models) ar
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Literal
 
@@ -154,5 +155,9 @@ class TiergateConfig(_Frozen):
                     raise ValueError(f"policies.{pname}.allowed_models: unknown model {m!r} (known: {sorted(known)})")
         return self
 
+    @cached_property
+    def _by_name(self) -> dict[str, ModelSpec]:
+        return {m.name: m for m in self.models}
+
     def model(self, name: str) -> ModelSpec | None:
-        return next((m for m in self.models if m.name == name), None)
+        return self._by_name.get(name)

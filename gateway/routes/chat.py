@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 import orjson
 from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.requests import ClientDisconnect
+from starlette.responses import StreamingResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import sse
 from gateway.deps import AppServices
@@ -26,18 +28,47 @@ def _requested_model(raw: bytes) -> str:
         return ""
 
 
-async def handle_chat(services: AppServices, request: Request, rid: str) -> Response:
+class JSONBody:
+    """A JSON response as two ASGI messages, headers encoded once (Starlette's Response re-normalises them)."""
+
+    def __init__(self, body: bytes, headers: Mapping[str, str]) -> None:
+        self.body = body
+        self.raw_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *((k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+async def read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid: str) -> ASGIApp:
     """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
-    raw = await request.body()
+    raw = await read_body(receive)
+    # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     try:
         req = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as e:
         err = from_validation([dict(x) for x in e.errors()])
-        services.pipeline.reject(rid, _requested_model(raw), err, headers=request.headers)
+        services.pipeline.reject(rid, _requested_model(raw), err, headers=headers)
         raise err from None
     if not req.stream:
-        result = await services.pipeline.complete(req, rid, request.headers)
-        return Response(orjson.dumps(result.body), media_type="application/json", headers=result.headers)
-    result = await services.pipeline.stream(req, rid, request.headers)
+        result = await services.pipeline.complete(req, rid, headers)
+        return JSONBody(orjson.dumps(result.body), result.headers)
+    result = await services.pipeline.stream(req, rid, headers)
     assert result.chunks is not None
     return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)
