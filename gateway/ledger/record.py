@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field, fields
+from operator import attrgetter
 from typing import Any
 
 
@@ -36,16 +37,19 @@ class LedgerRecord:
 
 
 COLUMNS = [f.name for f in fields(LedgerRecord)]
-_BOOLS = ("stream", "degraded")
+_values = attrgetter(*COLUMNS)
+_FALLBACKS, _STREAM, _DEGRADED = COLUMNS.index("fallbacks"), COLUMNS.index("stream"), COLUMNS.index("degraded")
 
 
 def to_row(r: LedgerRecord) -> tuple[Any, ...]:
-    """Column values in COLUMNS order; lists as JSON and booleans as 0/1, the same on every backend."""
-    d = asdict(r)
-    d["fallbacks"] = json.dumps(d["fallbacks"])
-    for b in _BOOLS:
-        d[b] = int(d[b])
-    return tuple(d[c] for c in COLUMNS)
+    """Column values in COLUMNS order; lists as JSON and booleans as 0/1, the same on every backend.
+
+    Attribute reads, not dataclasses.asdict (which deep-copies): the writer thread must keep up with a worker's
+    full request rate while sharing the interpreter lock with it."""
+    v = list(_values(r))
+    v[_FALLBACKS] = json.dumps(v[_FALLBACKS]) if v[_FALLBACKS] else "[]"
+    v[_STREAM], v[_DEGRADED] = int(v[_STREAM]), int(v[_DEGRADED])
+    return tuple(v)
 
 
 def from_row(row: tuple[Any, ...]) -> dict[str, Any]:
