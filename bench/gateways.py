@@ -26,6 +26,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,6 +132,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
     ap.add_argument("--workers", type=int, default=1, help="gateway worker processes (both gateways)")
+    ap.add_argument("--docs", type=Path, help="also write the report into this markdown file, between markers")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is missing: apt-get install wrk")
@@ -153,7 +155,7 @@ def main() -> None:
     }
     (work / "litellm.yaml").write_text(yaml.safe_dump(lp_cfg))
     msgs = [{"role": "user", "content": PROMPT}]
-    explicit = {"model": "fast", "messages": msgs}
+    explicit: dict[str, object] = {"model": "fast", "messages": msgs}
     results: dict[str, dict[int, Result]] = {}
     rss: dict[str, list[float]] = {}
     encoder, clf_ms = classifier_p50_ms()
@@ -223,7 +225,25 @@ def main() -> None:
         up.terminate()
         up.wait(timeout=30)
 
-    report(results, rss, args, encoder, clf_ms)
+    text = report(results, rss, args, encoder, clf_ms)
+    print(text)
+    if args.docs:
+        write_docs(args.docs, text, args)
+
+
+START, END = "<!-- bench.gateways:start -->", "<!-- bench.gateways:end -->"
+
+
+def write_docs(path: Path, text: str, args: argparse.Namespace) -> None:
+    """Replace what lies between the markers with this run's report, the command and the date."""
+    doc = path.read_text(encoding="utf-8")
+    if START not in doc or END not in doc:
+        raise SystemExit(f"{path}: no {START} ... {END} markers to write between")
+    cmd = f".venv/bin/python -m bench.gateways --duration {args.duration} --workers {args.workers} --docs {path}"
+    table = text.split("\n{")[0].strip()
+    block = f"{START}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{table}\n{END}"
+    head, rest = doc.split(START, 1)
+    path.write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
 
 
 def report(
@@ -232,34 +252,37 @@ def report(
     args: argparse.Namespace,
     encoder: str,
     clf_ms: float,
-) -> None:
+) -> str:
+    out: list[str] = []
+    emit = out.append  # the report is built as lines, then printed and optionally written into the docs
     direct = results["direct (upstream alone)"]
-    print(
+    emit(
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"load generator wrk; {args.duration} s per cell; gateway workers: {args.workers}\n"
     )
     head = " | ".join(f"c={c} req/s | c={c} p50 ms | c={c} p99 ms | c={c} +p50 ms" for c in CONCURRENCY)
-    print(f"| target | {head} | errors |\n|---|" + "---|" * (4 * len(CONCURRENCY) + 1))
+    emit(f"| target | {head} | errors |\n|---|" + "---|" * (4 * len(CONCURRENCY) + 1))
     for name, row in results.items():
         cells = " | ".join(
             f"{r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
             + ("-" if row is direct else f"{r.p50_ms - direct[c].p50_ms:+.2f}")
             for c, r in row.items()
         )
-        print(f"| {name} | {cells} | {sum(r.errors for r in row.values())} |")
-    print("\n| gateway | RSS per worker (MB) |\n|---|---|")
+        emit(f"| {name} | {cells} | {sum(r.errors for r in row.values())} |")
+    emit("\n| gateway | RSS per worker (MB) |\n|---|---|")
     for name, mbs in rss.items():
-        print(f"| {name} | {', '.join(f'{m:.0f}' for m in mbs)} |")
+        emit(f"| {name} | {', '.join(f'{m:.0f}' for m in mbs)} |")
     tg, lp = results["Tiergate, explicit model"], results["LiteLLM proxy"]
     hit, miss = results["Tiergate, cache hit"][1], results["Tiergate, explicit model"][1]
-    print(
+    emit(
         f"\nRatios: throughput at c=64, Tiergate explicit / LiteLLM proxy = {tg[64].rps / lp[64].rps:.1f}x; "
         f"added p50 at c=1: explicit {tg[1].p50_ms - direct[1].p50_ms:.2f} ms, "
         f"auto {results['Tiergate, auto (classified)'][1].p50_ms - direct[1].p50_ms:.2f} ms, "
         f"LiteLLM proxy {lp[1].p50_ms - direct[1].p50_ms:.2f} ms; the classifier alone ({encoder}, one thread) "
         f"p50 {clf_ms:.2f} ms; cache hit vs miss p50 at c=1 = {miss.p50_ms / hit.p50_ms:.1f}x."
     )
-    print("\n" + json.dumps({k: {c: r.__dict__ for c, r in v.items()} for k, v in results.items()} | {"rss": rss}))
+    emit("\n" + json.dumps({k: {c: r.__dict__ for c, r in v.items()} for k, v in results.items()} | {"rss": rss}))
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

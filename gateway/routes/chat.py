@@ -13,10 +13,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import sse
 from gateway.deps import AppServices
-from gateway.errors import from_validation
+from gateway.errors import InvalidRequest, from_validation
 from gateway.protocol import ChatCompletionRequest
 
 CHAT_PATH = "/v1/chat/completions"
+# Larger than any context window's worth of text plus a few images as data URLs; a bound on what one request
+# may make the gateway hold in memory.
+MAX_BODY_BYTES = 32 << 20
 
 
 def _requested_model(raw: bytes) -> str:
@@ -44,22 +47,33 @@ class JSONBody:
         await send({"type": "http.response.body", "body": self.body})
 
 
-async def read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
     parts = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnect()
-        parts.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            err = InvalidRequest(f"The request body exceeds {limit // (1 << 20)} MiB.", None, "request_too_large")
+            err.status = 413
+            raise err
+        parts.append(chunk)
         if not message.get("more_body", False):
             return b"".join(parts)
 
 
 async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid: str) -> ASGIApp:
     """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
-    raw = await read_body(receive)
     # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    try:
+        raw = await read_body(receive)
+    except InvalidRequest as e:
+        services.pipeline.reject(rid, "", e, headers=headers)  # refused unread, but still on the record
+        raise
     try:
         req = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as e:

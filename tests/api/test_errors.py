@@ -108,3 +108,15 @@ def test_gateway_keeps_serving_after_errors(gateway_factory: GatewayFactory, fre
         httpx.post(f"{server.url}/v1/chat/completions", content=b"\xff\xfe")
     ok = _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "still"}])
     assert ok.choices[0].message.content == "echo: still"
+
+
+def test_an_oversized_body_is_413_and_the_gateway_keeps_serving(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    huge = b'{"model": "auto", "messages": [{"role": "user", "content": "' + b"x" * (33 << 20) + b'"}]}'
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and _envelope(r)["code"] == "request_too_large"
+    ok = _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert ok.choices[0].message.content == "echo: hi"
+    assert [(r["status"], r["error_type"]) for r in svc.ledger.rows()] == [(413, "invalid_request_error"), (200, None)]
