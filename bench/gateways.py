@@ -231,19 +231,17 @@ def main() -> None:
         write_docs(args.docs, text, args)
 
 
-START, END = "<!-- bench.gateways:start -->", "<!-- bench.gateways:end -->"
-
-
 def write_docs(path: Path, text: str, args: argparse.Namespace) -> None:
-    """Replace what lies between the markers with this run's report, the command and the date."""
+    """Replace what lies between this worker count's markers with this run's report, the command and the date."""
+    start, end = f"<!-- bench.gateways w{args.workers}:start -->", f"<!-- bench.gateways w{args.workers}:end -->"
     doc = path.read_text(encoding="utf-8")
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{path}: no {START} ... {END} markers to write between")
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {start} ... {end} markers to write between")
     cmd = f".venv/bin/python -m bench.gateways --duration {args.duration} --workers {args.workers} --docs {path}"
     table = text.split("\n{")[0].strip()
-    block = f"{START}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{table}\n{END}"
-    head, rest = doc.split(START, 1)
-    path.write_text(head + block + rest.split(END, 1)[1], encoding="utf-8")
+    block = f"{start}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{table}\n{end}"
+    head, rest = doc.split(start, 1)
+    path.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
 
 
 def report(

@@ -79,6 +79,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return run(Path(args.data), [Path(p) for p in args.train_extra], args.strong, args.weak, Path(args.out_dir))
 
 
+def cmd_eval_costs(args: argparse.Namespace) -> int:
+    from gateway.eval_costs_cmd import run
+
+    return run(Path(args.data), [Path(p) for p in args.train_extra], args.reference, Path(args.out_dir))
+
+
 def _duration_s(text: str) -> float:
     from gateway.timeparse import duration_s
 
@@ -181,6 +187,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--train-extra", nargs="*", default=[], help="more outcome files for the training pool")
     e.add_argument("--out-dir", default="eval-out")
     e.set_defaults(fn=cmd_eval)
+    ec = sub.add_parser("eval-costs", help="routing among every priced model of a file: AIQ, cost to match a model")
+    ec.add_argument("--data", required=True, help="a file with `scores` and `cost_usd` per model (RouterBench)")
+    ec.add_argument("--reference", default="gpt-4-1106-preview", help="the model whose quality is to be matched")
+    ec.add_argument("--train-extra", nargs="*", default=[], help="more outcome files for the difficulty score")
+    ec.add_argument("--out-dir", default="eval-out")
+    ec.set_defaults(fn=cmd_eval_costs)
     k = sub.add_parser("calibrate", help="thresholds for target shares per tier; prints a diff, --write applies it")
     k.add_argument("--policy", default="default")
     k.add_argument("--shares", required=True, help="share of traffic per tier, e.g. 0.4,0.5,0.1")

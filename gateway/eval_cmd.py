@@ -36,7 +36,7 @@ class EvalRow:
     group: str
 
 
-def _canon(task: str) -> str:
+def canon(task: str) -> str:
     return re.sub(r"[^a-z0-9]", "", task.lower())
 
 
@@ -52,14 +52,14 @@ def eval_rows(path: Path, strong: str, weak: str) -> list[EvalRow]:
     return out
 
 
-def _excluded(ex: Example, group: str, held_task: str, held_texts: set[str]) -> bool:
-    if ex.text in held_texts or _canon(ex.task) == held_task:
+def excluded(ex: Example, group: str, held_task: str, held_texts: set[str]) -> bool:
+    if ex.text in held_texts or canon(ex.task) == held_task:
         return True
     # Holding out an MMLU subject group also holds out other sources' MMLU rows (their subjects are unknown).
-    return group.startswith("mmlu:") and (group_of(ex.source, ex.task) == group or _canon(ex.task) == "mmlu")
+    return group.startswith("mmlu:") and (group_of(ex.source, ex.task) == group or canon(ex.task) == "mmlu")
 
 
-def _knn(train: Matrix, labels: np.ndarray, test: Matrix, k: int = 40) -> np.ndarray:
+def knn(train: Matrix, labels: np.ndarray, test: Matrix, k: int = 40) -> np.ndarray:
     out = np.empty(len(test))
     for s in range(0, len(test), 512):
         sims = test[s : s + 512] @ train.T
@@ -76,7 +76,7 @@ def _routers(pool: list[Example], xp: Matrix, tr: list[int], test: list[EvalRow]
     return {
         "tiergate-v1": np.asarray(ours.score_features(xt)),
         "logreg-embed": lr.predict_proba(xt[:, :EMB])[:, 1],
-        "knn40-embed": _knn(xp[tr][:, :EMB], wf.astype(float), xt[:, :EMB]),
+        "knn40-embed": knn(xp[tr][:, :EMB], wf.astype(float), xt[:, :EMB]),
         "length": np.asarray([len(r.example.text) for r in test], dtype=float),
         "oracle": oracle_score([r.weak for r in test], [r.strong for r in test]),
     }
@@ -104,8 +104,8 @@ def run(data: Path, extra: list[Path], strong: str, weak: str, out_dir: Path) ->
         idx = [i for i, r in enumerate(test_rows) if r.group == g]
         held = [test_rows[i] for i in idx]
         held_texts = {r.example.text for r in held}
-        task = _canon(held[0].example.task)
-        tr = [i for i, e in enumerate(pool) if not _excluded(e, g, task, held_texts)]
+        task = canon(held[0].example.task)
+        tr = [i for i, e in enumerate(pool) if not excluded(e, g, task, held_texts)]
         w, s = [r.weak for r in held], [r.strong for r in held]
         if abs(np.mean(w) - np.mean(s)) < 1e-9:
             lines.append(f"| {g} | {len(held)} | {np.mean(w):.3f} | {np.mean(s):.3f} | (no quality gap) | | | | |")
