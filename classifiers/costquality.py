@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -87,7 +88,7 @@ def hull(points: Sequence[Point], floor: Point) -> list[Point]:
 def quality_at(h: Sequence[Point], c: float) -> float:
     if c <= h[0].cost:
         return h[0].quality
-    for a, b in zip(h, h[1:], strict=False):
+    for a, b in pairwise(h):
         if c <= b.cost:
             return a.quality + (b.quality - a.quality) * (c - a.cost) / (b.cost - a.cost)
     return h[-1].quality
@@ -101,7 +102,7 @@ def aiq(h: Sequence[Point], c_lo: float, c_hi: float, steps: int = 2000) -> floa
 def cost_to_match(h: Sequence[Point], target: float) -> float | None:
     if h[0].quality >= target:
         return h[0].cost
-    for a, b in zip(h, h[1:], strict=False):
+    for a, b in pairwise(h):
         if b.quality >= target:
             return a.cost + (b.cost - a.cost) * (target - a.quality) / (b.quality - a.quality)
     return None
