@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
+import httpx
 import openai
 
 from tests.conftest import GatewayFactory, api_config
@@ -55,6 +56,9 @@ def test_postgres_outage_under_load_loses_no_record(
             seen_spooling = max(seen_spooling, st["spooled"])
         time.sleep(0.1)
     during = len(ids) - before
+    ready = httpx.get(f"{server.url}/readyz")
+    assert ready.status_code == 200 and ready.json()["status"] == "degraded"  # serving, records spooled
+    assert ready.json()["checks"]["ledger"]["state"] == "spooling"
     own_postgres.start()
     time.sleep(1.5)
     stop.set()
