@@ -56,15 +56,20 @@ def singles(outcome: Mat, cost: Mat) -> list[Point]:
     return [Point(float(cost[:, j].mean()), float(outcome[:, j].mean())) for j in range(outcome.shape[1])]
 
 
-def oracle(outcome: Mat, cost: Mat) -> list[Point]:
-    """The best any router could do: per prompt, maximise outcome - λ·cost, for λ from free to dear."""
-    rows = np.arange(outcome.shape[0])
+def utility_sweep(p: Mat, outcome: Mat, cost: Mat) -> list[Point]:
+    """Per prompt, the model maximising p - λ·cost (RouterBench's predictive-router rule), for λ from free to dear."""
+    rows = np.arange(p.shape[0])
     pts = []
     scale = float(np.mean(cost)) or 1.0
     for lam in [0.0, *np.geomspace(1e-4, 1e4, 81)]:
-        c = np.argmax(outcome - (lam / scale) * cost - 1e-9 * cost / scale, axis=1)
+        c = np.argmax(p - (lam / scale) * cost - 1e-9 * cost / scale, axis=1)  # ties: the cheaper model
         pts.append(Point(float(cost[rows, c].mean()), float(outcome[rows, c].mean())))
     return pts
+
+
+def oracle(outcome: Mat, cost: Mat) -> list[Point]:
+    """The best any router could do: the utility rule with the true outcomes as its predictions."""
+    return utility_sweep(outcome, outcome, cost)
 
 
 def hull(points: Sequence[Point], floor: Point) -> list[Point]:

@@ -26,7 +26,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from classifiers.base import Matrix
-from classifiers.costquality import Mat, Point, aiq, cost_to_match, hull, oracle, singles, sweep
+from classifiers.costquality import Mat, Point, aiq, cost_to_match, hull, oracle, singles, sweep, utility_sweep
 from classifiers.labels import Example, examples
 from classifiers.train import fit
 from gateway.datasets import read_jsonl
@@ -50,7 +50,13 @@ def load_table(path: Path) -> Table:
     models = sorted(
         set.intersection(*[set((r.get("scores") or {}).keys()) & set((r.get("cost_usd") or {}).keys()) for r in raw])
     )
-    keep = [r for r in raw if str(r.get("id")) in exs]
+    # A row counts only with every model's outcome and cost (RouterBench lacks some for 10 of 3,164 prompts).
+    keep = [
+        r
+        for r in raw
+        if str(r.get("id")) in exs
+        and all(r["scores"].get(m) is not None and r["cost_usd"].get(m) is not None for m in models)
+    ]
     return Table(
         [exs[str(r["id"])] for r in keep],
         models,
@@ -101,7 +107,8 @@ def evaluate_split(
     c_lo, c_hi = min(p.cost for p in single), max(p.cost for p in single)
     ref = single[t.models.index(reference)]
     curves: dict[str, list[Point]] = {"oracle": oracle(out, cost), "single models (random mix)": single}
-    curves.update({k: sweep(p, out, cost) for k, p in scored.items()})
+    # Each router may use either rule: the gateway's (cheapest model trusted at q) or RouterBench's (max p - λ·cost).
+    curves.update({k: sweep(p, out, cost) + utility_sweep(p, out, cost) for k, p in scored.items()})
     lines = []
     for router, pts in curves.items():
         h = hull(pts, floor)
