@@ -240,6 +240,9 @@ class ChatPipeline:
             if trace.status == 200:
                 trace.fail(e)
             raise
+        except Exception:
+            trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
+            raise
         finally:
             self._ledger.record(self.record(trace))
 
@@ -276,6 +279,10 @@ class ChatPipeline:
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
+            self._ledger.record(self.record(trace))
+            raise
+        except Exception:
+            trace.status, trace.error_type = 500, "server_error"
             self._ledger.record(self.record(trace))
             raise
 

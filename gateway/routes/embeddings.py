@@ -52,6 +52,9 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     except (InvalidRequest, NotFound, UpstreamFailed) as e:
         rec.status, rec.error_type = e.status, e.type
         raise
+    except Exception:
+        rec.status, rec.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
+        raise
     finally:
         rec.latency_ms = (time.perf_counter() - started) * 1000
         services.recorder.record(rec)

@@ -118,3 +118,28 @@ async def test_timeouts_everywhere_are_504() -> None:
     with pytest.raises(UpstreamFailed) as e:
         await pipe.complete(_req(), "t")
     assert e.value.status == 504
+
+
+class BrokenProvider(FakeProvider):
+    """A bug below the pipeline: not an upstream failure, just an exception."""
+
+    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError("bug")
+
+    async def stream(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        raise RuntimeError("bug")
+        yield {}  # pragma: no cover - makes this an async generator
+
+
+async def test_a_bug_is_recorded_as_a_500_on_both_paths() -> None:
+    pipe, ledger = _pipeline(BrokenProvider())
+    with pytest.raises(RuntimeError):
+        await pipe.complete(_req(), "a")
+    with pytest.raises(RuntimeError):
+        await pipe.stream(_req(stream=True), "b")
+    assert [(r.request_id, r.status, r.error_type) for r in ledger.records] == [
+        ("a", 500, "server_error"),
+        ("b", 500, "server_error"),
+    ]
