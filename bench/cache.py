@@ -21,8 +21,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 
+from bench.fixtures import write_one_model_config
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
 
@@ -53,19 +53,7 @@ def main() -> None:
     args = ap.parse_args()
     up_port, gw_port = free_port(), free_port()
     work = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
-    cfg = {
-        "models": [
-            {
-                "name": "fast",
-                "litellm_model": "openai/fast",
-                "api_base": f"http://127.0.0.1:{up_port}/v1",
-                "tier": 0,
-                "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-            }
-        ],
-        "policies": {"default": {"thresholds": [0.5], "baseline_model": "fast"}},
-    }
-    (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    write_one_model_config(work / "cfg.yaml", up_port)
     env = {
         **os.environ,
         "TIERGATE_CACHE_URL": "redis://127.0.0.1:6379/0",

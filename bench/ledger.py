@@ -25,8 +25,8 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import yaml
 
+from bench.fixtures import write_one_model_config
 from gateway.ledger import LedgerRecord, open_ledger
 from tests.fakes.postgres import scratch_database
 from tests.fakes.server import wait_http
@@ -133,19 +133,7 @@ def main() -> None:
             print(f"| {name} | {rps:,.0f} | {us:.1f} |")
 
         up_port = free_port()
-        cfg = {
-            "models": [
-                {
-                    "name": "fast",
-                    "litellm_model": "openai/fast",
-                    "api_base": f"http://127.0.0.1:{up_port}/v1",
-                    "tier": 0,
-                    "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
-                }
-            ],
-            "policies": {"default": {"thresholds": [0.5], "baseline_model": "fast"}},
-        }
-        (work / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+        write_one_model_config(work / "cfg.yaml", up_port)
         up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(up_port)], stdout=subprocess.DEVNULL)
         print("\n| gateway ledger | c=1 p50 ms | c=1 p99 ms | c=16 req/s | c=16 p50 ms | c=16 p99 ms |")
         print("|---|---|---|---|---|---|")

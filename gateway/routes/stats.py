@@ -7,9 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
@@ -60,33 +60,30 @@ async def _report(services: Services, q: StatsQuery) -> dict[str, Any]:
         raise Unavailable(f"The ledger database is unavailable: {e}", None, "ledger_unavailable") from None
 
 
-@router.get("/api/stats")
-async def stats(
-    services: Services,
+async def _query(
     since: str | None = None,
     from_: str | None = Query(default=None, alias="from"),
     to: str | None = None,
     policy: str | None = None,
     key: str | None = None,
     bucket: str | None = None,
-) -> dict[str, Any]:
-    return await _report(services, parse_query(since, from_, to, policy, key, bucket))
+) -> StatsQuery:
+    return parse_query(since, from_, to, policy, key, bucket)
+
+
+Filters = Annotated[StatsQuery, Depends(_query)]
+
+
+@router.get("/api/stats")
+async def stats(services: Services, q: Filters) -> dict[str, Any]:
+    return await _report(services, q)
 
 
 @router.get("/api/stats.csv")
-async def stats_csv(
-    services: Services,
-    since: str | None = None,
-    from_: str | None = Query(default=None, alias="from"),
-    to: str | None = None,
-    policy: str | None = None,
-    key: str | None = None,
-    bucket: str | None = None,
-    table: str = "models",
-) -> Response:
+async def stats_csv(services: Services, q: Filters, table: str = "models") -> Response:
     if table not in ("models", "series"):
         raise InvalidRequest("'table' must be 'models' or 'series'.", "table", "invalid_value")
-    data = await _report(services, parse_query(since, from_, to, policy, key, bucket))
+    data = await _report(services, q)
     out = io.StringIO()
     w = csv.DictWriter(out, MODEL_COLUMNS if table == "models" else SERIES_COLUMNS, extrasaction="ignore")
     w.writeheader()
