@@ -48,6 +48,7 @@ class Ledger:
         self._done = threading.Condition()
         self._wake = threading.Event()
         self._stopping = False
+        self._urgent = False
         self._retry_s, self._max_retry_s = retry_s, max_retry_s
         self._backoff = retry_s
         self._retry_at = 0.0
@@ -78,7 +79,7 @@ class Ledger:
             if not self._buf and not stopping:
                 self._wake.wait(max(0.0, self._retry_at - time.monotonic()) if self._behind() else None)
                 self._wake.clear()
-                if self._buf and self._linger and len(self._buf) < self._batch and not self._stopping:
+                if self._buf and self._linger and len(self._buf) < self._batch and not (self._stopping or self._urgent):
                     # Let a batch gather: one wake-up per batch, not per request, keeps this thread from
                     # contending with the event loop for the interpreter lock on every request.
                     time.sleep(self._linger)
@@ -97,6 +98,8 @@ class Ledger:
                     with self._done:
                         self._handled += len(batch)
                         self._done.notify_all()
+            if not self._buf:
+                self._urgent = False
             if stopping and not self._buf:
                 return
 
@@ -164,6 +167,7 @@ class Ledger:
     def flush(self) -> None:
         """Block until every record enqueued so far is committed or spooled."""
         target = self._accepted
+        self._urgent = True  # someone waits: commit now instead of letting a batch gather
         self._wake.set()
         with self._done:
             self._done.wait_for(lambda: self._handled >= target or not self._thread.is_alive())
