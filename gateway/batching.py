@@ -32,7 +32,9 @@ class MicroBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self.batch_sizes: list[int] = []  # for benchmarks and tests: how full batches were
 
-    async def score(self, text: str, turns: int = 1) -> float:
+    def submit(self, text: str, turns: int = 1) -> asyncio.Future[float]:
+        """Queue a prompt (sent at once if a slot is free) and return its future: the caller may do other work
+        before awaiting it."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         self._pending.append((text, turns, fut))
@@ -40,7 +42,10 @@ class MicroBatcher:
             self._dispatch()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_wait, self._on_timer)
-        return await fut
+        return fut
+
+    async def score(self, text: str, turns: int = 1) -> float:
+        return await self.submit(text, turns)
 
     def _on_timer(self) -> None:
         self._timer = None
