@@ -32,9 +32,7 @@ class MicroBatcher:
         self._timer: asyncio.TimerHandle | None = None
         self.batch_sizes: list[int] = []  # for benchmarks and tests: how full batches were
 
-    def submit(self, text: str, turns: int = 1) -> asyncio.Future[float]:
-        """Queue a prompt (sent at once if a slot is free) and return its future: the caller may do other work
-        before awaiting it."""
+    async def score(self, text: str, turns: int = 1) -> float:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         self._pending.append((text, turns, fut))
@@ -42,10 +40,7 @@ class MicroBatcher:
             self._dispatch()
         elif self._timer is None:
             self._timer = loop.call_later(self.max_wait, self._on_timer)
-        return fut
-
-    async def score(self, text: str, turns: int = 1) -> float:
-        return await self.submit(text, turns)
+        return await fut
 
     def _on_timer(self) -> None:
         self._timer = None

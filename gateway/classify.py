@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,9 +38,8 @@ class ClassifierService:
     def _scores(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
         return [c.score for c in self.classifier.score_batch(texts, turns)]
 
-    def score(self, text: str, turns: int = 1) -> Awaitable[float]:
-        """Starts scoring now (not at the first await), so the caller can prepare the rest meanwhile."""
-        return self.batcher.submit(text, turns)
+    async def score(self, text: str, turns: int = 1) -> float:
+        return await self.batcher.score(text, turns)
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
         """Embeddings for the /v1/embeddings endpoint and the token count it bills."""

@@ -62,7 +62,6 @@ class Trace:
     error_type: str | None = None
     cache: str = "bypass"
     cache_similarity: float | None = None  # set on a semantic hit
-    call_args: tuple[list[dict[str, Any]], dict[str, Any]] | None = None  # prepared while classifying
     key_id: str | None = None
     prompt: str | None = None  # kept only when the policy records prompts
 
@@ -154,11 +153,8 @@ class ChatPipeline:
         """Classify the prompt and choose the cheapest adequate model with its fallback chain."""
         try:
             text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
-            pending = self._score(text, turns)  # the classifier's scorer starts on the call, not the await
-            # While the encoder works on its thread: what the call needs whichever model is chosen.
-            trace.call_args, needs = self._call_args(req), req.needs()
-            trace.score = await pending
-            decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable)
+            trace.score = await self._score(text, turns)
+            decision = select(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -230,7 +226,7 @@ class ChatPipeline:
             if (hit := await self._cached(req, trace, target, cd)) is not None:
                 return ChatResult(self.headers(trace, with_cost=True), body=hit)
             decision = decision or await self.route(req, trace, policy)
-            messages, params = trace.call_args or self._call_args(req)
+            messages, params = self._call_args(req)
             body = await self._first_success(
                 trace, decision, lambda spec: self._provider.complete(spec, messages, params)
             )
@@ -262,7 +258,7 @@ class ChatPipeline:
                 self._ledger.record(self.record(trace))
                 return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
             decision = decision or await self.route(req, trace, policy)
-            messages, params = trace.call_args or self._call_args(req)
+            messages, params = self._call_args(req)
 
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
                 chunks = self._provider.stream(spec, messages, params)
