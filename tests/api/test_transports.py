@@ -127,3 +127,17 @@ def test_every_candidate_timing_out_is_504_and_a_client_fault_is_400(
     with pytest.raises(openai.BadRequestError) as bad:
         _client(server.url).chat.completions.create(model="mid", messages=HARD)
     assert bad.value.code == "upstream_rejected" and "logit_bias" in bad.value.message
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_stream_event_larger_than_the_default_read_buffer(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    server, _ = gateway_factory(_cfg(fresh_upstream.base_url, transport))
+    word = "x" * 300_000  # echoed back as one delta: one 300 kB server-sent event line
+    chunks = list(
+        _client(server.url).chat.completions.create(
+            model="mid", messages=[{"role": "user", "content": word}], stream=True
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: " + word
