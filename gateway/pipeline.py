@@ -200,11 +200,11 @@ class ChatPipeline:
         raise trace.fail(self._exhausted(errors))
 
     async def _cached(
-        self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision
+        self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision, key: str
     ) -> dict[str, Any] | None:
         if cd.bypass:
             return None
-        body = await self.cache.lookup(req, target, trace.policy)
+        body = await self.cache.lookup(key)
         if body is None and (sem := await self.cache.lookup_semantic(req, target, trace.policy)):
             body, trace.cache_similarity = sem
         # The model that answered must still be configured: its name and tier go into headers and the ledger.
@@ -223,7 +223,8 @@ class ChatPipeline:
         try:
             policy, decision, target = self.begin(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
-            if (hit := await self._cached(req, trace, target, cd)) is not None:
+            key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
+            if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(self.headers(trace, with_cost=True), body=hit)
             decision = decision or await self.route(req, trace, policy)
             messages, params = self._call_args(req)
@@ -234,7 +235,7 @@ class ChatPipeline:
             trace.usage = usage_of(body) or Usage(0, 0)
             body["model"] = trace.routed.name
             if cd.store:
-                self.cache.save(req, target, trace.policy, body, cd.ttl_s)
+                self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
             return ChatResult(self.headers(trace, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -254,7 +255,8 @@ class ChatPipeline:
         try:
             policy, decision, target = self.begin(req, trace)
             cd = self.cache.decide(req, trace.policy, headers or {})
-            if (hit := await self._cached(req, trace, target, cd)) is not None:
+            key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
+            if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 self._ledger.record(self.record(trace))
                 return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
             decision = decision or await self.route(req, trace, policy)
@@ -270,7 +272,11 @@ class ChatPipeline:
             first, rest = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
             on_done = (
-                (lambda body: self.cache.save(req, target, trace.policy, {**body, "model": spec_name(trace)}, cd.ttl_s))
+                (
+                    lambda body: self.cache.save(
+                        req, target, trace.policy, key, {**body, "model": spec_name(trace)}, cd.ttl_s
+                    )
+                )
                 if cd.store
                 else None
             )

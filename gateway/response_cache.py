@@ -210,15 +210,20 @@ class ChatCache:
     def decide(self, req: ChatCompletionRequest, policy: str, headers: Mapping[str, str]) -> CacheDecision:
         return NO_CACHE if self.store is None else decide(req, self._policies[policy].cache, headers)
 
-    async def lookup(self, req: ChatCompletionRequest, target: str, policy: str) -> dict[str, Any] | None:
+    def key(self, req: ChatCompletionRequest, target: str, policy: str) -> str:
+        """The exact-match key; computed once per request, for the lookup and the store after a miss."""
+        return cache_key(req, target, self._fp[policy])
+
+    async def lookup(self, key: str) -> dict[str, Any] | None:
         assert self.store is not None
-        raw = await self.store.get(cache_key(req, target, self._fp[policy]))
+        raw = await self.store.get(key)
         return decode(raw, self._ids) if raw is not None else None
 
-    def save(self, req: ChatCompletionRequest, target: str, policy: str, body: Mapping[str, Any], ttl_s: int) -> None:
+    def save(
+        self, req: ChatCompletionRequest, target: str, policy: str, key: str, body: Mapping[str, Any], ttl_s: int
+    ) -> None:
         """Store off the response path: the client never waits for the cache."""
         assert self.store is not None
-        key = cache_key(req, target, self._fp[policy])
         jobs = [self.store.set(key, encode(body), ttl_s)]
         if policy in self._index:
             jobs.append(self._index_later(req, target, policy, key))
