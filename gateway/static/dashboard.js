@@ -57,40 +57,39 @@ function cell(tr, text, field, raw) {
   return td;
 }
 
+// The per-model table's columns after the model name: field, format, and whether the totals row shows it.
+const MODEL_COLUMNS = [
+  ["tier", (v) => (v === null || v === undefined ? "–" : String(v)), false],
+  ["requests", int, true],
+  ["errors", int, true],
+  ["prompt_tokens", int, true],
+  ["completion_tokens", int, true],
+  ["cost_usd", usd, true],
+  ["baseline_cost_usd", usd, true],
+  ["saved_usd", usd, true],
+  ["cache_hit_rate", pct, false],
+  ["p50_ms", ms, false],
+  ["p95_ms", ms, false],
+];
+
+function modelRow(section, name, label, values, isTotal) {
+  const tr = section.insertRow();
+  tr.dataset.model = name;
+  cell(tr, label, "model");
+  for (const [field, fmt, summed] of MODEL_COLUMNS) {
+    if (isTotal && !summed) cell(tr, "");
+    else cell(tr, fmt(values[field]), field, values[field]);
+  }
+}
+
 function renderTables(d) {
   const body = document.querySelector("#models tbody");
   body.replaceChildren();
-  for (const m of d.models) {
-    const tr = body.insertRow();
-    tr.dataset.model = m.model;
-    cell(tr, m.model, "model");
-    cell(tr, m.tier === null ? "–" : String(m.tier), "tier", m.tier);
-    cell(tr, int(m.requests), "requests", m.requests);
-    cell(tr, int(m.errors), "errors", m.errors);
-    cell(tr, int(m.prompt_tokens), "prompt_tokens", m.prompt_tokens);
-    cell(tr, int(m.completion_tokens), "completion_tokens", m.completion_tokens);
-    cell(tr, usd(m.cost_usd), "cost_usd", m.cost_usd);
-    cell(tr, usd(m.baseline_cost_usd), "baseline_cost_usd", m.baseline_cost_usd);
-    cell(tr, usd(m.saved_usd), "saved_usd", m.saved_usd);
-    cell(tr, pct(m.cache_hit_rate), "cache_hit_rate", m.cache_hit_rate);
-    cell(tr, ms(m.p50_ms), "p50_ms", m.p50_ms);
-    cell(tr, ms(m.p95_ms), "p95_ms", m.p95_ms);
-  }
+  for (const m of d.models) modelRow(body, m.model, m.model, m, false);
   const foot = document.querySelector("#models tfoot");
   foot.replaceChildren();
   const t = d.totals;
-  const tr = foot.insertRow();
-  tr.dataset.model = "TOTAL";
-  cell(tr, "Total", "model");
-  cell(tr, "");
-  cell(tr, int(t.requests), "requests", t.requests);
-  cell(tr, int(t.errors), "errors", t.errors);
-  cell(tr, int(t.prompt_tokens), "prompt_tokens", t.prompt_tokens);
-  cell(tr, int(t.completion_tokens), "completion_tokens", t.completion_tokens);
-  cell(tr, usd(t.cost_usd), "cost_usd", t.cost_usd);
-  cell(tr, usd(t.baseline_cost_usd), "baseline_cost_usd", t.baseline_cost_usd);
-  cell(tr, usd(t.saved_usd), "saved_usd", t.saved_usd);
-  for (let i = 0; i < 3; i++) cell(tr, "");
+  modelRow(foot, "TOTAL", "Total", t, true);
 
   for (const [field, fmt] of [["requests", int], ["errors", int], ["cost_usd", usd], ["baseline_cost_usd", usd], ["saved_usd", usd]]) {
     document.querySelector(`[data-total="${field}"]`).textContent = fmt(t[field]);
