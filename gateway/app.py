@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from gateway import errors
+from gateway.activity import Activity
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
@@ -44,12 +45,14 @@ def price_table(config: TiergateConfig) -> PriceTable:
 def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
     cfg = config or load(settings.config)
     encoder = make_encoder(settings.encoder)
+    activity = Activity()
     classifier = ClassifierService(
         encoder,
         load_model(settings.classifier_artifact),
         settings.classifier_threads,
         settings.classifier_max_batch,
         settings.classifier_max_wait_ms,
+        activity.idle if settings.classifier_inline_when_idle else None,
     )
     provider = Transport(os.environ, settings.upstream_timeout_s, preload_litellm=needs_litellm(cfg))
     ledger = open_ledger(settings.ledger_url or settings.ledger_path, settings.ledger_spool_dir)
@@ -61,7 +64,7 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
     # The classifier's identity keys cached routed answers: a retrained classifier may route them differently.
     router_id = f"{settings.encoder}:{hashlib.sha256(settings.classifier_artifact.read_bytes()).hexdigest()[:16]}"
     cache = ChatCache(store, cfg, classifier.embed_one, encoder.dim, router_id)
-    svc = wire_services(cfg, classifier, provider, ledger, cache)
+    svc = wire_services(cfg, classifier, provider, ledger, cache, activity=activity)
     if svc.pipeline.unavailable:
         log.warning("unavailable (API key variable unset): %s", sorted(svc.pipeline.unavailable))
     return svc
@@ -74,6 +77,7 @@ def wire_services(
     ledger: Ledger,
     cache: ChatCache,
     score: ScoreFn | None = None,
+    activity: Activity | None = None,
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger and the metrics."""
     meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]))
@@ -87,7 +91,7 @@ def wire_services(
         unavailable_models(cfg.models, os.environ),
         cache,
     )
-    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder)
+    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder, activity or Activity())
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:

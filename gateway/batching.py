@@ -5,11 +5,18 @@ prompts queue and leave together, up to `max_batch` at a time, when one frees. S
 under load batches grow by themselves. `max_wait_ms` > 0 additionally holds a prompt that much for company even
 when a slot is free (more batching, at a latency cost). The work runs in the executor, never on the event loop;
 a failure of the batch function fails every waiter in that batch.
+
+One exception to "never on the event loop": with `inline_if` given, a prompt that finds the encoder idle, nothing
+queued and `inline_if()` true (the gateway passes "no other request in progress") is scored on the loop's own
+thread. Handing it to the encoder thread costs two cross-thread wake-ups, ~0.3 ms on this machine
+(docs/benchmarks.md), and buys nothing when no other request is there to use the loop meanwhile. A request that
+arrives during that call is read when it ends, just as it would have waited for the one encoder slot anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
@@ -18,7 +25,13 @@ BatchFn = Callable[[Sequence[str], Sequence[int]], list[float]]
 
 class MicroBatcher:
     def __init__(
-        self, fn: BatchFn, executor: Executor, max_batch: int = 32, max_wait_ms: float = 0.0, slots: int = 1
+        self,
+        fn: BatchFn,
+        executor: Executor,
+        max_batch: int = 32,
+        max_wait_ms: float = 0.0,
+        slots: int = 1,
+        inline_if: Callable[[], bool] | None = None,
     ) -> None:
         if max_batch < 1 or max_wait_ms < 0 or slots < 1:
             raise ValueError("max_batch and slots must be >= 1 and max_wait_ms >= 0")
@@ -30,9 +43,16 @@ class MicroBatcher:
         self._inflight = 0
         self._pending: list[tuple[str, int, asyncio.Future[float]]] = []
         self._timer: asyncio.TimerHandle | None = None
-        self.batch_sizes: list[int] = []  # for benchmarks and tests: how full batches were
+        self._inline_if = inline_if
+        # For benchmarks and tests: how full the most recent batches were (bounded: a gateway runs for months).
+        self.batch_sizes: deque[int] = deque(maxlen=4096)
+        self.inline_runs = 0
 
     async def score(self, text: str, turns: int = 1) -> float:
+        if self._inline_if is not None and self._inflight == 0 and not self._pending and self._inline_if():
+            self.inline_runs += 1
+            self.batch_sizes.append(1)
+            return self._fn([text], [turns])[0]
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         self._pending.append((text, turns, fut))

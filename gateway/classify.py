@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,11 +29,12 @@ class ClassifierService:
         threads: int = 1,
         max_batch: int = 32,
         max_wait_ms: float = 2.0,
+        inline_if: Callable[[], bool] | None = None,
     ) -> None:
         self.encoder = encoder
         self.classifier = ComplexityClassifier(encoder, model)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiergate-classify")
-        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms, slots=threads)
+        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms, threads, inline_if)
 
     def _scores(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
         return [c.score for c in self.classifier.score_batch(texts, turns)]

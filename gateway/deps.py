@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from gateway.activity import Activity
 from gateway.classify import ClassifierService
 from gateway.ledger import Ledger
 from gateway.metrics import Metrics
@@ -25,6 +26,7 @@ class AppServices:
     pipeline: ChatPipeline
     metrics: Metrics
     recorder: Recorder
+    activity: Activity = field(default_factory=Activity)
 
 
 async def _services(request: Request) -> AppServices:  # async: a sync dependency would run in a thread

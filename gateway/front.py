@@ -37,6 +37,14 @@ class Front:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        activity = self.state.services.activity
+        activity.active += 1
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            activity.active -= 1
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         if scope["path"] == CHAT_PATH:

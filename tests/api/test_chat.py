@@ -34,6 +34,28 @@ def test_easy_prompt_goes_local_hard_prompt_goes_hosted(
     assert hard.headers["x-request-id"].startswith("tg-")
 
 
+def test_requests_in_progress_are_counted_until_they_end(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """The classifier scores on the loop only when its request is the one in progress: the count must be exact."""
+    seen: list[int] = []
+
+    async def score(text: str, turns: int) -> float:
+        seen.append(svc.activity.active)
+        return 0.1
+
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), score=score)
+    client = _client(server.url)
+    client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    list(client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], stream=True))
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="auto", messages=[])
+    assert httpx.get(f"{server.url}/healthz").status_code == 200
+    assert httpx.get(f"{server.url}/nowhere").status_code == 404
+    assert seen == [1, 1]
+    assert svc.activity.active == 0
+
+
 def test_ledger_costs_equal_tokens_times_prices(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     client = _client(server.url)

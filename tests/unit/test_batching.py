@@ -43,7 +43,7 @@ async def test_a_lone_prompt_waits_at_most_max_wait() -> None:
         t0 = loop.time()
         assert await b.score("alone", 2) == pytest.approx(2.05)
         assert loop.time() - t0 < 1.0
-    assert b.batch_sizes == [1]
+    assert list(b.batch_sizes) == [1]
 
 
 async def test_batch_failure_reaches_every_waiter_and_the_next_batch_works() -> None:
@@ -79,13 +79,62 @@ async def test_with_no_wait_a_lone_prompt_goes_at_once_and_a_busy_encoder_collec
         b = MicroBatcher(slow, pool, max_batch=8, max_wait_ms=0)
         first = asyncio.ensure_future(b.score("first"))
         await asyncio.sleep(0.05)
-        assert b.batch_sizes == [1]  # sent without waiting for company
+        assert list(b.batch_sizes) == [1]  # sent without waiting for company
         rest = [asyncio.ensure_future(b.score(f"p{i}")) for i in range(11)]
         await asyncio.sleep(0.05)
-        assert b.batch_sizes == [1]  # the one slot is busy: the others queue
+        assert list(b.batch_sizes) == [1]  # the one slot is busy: the others queue
         gate.set()
         await asyncio.gather(first, *rest)
-    assert b.batch_sizes == [1, 8, 3]  # they left together, max_batch at a time
+    assert list(b.batch_sizes) == [1, 8, 3]  # they left together, max_batch at a time
+
+
+async def test_idle_gateway_scores_on_the_loop_thread_and_a_busy_one_hands_off() -> None:
+    rec = Recorder()
+    idle = [True]
+    with ThreadPoolExecutor(1, thread_name_prefix="enc") as pool:
+        b = MicroBatcher(rec, pool, max_batch=8, inline_if=lambda: idle[0])
+        assert await b.score("alone", 1) == pytest.approx(1.05)
+        assert rec.threads == {threading.current_thread().name} and b.inline_runs == 1
+        idle[0] = False  # another request is in progress: the loop must stay free for it
+        assert await b.score("busy", 1) == pytest.approx(1.04)
+        assert rec.threads == {threading.current_thread().name, "enc_0"} and b.inline_runs == 1
+
+
+async def test_inline_scoring_never_jumps_the_queue_of_a_busy_encoder() -> None:
+    gate = threading.Event()
+    rec = Recorder()
+
+    def slow(texts: Sequence[str], turns: Sequence[int]) -> list[float]:
+        if threading.current_thread().name.startswith("enc"):
+            gate.wait(5)
+        return rec(texts, turns)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="enc") as pool:
+        b = MicroBatcher(slow, pool, max_batch=8, inline_if=lambda: False)
+        first = asyncio.ensure_future(b.score("first"))
+        await asyncio.sleep(0.05)
+        b._inline_if = lambda: True  # the other request finished, but the encoder is still busy with its prompt
+        second = asyncio.ensure_future(b.score("second"))
+        await asyncio.sleep(0.05)
+        assert not second.done() and b.inline_runs == 0  # it queued behind the busy slot instead
+        gate.set()
+        assert await asyncio.gather(first, second) == [pytest.approx(1.05), pytest.approx(1.06)]
+    assert rec.threads == {"enc_0"}
+
+
+async def test_inline_failure_reaches_its_caller() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(Recorder(fail=True), pool, inline_if=lambda: True)
+        with pytest.raises(RuntimeError, match="encoder broke"):
+            await b.score("x")
+
+
+async def test_batch_history_is_bounded() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        b = MicroBatcher(lambda texts, turns: [0.0] * len(texts), pool, inline_if=lambda: True)
+        for _ in range(5000):
+            await b.score("x")
+    assert b.inline_runs == 5000 and len(b.batch_sizes) == 4096  # a gateway's lifetime of batches is not kept
 
 
 def test_bad_settings_rejected() -> None:
