@@ -19,6 +19,7 @@ from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, routed_target
+from router import cascade
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
@@ -64,6 +65,10 @@ class Trace:
     cache_similarity: float | None = None  # set on a semantic hit
     key_id: str | None = None
     prompt: str | None = None  # kept only when the policy records prompts
+    cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
+    draft_model: str | None = None
+    draft_confidence: float | None = None
+    draft_cost: float = 0.0  # what an escalated draft cost, on top of the answer's own cost
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -226,11 +231,17 @@ class ChatPipeline:
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(self.headers(trace, with_cost=True), body=hit)
+            routed = decision is None
             decision = decision or await self.route(req, trace, policy)
             messages, params = self._call_args(req)
-            body = await self._first_success(
-                trace, decision, lambda spec: self._provider.complete(spec, messages, params)
-            )
+            plan = self._cascade_plan(req, trace, policy, decision) if routed else None
+            body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
+            if body is None:
+                body = await self._first_success(
+                    trace,
+                    plan.escalate if plan is not None else decision,
+                    lambda spec: self._provider.complete(spec, messages, params),
+                )
             assert trace.routed is not None
             trace.usage = usage_of(body) or Usage(0, 0)
             body["model"] = trace.routed.name
@@ -246,6 +257,48 @@ class ChatPipeline:
             raise
         finally:
             self._ledger.record(self.record(trace))
+
+    def _cascade_plan(
+        self, req: ChatCompletionRequest, trace: Trace, policy: Policy, decision: Decision
+    ) -> cascade.CascadePlan | None:
+        if policy.cascade is None or trace.score is None:
+            return None
+        return cascade.plan(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable, decision)
+
+    async def _draft(
+        self,
+        req: ChatCompletionRequest,
+        trace: Trace,
+        plan: cascade.CascadePlan,
+        messages: list[dict[str, Any]],
+        params: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """The draft answer if its model is confident enough, else None (the caller escalates).
+
+        Any failure of the draft (upstream error, refusal, no log-probabilities) escalates; the client never sees
+        it. An escalated draft's cost is added to the request's."""
+        policy_cascade = self.config.policies[trace.policy].cascade
+        assert policy_cascade is not None
+        for spec in plan.draft.chain:
+            try:
+                body = await self._provider.complete(spec, messages, {**params, "logprobs": True})
+            except UpstreamError:
+                trace.fallbacks.append(spec.name)
+                continue
+            conf = cascade.confidence(cascade.answer_logprobs(body))
+            trace.draft_model, trace.draft_confidence = spec.name, conf
+            if conf is not None and conf >= policy_cascade.min_confidence:
+                trace.cascade, trace.routed = "kept", spec
+                if not req.logprobs:  # asked for the judgement, not by the client
+                    for choice in body.get("choices") or []:
+                        if isinstance(choice, dict):
+                            choice.pop("logprobs", None)
+                return body
+            trace.cascade = "escalated"
+            trace.draft_cost = self.prices.cost(spec.name, usage_of(body) or Usage(0, 0))
+            return None
+        trace.cascade = "draft_failed"
+        return None
 
     async def stream(
         self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
@@ -347,7 +400,7 @@ class ChatPipeline:
     # -- accounting ------------------------------------------------------------------------------------------
     def costs(self, trace: Trace) -> tuple[float, float, float]:
         """(cost, baseline cost, saved by the cache): a hit costs nothing and saves what the model would have cost."""
-        cost = self.prices.cost(trace.routed.name, trace.usage) if trace.routed else 0.0
+        cost = (self.prices.cost(trace.routed.name, trace.usage) if trace.routed else 0.0) + trace.draft_cost
         base = self.prices.cost(trace.baseline_model, trace.usage) if trace.baseline_model else 0.0
         return (0.0, base, cost) if trace.cache == "hit" else (cost, base, 0.0)
 
@@ -372,6 +425,10 @@ class ChatPipeline:
             h["x-tiergate-degraded"] = "true"
         if trace.fallbacks:
             h["x-tiergate-fallbacks"] = ",".join(trace.fallbacks)
+        if trace.cascade is not None:
+            h["x-tiergate-cascade"] = trace.cascade
+            if trace.draft_confidence is not None:
+                h["x-tiergate-draft-confidence"] = f"{trace.draft_confidence:.4f}"
         return h
 
     def record(self, trace: Trace) -> LedgerRecord:
@@ -400,4 +457,8 @@ class ChatPipeline:
             saved_usd=saved,
             key_id=trace.key_id,
             prompt=trace.prompt,
+            cascade=trace.cascade,
+            draft_model=trace.draft_model,
+            draft_confidence=trace.draft_confidence,
+            draft_cost_usd=trace.draft_cost,
         )

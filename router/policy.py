@@ -90,6 +90,20 @@ class CachePolicy(_Frozen):
     semantic: SemanticCachePolicy = SemanticCachePolicy()
 
 
+class Cascade(_Frozen):
+    """Answer with the cheapest tier first and keep that answer only when its model is confident in it.
+
+    Prompts scored below `below_score` get a draft answer from the cheapest available tier, asked with token
+    log-probabilities; the draft is kept when the geometric mean of its tokens' probabilities is at least
+    `min_confidence`, otherwise the request goes on to the tier the policy's thresholds chose (or the next tier up
+    when the thresholds chose the cheapest one). A model that returns no log-probabilities is never trusted.
+    Streamed requests are not cascaded: their first tokens would be on the wire before the draft is judged.
+    """
+
+    below_score: Annotated[float, Field(gt=0.0, le=1.0)]
+    min_confidence: Unit
+
+
 class OnUnavailable(StrEnum):
     best_effort = "best_effort"
     reject = "reject"
@@ -111,6 +125,7 @@ class Policy(_Frozen):
     cache: CachePolicy = CachePolicy()
     # The ledger never keeps prompt text unless a policy opts in (e.g. to label traffic for retraining).
     record_prompts: bool = False
+    cascade: Cascade | None = None
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:

@@ -34,6 +34,10 @@ class LedgerRecord:
     saved_usd: float = 0.0  # what a cache hit saved (the routed model's cost); routing's saving is derived
     key_id: str | None = None  # a hash of the caller's API key, never the key
     prompt: str | None = None  # only when the policy opts in (record_prompts)
+    cascade: str | None = None  # kept / escalated / draft_failed when the policy cascades (router/cascade.py)
+    draft_model: str | None = None
+    draft_confidence: float | None = None
+    draft_cost_usd: float = 0.0  # an escalated draft's cost, included in cost_usd
 
 
 COLUMNS = [f.name for f in fields(LedgerRecord)]

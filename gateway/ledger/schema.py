@@ -41,6 +41,12 @@ _STEPS: list[list[str]] = [
         "CREATE INDEX IF NOT EXISTS requests_policy_ts ON requests (policy, ts)",
         "CREATE INDEX IF NOT EXISTS requests_key_ts ON requests (key_id, ts)",
     ],
+    [
+        "ALTER TABLE requests ADD COLUMN cascade TEXT",
+        "ALTER TABLE requests ADD COLUMN draft_model TEXT",
+        "ALTER TABLE requests ADD COLUMN draft_confidence {real}",
+        "ALTER TABLE requests ADD COLUMN draft_cost_usd {real} NOT NULL DEFAULT 0",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

@@ -4,12 +4,16 @@ Its answer is deterministic: "echo: <last user text>", with usage counted as whi
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
 latency. Every request it receives is kept in `received`, so tests can see what really crossed the wire.
+Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
+last user message, else ln(0.9).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
+import re
 import socket
 import threading
 import time
@@ -23,6 +27,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+CONF_MARK = re.compile(r"\[conf=([0-9.]+)\]")
 
 
 def free_port() -> int:
@@ -95,15 +101,24 @@ class FakeUpstream:
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
         if not body.get("stream"):
+            choice: dict[str, Any] = {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+            }
+            if body.get("logprobs"):
+                mark = CONF_MARK.search(last_user)
+                lp = math.log(float(mark.group(1))) if mark else math.log(0.9)
+                choice["logprobs"] = {
+                    "content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w in answer.split()]
+                }
             return JSONResponse(
                 {
                     "id": cid,
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}
-                    ],
+                    "choices": [choice],
                     "usage": usage,
                 }
             )

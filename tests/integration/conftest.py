@@ -81,6 +81,12 @@ def e2e_config(llama_base: str, hosted_base: str) -> dict[str, object]:
         else:
             m["api_base"] = hosted_base
             m["api_key_env"] = "TIERGATE_E2E_KEY"
+    # Cascade mode on the real local model: one policy trusts any draft, one trusts none.
+    for name, conf in (("cascade-keep", 0.001), ("cascade-escalate", 0.999)):
+        cfg["policies"][name] = {
+            **cfg["policies"]["default"],
+            "cascade": {"below_score": 1.0, "min_confidence": conf},
+        }
     return dict(cfg)
 
 

@@ -76,6 +76,23 @@ def test_easy_prompt_streams_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert row["stream"] == 1 and row["completion_tokens"] == chunks[-1].usage.completion_tokens
 
 
+@pytest.mark.parametrize(("policy", "outcome"), [("cascade-keep", "kept"), ("cascade-escalate", "escalated")])
+def test_cascade_judges_llama_cpp_drafts_by_their_token_logprobs(tiergate: Gateway, policy: str, outcome: str) -> None:
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model=policy, messages=[{"role": "user", "content": EASY}], max_tokens=16, temperature=0
+    )
+    conf = float(r.headers["x-tiergate-draft-confidence"])
+    assert 0.001 < conf < 0.999  # a real geometric-mean probability from llama.cpp's logprobs
+    assert r.headers["x-tiergate-cascade"] == outcome
+    row = _ledger(tiergate, r.headers["x-request-id"])
+    assert row["draft_model"] == "smollm2-local" and row["draft_confidence"] == pytest.approx(conf, abs=1e-4)
+    if outcome == "kept":
+        assert r.headers["x-tiergate-model"] == "smollm2-local" and r.parse().choices[0].logprobs is None
+    else:
+        assert r.headers["x-tiergate-model"] == "gpt-4o-mini"  # the thresholds said tier 0: next tier up answers
+        assert r.parse().choices[0].message.content == f"echo: {EASY}"
+
+
 def test_hard_prompt_goes_to_the_hosted_model(tiergate: Gateway) -> None:
     r = _client(tiergate).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": HARD}]

@@ -1,0 +1,88 @@
+"""Cascade mode's decisions, without I/O: which models draft and escalate, and how confident a draft answer is."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from router.policy import Policy, TiergateConfig
+from router.pricing import PriceTable
+from router.select import Decision, Needs, NoModelAvailable, select
+
+LOGPROB_FLOOR = -100.0
+
+
+@dataclass(frozen=True)
+class CascadePlan:
+    """Draft with `draft.chain` (one tier: the cheapest available); escalate to `escalate.chain` if unsure."""
+
+    draft: Decision
+    escalate: Decision
+
+
+def _above(d: Decision, tier: int) -> Decision | None:
+    chain = tuple(m for m in d.chain if m.tier > tier)
+    return Decision(chain, max(d.min_tier, tier + 1), d.degraded, d.reason, d.skipped) if chain else None
+
+
+def plan(
+    config: TiergateConfig,
+    policy: Policy,
+    score: float,
+    needs: Needs,
+    prices: PriceTable,
+    unavailable: Collection[str],
+    decision: Decision,
+) -> CascadePlan | None:
+    """The cascade for a routed request, or None when the policy has none, the prompt scores too high, or there
+    is no cheaper tier to draft with / no stronger one to escalate to."""
+    c = policy.cascade
+    if c is None or score >= c.below_score:
+        return None
+    try:
+        cheapest = select(config, policy, 0.0, needs, prices, unavailable)
+    except NoModelAvailable:
+        return None
+    tier = cheapest.chain[0].tier
+    draft = Decision(
+        tuple(m for m in cheapest.chain if m.tier == tier),
+        tier,
+        cheapest.degraded,
+        f"cascade: draft with tier {tier} (score {score:.3f} < {c.below_score})",
+        cheapest.skipped,
+    )
+    if decision.chain[0].tier > tier:
+        up = _above(decision, tier)
+    elif tier < len(policy.thresholds):
+        # The thresholds chose the cheapest tier: escalate to the next one up, as a score at its threshold would.
+        try:
+            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable), tier)
+        except NoModelAvailable:
+            up = None
+    else:
+        up = None
+    return CascadePlan(draft, up) if up is not None else None
+
+
+def answer_logprobs(body: Mapping[str, Any]) -> list[float]:
+    """The first choice's token log-probabilities from an OpenAI-style chat completion (empty if absent)."""
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], Mapping):
+        return []
+    lp = choices[0].get("logprobs")
+    content = lp.get("content") if isinstance(lp, Mapping) else None
+    if not isinstance(content, list):
+        return []
+    out = []
+    for tok in content:
+        v = tok.get("logprob") if isinstance(tok, Mapping) else None
+        if isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v):
+            out.append(max(float(v), LOGPROB_FLOOR))  # a -inf token must pull confidence down, not vanish
+    return out
+
+
+def confidence(logprobs: list[float]) -> float | None:
+    """Geometric mean of the tokens' probabilities (exp of the mean log-probability); None without tokens."""
+    return math.exp(sum(logprobs) / len(logprobs)) if logprobs else None

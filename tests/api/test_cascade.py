@@ -1,0 +1,105 @@
+"""Cascade mode through the running gateway: the official SDK in front, the fake upstream (with logprobs) behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from router.policy import Price
+from router.pricing import Usage, cost_usd
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+LOCAL_PRICE = Price(input_per_mtok=0.01, output_per_mtok=0.02)  # below flaky, and not free: a draft costs
+
+
+def _config(url: str) -> dict[str, Any]:
+    cfg = api_config(url)
+    cfg["models"][0]["price"] = LOCAL_PRICE.model_dump()
+    cfg["policies"]["default"]["cascade"] = {"below_score": 0.7, "min_confidence": 0.5}
+    return cfg
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def _ask(client: openai.OpenAI, text: str, **kw: Any) -> Any:
+    return client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": text}], **kw
+    )
+
+
+def test_a_confident_draft_is_the_answer(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    r = _ask(_client(server.url), "[score=0.5] name a colour [conf=0.8]")
+    assert r.headers["x-tiergate-model"] == "local-small"
+    assert r.headers["x-tiergate-cascade"] == "kept"
+    assert float(r.headers["x-tiergate-draft-confidence"]) == pytest.approx(0.8)
+    assert r.parse().choices[0].logprobs is None  # asked for the judgement, not by the client
+    assert [b["model"] for b in fresh_upstream.received] == ["local-small"]
+    assert fresh_upstream.received[0]["logprobs"] is True
+    row = svc.ledger.rows()[-1]
+    assert (row["cascade"], row["draft_model"], row["routed_model"]) == ("kept", "local-small", "local-small")
+    assert row["draft_cost_usd"] == 0.0
+
+
+def test_an_unsure_draft_escalates_and_both_calls_are_paid_for(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    r = _ask(_client(server.url), "[score=0.1] name a colour [conf=0.2]")
+    assert r.headers["x-tiergate-cascade"] == "escalated"
+    assert r.headers["x-tiergate-model"] == "flaky"  # the thresholds chose tier 0, so the next tier up answers
+    assert [b["model"] for b in fresh_upstream.received] == ["local-small", "flaky"]
+    assert "logprobs" not in fresh_upstream.received[1]  # the client's own request, as it came
+    row = svc.ledger.rows()[-1]
+    words = Usage(5, 6)  # the fake counts words: 5 in, "echo:" and the same 5 out
+    draft = cost_usd(LOCAL_PRICE, words)
+    assert row["draft_cost_usd"] == pytest.approx(draft)
+    answer = cost_usd(Price(input_per_mtok=0.1, output_per_mtok=0.2), words)
+    assert row["cost_usd"] == pytest.approx(draft + answer)
+    assert float(r.headers["x-tiergate-cost-usd"]) == pytest.approx(draft + answer, abs=1e-8)
+    assert row["draft_confidence"] == pytest.approx(0.2)
+
+
+def test_the_client_keeps_logprobs_it_asked_for(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(_config(fresh_upstream.base_url))
+    r = _ask(_client(server.url), "[score=0.5] hi [conf=0.9]", logprobs=True)
+    assert r.headers["x-tiergate-cascade"] == "kept"
+    lp = r.parse().choices[0].logprobs
+    assert lp is not None and lp.content and lp.content[0].logprob == pytest.approx(-0.10536, abs=1e-4)
+
+
+def test_a_failing_draft_escalates_without_the_client_seeing_it(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    fresh_upstream.script("local-small", status=500)
+    r = _ask(_client(server.url), "[score=0.5] hi")
+    assert r.headers["x-tiergate-cascade"] == "draft_failed"
+    assert r.headers["x-tiergate-model"] == "flaky"
+    row = svc.ledger.rows()[-1]
+    assert row["status"] == 200 and row["fallbacks"] == ["local-small"] and row["draft_cost_usd"] == 0.0
+
+
+def test_no_cascade_above_its_score_for_streams_or_for_a_named_model(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    high = _ask(client, "[score=0.9] prove it [conf=0.1]")
+    assert high.headers["x-tiergate-model"] == "gpt-4o" and "x-tiergate-cascade" not in high.headers
+    named = client.chat.completions.with_raw_response.create(
+        model="local-small", messages=[{"role": "user", "content": "hi [conf=0.1]"}]
+    )
+    assert named.headers["x-tiergate-model"] == "local-small" and "x-tiergate-cascade" not in named.headers
+    with client.chat.completions.with_streaming_response.create(
+        model="auto", messages=[{"role": "user", "content": "[score=0.1] hi [conf=0.1]"}], stream=True
+    ) as s:
+        assert s.headers["x-tiergate-model"] == "local-small" and "x-tiergate-cascade" not in s.headers
+        list(s.parse())
+    assert all("logprobs" not in b for b in fresh_upstream.received)
+    assert [r["cascade"] for r in svc.ledger.rows()] == [None, None, None]
