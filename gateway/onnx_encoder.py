@@ -1,4 +1,4 @@
-"""MiniLM on onnxruntime: exported from the packaged weights once per machine, int8-quantised, cached.
+"""MiniLM on onnxruntime: exported from the packaged weights once per machine (fp32, and int8 after smoothing).
 
 Same tokenizer, same mean pooling and L2 normalisation as sentence-transformers, so its vectors are comparable to
 TorchEncoder's (benchmarks report the cosine between them). Export needs torch; inference does not.
@@ -15,15 +15,15 @@ import numpy as np
 
 from classifiers.base import Matrix
 from gateway.encoders import MINILM_NAME, minilm_path
-from gateway.settings import cache_dir
+from gateway.settings import PACKAGE_ROOT, cache_dir
 
 MAX_TOKENS = 256
+SMOOTHING = PACKAGE_ROOT / "classifiers" / "artifacts" / "minilm-int8-smoothing.json"
 
 
-def export(model_dir: Path, out: Path) -> None:
-    """Write the transformer (token ids → last hidden state) as ONNX fp32, then its int8 version beside it."""
+def _export_fp32(model_dir: Path, out: Path) -> None:
+    """Write the transformer (token ids -> last hidden state) as ONNX fp32."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(str(model_dir), local_files_only=True).eval()
@@ -36,40 +36,60 @@ def export(model_dir: Path, out: Path) -> None:
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # type: ignore[no-any-return]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-        fp32 = Path(tmp) / "model-fp32.onnx"
-        ids = torch.ones((2, 8), dtype=torch.long)
-        torch.onnx.export(
-            Hidden(),
-            (ids, ids),
-            str(fp32),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["hidden"],
-            dynamic_axes={
-                "input_ids": {0: "b", 1: "t"},
-                "attention_mask": {0: "b", 1: "t"},
-                "hidden": {0: "b", 1: "t"},
-            },
-            opset_version=17,
-            dynamo=False,
-        )
-        q = Path(tmp) / "model-int8.onnx"
-        # Per-channel weight scales: per-tensor ones cost cosine 0.956 to torch; per-channel 0.993 (bench/encoder.py).
-        quantize_dynamic(
-            str(fp32), str(q), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
-        )
-        fp32.replace(out.with_name("model-fp32.onnx"))
-        q.replace(out)  # last: its presence means the export finished
+    ids = torch.ones((2, 8), dtype=torch.long)
+    torch.onnx.export(
+        Hidden(),
+        (ids, ids),
+        str(out),
+        input_names=["input_ids", "attention_mask"],
+        output_names=["hidden"],
+        dynamic_axes={
+            "input_ids": {0: "b", 1: "t"},
+            "attention_mask": {0: "b", 1: "t"},
+            "hidden": {0: "b", 1: "t"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
 
 
-def cached_model(model_dir: Path, quantized: bool = True) -> Path:
-    """The exported file for these weights, exporting it first if this machine has none."""
-    digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()[:16]
-    target = cache_dir("onnx") / f"{MINILM_NAME}-{digest}-pc" / "model-int8.onnx"
-    if not target.exists():
-        export(model_dir, target)
-    return target if quantized else target.with_name("model-fp32.onnx")
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def fp32_export(model_dir: Path) -> Path:
+    """The fp32 export of these weights, made once per machine."""
+    target = cache_dir("onnx") / f"{MINILM_NAME}-{_digest((model_dir / 'model.safetensors').read_bytes())}"
+    out = target / "model-fp32.onnx"
+    if not out.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target) as tmp:
+            _export_fp32(model_dir, Path(tmp) / "m.onnx")
+            (Path(tmp) / "m.onnx").replace(out)  # atomic: a half-written file never looks finished
+    return out
+
+
+def int8_export(model_dir: Path, smoothing: Path = SMOOTHING) -> Path:
+    """The int8 model: the fp32 export smoothed (gateway/int8_smoothing.py), then dynamically quantised with
+    per-channel weight scales. Keyed by the weights and the smoothing artifact, so a new artifact re-exports."""
+    fp32 = fp32_export(model_dir)
+    out = fp32.parent / f"model-int8-sq-{_digest(smoothing.read_bytes())}.onnx"
+    if not out.exists():
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        from gateway.int8_smoothing import load_artifact, smooth
+
+        art = load_artifact(smoothing)
+        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+            smoothed = Path(tmp) / "smoothed.onnx"
+            onnx.save(smooth(onnx.load(str(fp32)), art["maxima"], float(art["alpha"])), str(smoothed))
+            q = Path(tmp) / "int8.onnx"
+            quantize_dynamic(
+                str(smoothed), str(q), op_types_to_quantize=["MatMul"], per_channel=True, weight_type=QuantType.QInt8
+            )
+            q.replace(out)
+    return out
 
 
 class OnnxEncoder:
@@ -85,9 +105,8 @@ class OnnxEncoder:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(
-            str(cached_model(model_dir, quantized)), opts, providers=["CPUExecutionProvider"]
-        )
+        path = int8_export(model_dir) if quantized else fp32_export(model_dir)
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tok.enable_truncation(MAX_TOKENS)
         self._tok.no_padding()  # we pad per batch to its longest text
