@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from gateway.ledger.backends import LedgerUnavailable, make_backend
-from gateway.ledger.stats import MODEL_COLUMNS, StatsQuery, report
+from gateway.ledger.stats import CASCADE_COLUMNS, MODEL_COLUMNS, StatsQuery, report
 
 
 def _cell(v: Any) -> str:
@@ -52,4 +52,7 @@ def run(url: str, since_s: float, policy: str | None, key: str | None, fmt: str)
         total = {"model": "TOTAL", **data["totals"]}
         print(f"ledger {db.where}, last {since_s / 3600:g} h" + (f", policy {policy}" if policy else ""))
         print(format_table([*data["models"], total], MODEL_COLUMNS))
+        if data["cascade"]:
+            print("\ncascade drafts")
+            print(format_table(data["cascade"], CASCADE_COLUMNS))
     return 0

@@ -119,6 +119,37 @@ def series(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: (r["bucket_start"], r["model"]))
 
 
+def cascade_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
+    """Per draft model of cascading policies: drafts kept / escalated / failed, mean confidence of the judged
+    drafts, and what escalated drafts cost on top of their answers. The keep rate decides whether a cascade pays."""
+    where, params = q.where()
+    rows = db.query(
+        "SELECT draft_model, cascade, COUNT(*), SUM(draft_confidence), COUNT(draft_confidence), SUM(draft_cost_usd)"
+        f" FROM requests WHERE {where} AND cascade IS NOT NULL GROUP BY draft_model, cascade",
+        params,
+    )
+    acc: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0.0])
+    slot = {"kept": 0, "escalated": 1, "draft_failed": 2}
+    for model, outcome, n, conf_sum, conf_n, cost in rows:
+        a = acc[model or NO_MODEL]
+        a[slot.get(outcome, 2)] += int(n)
+        a[3] += float(conf_sum or 0.0)
+        a[4] += int(conf_n or 0)
+        a[5] += float(cost or 0.0)
+    return [
+        {
+            "draft_model": m,
+            "kept": int(a[0]),
+            "escalated": int(a[1]),
+            "draft_failed": int(a[2]),
+            "keep_rate": round(a[0] / (a[0] + a[1]), 4) if a[0] + a[1] else None,
+            "mean_confidence": round(a[3] / a[4], 4) if a[4] else None,
+            "escalated_draft_cost_usd": _money(a[5]),
+        }
+        for m, a in sorted(acc.items())
+    ]
+
+
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "cache_hits")
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
@@ -143,6 +174,7 @@ def report(db: Backend, q: StatsQuery) -> dict[str, Any]:
         "models": table,
         "tiers": tier_mix(db, q),
         "series": series(db, q),
+        "cascade": cascade_table(db, q),
         "choices": choices(db, q.since),
     }
 
@@ -163,3 +195,12 @@ MODEL_COLUMNS = [
     "p95_ms",
 ]
 SERIES_COLUMNS = ["bucket_start", "model", "requests", "cost_usd", "baseline_cost_usd", "saved_usd"]
+CASCADE_COLUMNS = [
+    "draft_model",
+    "kept",
+    "escalated",
+    "draft_failed",
+    "keep_rate",
+    "mean_confidence",
+    "escalated_draft_cost_usd",
+]

@@ -180,3 +180,51 @@ def test_tiergate_report_prints_the_per_model_table(ledger_url: str) -> None:
     )
     bad = subprocess.run([*run[:-1], "yesterday"], capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "duration" in bad.stderr
+
+
+def test_cascade_outcomes_per_draft_model(ledger_url: str) -> None:
+    import time
+
+    rnd, start = random.Random(3), time.time() - 1000
+    recs, want = [], defaultdict(lambda: {"kept": 0, "escalated": 0, "draft_failed": 0, "conf": [], "cost": 0.0})
+    for i in range(120):
+        outcome = rnd.choice(["kept", "escalated", "draft_failed", None])
+        draft = rnd.choice(["local", "mid"]) if outcome else None
+        conf = None if outcome in (None, "draft_failed") or rnd.random() < 0.1 else rnd.random()
+        cost = rnd.uniform(0, 1e-5) if outcome == "escalated" else 0.0
+        recs.append(
+            LedgerRecord(
+                ts=start + i,
+                request_id=f"c{i}",
+                policy="careful",
+                requested_model="auto",
+                cascade=outcome,
+                draft_model=draft,
+                draft_confidence=conf,
+                draft_cost_usd=cost,
+            )
+        )
+        if outcome:
+            w = want[draft]
+            w[outcome] += 1
+            w["cost"] += cost
+            if conf is not None:
+                w["conf"].append(conf)
+    ledger = open_ledger(ledger_url)
+    for r in recs:
+        ledger.record(r)
+    ledger.flush()
+    got = {r["draft_model"]: r for r in report(ledger.reader, StatsQuery(start, start + 1000))["cascade"]}
+    ledger.close()
+    assert set(got) == set(want) == {"local", "mid"}
+    for m, w in want.items():
+        g = got[m]
+        assert (g["kept"], g["escalated"], g["draft_failed"]) == (w["kept"], w["escalated"], w["draft_failed"])
+        assert g["keep_rate"] == pytest.approx(w["kept"] / (w["kept"] + w["escalated"]), abs=1e-4)
+        assert g["mean_confidence"] == pytest.approx(sum(w["conf"]) / len(w["conf"]), abs=1e-4)
+        assert g["escalated_draft_cost_usd"] == pytest.approx(w["cost"], abs=1e-9)
+    run = [sys.executable, "-m", "gateway.cli", "report", "--ledger", ledger_url, "--since", "1h"]
+    text = subprocess.run(run, capture_output=True, text=True, timeout=120).stdout
+    tail = text.split("cascade drafts\n", 1)[1].splitlines()
+    printed = {ln.split()[0]: ln.split() for ln in tail[1:] if ln.strip() and not ln.startswith("-")}
+    assert printed["local"][1:4] == [str(want["local"][k]) for k in ("kept", "escalated", "draft_failed")]
