@@ -134,7 +134,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     cfg = load(_config_path(args.config))
     policy = cfg.policies[args.policy or cfg.default_policy]
-    clf = ComplexityClassifier(make_encoder(args.encoder), load_model(Path(args.artifact)))
+    # A batch job, not a worker among others: every core goes to the encoder.
+    clf = ComplexityClassifier(make_encoder(args.encoder, os.cpu_count() or 1), load_model(Path(args.artifact)))
     rows = list(read_jsonl(Path(args.input)))
     texts, turns, ids = [], [], []
     for n, r in enumerate(rows, 1):

@@ -52,13 +52,14 @@ class TorchEncoder:
 ENCODERS = ("torch", "onnx-fp32", "onnx")
 
 
-def make_encoder(backend: str) -> Encoder:
+def make_encoder(backend: str, threads: int = 1) -> Encoder:
     """The encoder for a backend name: torch (sentence-transformers fp32), onnx-fp32 (the same weights on
-    onnxruntime), onnx (int8-quantised)."""
+    onnxruntime), onnx (int8-quantised). `threads`: onnxruntime's per-call threads (the gateway uses one per
+    worker; batch commands use every core). torch keeps its own default."""
     if backend in ("onnx", "onnx-fp32"):
         from gateway.onnx_encoder import OnnxEncoder
 
-        return OnnxEncoder(quantized=backend == "onnx")
+        return OnnxEncoder(quantized=backend == "onnx", threads=threads)
     if backend == "torch":
         return TorchEncoder()
     raise ValueError(f"unknown encoder backend {backend!r} ({', '.join(ENCODERS)})")
