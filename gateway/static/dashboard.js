@@ -104,6 +104,20 @@ function renderTables(d) {
     cell(row, usd(r.cost_usd), "cost_usd", r.cost_usd);
   }
 
+  // Only policies with `cascade` produce these rows; without any, the section stays hidden.
+  const drafts = document.querySelector("#cascade tbody");
+  drafts.replaceChildren();
+  for (const r of d.cascade) {
+    const row = drafts.insertRow();
+    row.dataset.model = r.draft_model;
+    cell(row, r.draft_model, "draft_model");
+    for (const f of ["kept", "escalated", "draft_failed"]) cell(row, int(r[f]), f, r[f]);
+    cell(row, pct(r.keep_rate), "keep_rate", r.keep_rate);
+    cell(row, r.mean_confidence === null ? "–" : r.mean_confidence.toFixed(3), "mean_confidence", r.mean_confidence);
+    cell(row, usd(r.escalated_draft_cost_usd), "escalated_draft_cost_usd", r.escalated_draft_cost_usd);
+  }
+  document.querySelector("#cascade-section").hidden = d.cascade.length === 0;
+
   const series = document.querySelector("#series tbody");
   series.replaceChildren();
   for (const b of byBucket(d.series)) {

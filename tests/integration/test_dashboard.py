@@ -66,6 +66,21 @@ def _seed(url: str, svc: Any) -> None:
                     key_id="key-past",
                 )
             )
+    # A cascading policy's drafts (written directly: the seam here has no logprobs to judge).
+    for k, outcome in enumerate(["kept", "kept", "escalated"]):
+        svc.ledger.record(
+            LedgerRecord(
+                ts=now - 1800,
+                request_id=f"cascade-{k}",
+                policy="default",
+                requested_model="auto",
+                routed_model="local-small" if outcome == "kept" else "mid",
+                tier=0 if outcome == "kept" else 1,
+                cascade=outcome,
+                draft_model="local-small",
+                draft_confidence=0.9 if outcome == "kept" else 0.3,
+            )
+        )
     svc.ledger.flush()
 
 
@@ -155,6 +170,10 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert page.evaluate("Object.keys(window.tiergate.charts).length") == 5
         _assert_matches(page, _ledger_sums(db))
         assert page.locator("#series tbody tr").count() >= 6  # five past hours and this one
+        assert page.is_visible("#cascade-section")
+        draft = page.locator('#cascade tbody tr[data-model="local-small"] td')
+        assert draft.all_inner_texts()[:4] == ["local-small", "2", "1", "0"]
+        assert draft.nth(5).inner_text() == "0.700"  # (0.9 + 0.9 + 0.3) / 3
         page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
         page.select_option("#f-policy", "strict")
@@ -162,5 +181,6 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         page.wait_for_function("window.tiergate.ready === true && window.tiergate.data.filters.policy === 'strict'")
         _assert_matches(page, _ledger_sums(db, "strict"))
         assert "policy=strict" in page.url
+        assert not page.is_visible("#cascade-section")  # no cascade under that policy
         ctx.close()
     assert problems == []
