@@ -1,4 +1,5 @@
-"""Thresholds for target shares of traffic per tier (RouteLLM's quantile idea), from scores on reference prompts."""
+"""Thresholds for target shares of traffic per tier (RouteLLM's quantile idea), from scores on reference prompts;
+and a cascade's `min_confidence` for a target share of kept drafts, from recorded draft confidences."""
 
 from __future__ import annotations
 
@@ -31,3 +32,16 @@ def thresholds_for_shares(
         t = min(max(t, (out[-1] + 1e-4) if out else 1e-4), 1 - 1e-4)
         out.append(round(t, 4))
     return out
+
+
+def min_confidence_for_keep(confidences: Sequence[float], keep_share: float) -> float:
+    """The confidence at or above which `keep_share` of these drafts lie: the cascade keeps that share.
+
+    Ties at the cut keep every tied draft (a threshold cannot split equal confidences). Kept inside (0, 1)."""
+    if not 0.0 < keep_share < 1.0:
+        raise ValueError(f"keep share must lie strictly between 0 and 1, got {keep_share}")
+    c = np.sort(np.asarray(confidences, dtype=np.float64))[::-1]
+    if c.size == 0:
+        raise ValueError("no judged drafts to calibrate on")
+    t = float(c[max(0, int(np.ceil(keep_share * c.size - 1e-9)) - 1)])  # 0.55 * 100 is 55.000000000000007
+    return round(min(max(t, 1e-4), 1 - 1e-4), 4)

@@ -1,4 +1,5 @@
-"""`tiergate calibrate`: new thresholds for one policy, from reference prompts or recent ledger traffic.
+"""`tiergate calibrate`: new thresholds for one policy, from reference prompts or recent ledger traffic; or, with
+`--keep-share`, its cascade's `min_confidence` from the draft confidences the ledger recorded.
 
 It prints the change as a unified diff of the policy file; `--write` applies it. Only the `thresholds` value of
 that policy is rewritten in place, so comments and layout elsewhere stay as the operator wrote them.
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from classifiers.calibrate import thresholds_for_shares
+from classifiers.calibrate import min_confidence_for_keep, thresholds_for_shares
 from classifiers.labels import examples
 from gateway.classify import load_model
 from gateway.datasets import read_jsonl
@@ -45,21 +46,76 @@ def ledger_scores(url: str, since_s: float, policy: str) -> list[float]:
     return [float(r[0]) for r in rows]
 
 
-def rewrite_thresholds(text: str, policy: str, new: list[float]) -> str:
-    """The YAML text with policies.<policy>.thresholds replaced, located through the parser's own marks."""
+def rewrite_value(text: str, keys: tuple[str, ...], rendered: str) -> str:
+    """The YAML text with the value at `keys` replaced by `rendered`, located through the parser's own marks."""
     node: yaml.Node | None = yaml.compose(text)
-    for key in ("policies", policy, "thresholds"):
+    for key in keys:
         if not isinstance(node, yaml.MappingNode):
-            raise ValueError(f"no policies.{policy}.thresholds in the file")
+            raise ValueError(f"no {'.'.join(keys)} in the file")
         node = next((v for k, v in node.value if k.value == key), None)
     if node is None:
-        raise ValueError(f"no policies.{policy}.thresholds in the file")
+        raise ValueError(f"no {'.'.join(keys)} in the file")
     # A block list's end mark is the next key's start: end at its last item instead, keeping the line break.
     last = node.value[-1] if isinstance(node, yaml.SequenceNode) and node.value and not node.flow_style else node
     lines = text.splitlines(keepends=True)
     start = sum(len(x) for x in lines[: node.start_mark.line]) + node.start_mark.column
     end = sum(len(x) for x in lines[: last.end_mark.line]) + last.end_mark.column
-    return text[:start] + "[" + ", ".join(f"{t:g}" for t in new) + "]" + text[end:]
+    return text[:start] + rendered + text[end:]
+
+
+def rewrite_thresholds(text: str, policy: str, new: list[float]) -> str:
+    return rewrite_value(text, ("policies", policy, "thresholds"), "[" + ", ".join(f"{t:g}" for t in new) + "]")
+
+
+def ledger_confidences(url: str, since_s: float, policy: str) -> list[float]:
+    """Confidences of the drafts this policy's cascade judged (kept or escalated) in the window."""
+    backend = make_backend(url)
+    try:
+        rows = backend.query(
+            "SELECT draft_confidence FROM requests WHERE draft_confidence IS NOT NULL"
+            " AND cascade IN ('kept', 'escalated') AND ts >= ? AND policy = ?",
+            (time.time() - since_s, policy),
+        )
+    finally:
+        backend.close()
+    return [float(r[0]) for r in rows]
+
+
+def _show(config: Path, old_text: str, new_text: str, write: bool) -> None:
+    parse(new_text, config)  # the result must still be a valid policy
+    sys.stdout.writelines(
+        difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), str(config), str(config))
+    )
+    if write:
+        config.write_text(new_text, encoding="utf-8")
+        print(f"wrote {config}", file=sys.stderr)
+
+
+def run_cascade(config: Path, policy: str, keep_share: float, ledger: str, since_s: float, write: bool) -> int:
+    """`--keep-share`: the cascade's min_confidence that keeps that share of recently judged drafts."""
+    try:
+        cfg = load(config)
+    except PolicyFileError as e:
+        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        return 1
+    if policy not in cfg.policies or cfg.policies[policy].cascade is None:
+        print(f"policy {policy!r} has no cascade block to calibrate", file=sys.stderr)
+        return 1
+    confs = ledger_confidences(ledger, since_s, policy)
+    try:
+        new = min_confidence_for_keep(confs, keep_share)
+    except ValueError as e:
+        print(f"tiergate calibrate: {e}", file=sys.stderr)
+        return 1
+    old_text = config.read_text(encoding="utf-8")
+    new_text = rewrite_value(old_text, ("policies", policy, "cascade", "min_confidence"), f"{new:g}")
+    print(
+        f"# {policy}: keep {keep_share:g} of {len(confs)} drafts judged in {ledger} over the last "
+        f"{since_s / 3600:g} h -> min_confidence {new:g}",
+        file=sys.stderr,
+    )
+    _show(config, old_text, new_text, write)
+    return 0
 
 
 def run(
@@ -93,12 +149,6 @@ def run(
     new = thresholds_for_shares(scores, shares, weights)
     old_text = config.read_text(encoding="utf-8")
     new_text = rewrite_thresholds(old_text, policy, new)
-    parse(new_text, config)  # the result must still be a valid policy
     print(f"# {policy}: shares {shares} on {source} -> thresholds {new}", file=sys.stderr)
-    sys.stdout.writelines(
-        difflib.unified_diff(old_text.splitlines(True), new_text.splitlines(True), str(config), str(config))
-    )
-    if write:
-        config.write_text(new_text, encoding="utf-8")
-        print(f"wrote {config}", file=sys.stderr)
+    _show(config, old_text, new_text, write)
     return 0

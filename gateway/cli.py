@@ -108,8 +108,15 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from gateway.calibrate_cmd import run
 
-    if not args.reference and not args.ledger:
-        print("give --reference FILE... or --ledger PATH|URL", file=sys.stderr)
+    if args.keep_share is not None:
+        from gateway.calibrate_cmd import run_cascade
+
+        if not args.ledger or args.shares:
+            print("--keep-share calibrates on --ledger PATH|URL, without --shares", file=sys.stderr)
+            return 2
+        return run_cascade(_config_path(args.config), args.policy, args.keep_share, args.ledger, args.since, args.write)
+    if not args.shares or not (args.reference or args.ledger):
+        print("give --shares and --reference FILE... or --ledger PATH|URL (or --keep-share)", file=sys.stderr)
         return 2
     shares = [float(x) for x in args.shares.split(",")]
     return run(
@@ -196,7 +203,10 @@ def parser() -> argparse.ArgumentParser:
     ec.set_defaults(fn=cmd_eval_costs)
     k = sub.add_parser("calibrate", help="thresholds for target shares per tier; prints a diff, --write applies it")
     k.add_argument("--policy", default="default")
-    k.add_argument("--shares", required=True, help="share of traffic per tier, e.g. 0.4,0.5,0.1")
+    k.add_argument("--shares", help="share of traffic per tier, e.g. 0.4,0.5,0.1")
+    k.add_argument(
+        "--keep-share", type=float, help="instead: the cascade's min_confidence keeping this share of drafts"
+    )
     k.add_argument("--reference", nargs="*", help="outcome or prompt files (shared/data schema)")
     k.add_argument("--ledger", help="a ledger (SQLite path or PostgreSQL URL): calibrate on its recent traffic")
     k.add_argument("--since", type=_duration_s, default=_duration_s("24h"), help="ledger window, e.g. 24h")

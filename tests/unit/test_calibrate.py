@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.calibrate import thresholds_for_shares
+from classifiers.calibrate import min_confidence_for_keep, thresholds_for_shares
 from gateway.calibrate_cmd import rewrite_thresholds
 from gateway.ledger import LedgerRecord, open_ledger
 from gateway.policy_file import load, parse
@@ -84,3 +84,69 @@ def test_calibrate_on_ledger_traffic_prints_a_diff_and_writes_on_request(tmp_pat
     assert load(cfg).policies["default"].thresholds == [0.2263, 0.5603]  # not written without --write
     assert subprocess.run([*cmd, "--write"], capture_output=True, timeout=120).returncode == 0
     assert load(cfg).policies["default"].thresholds == [0.5, 0.8]
+
+
+def test_min_confidence_keeps_the_requested_share_of_drafts() -> None:
+    confs = [i / 100 for i in range(1, 101)]
+    assert min_confidence_for_keep(confs, 0.3) == 0.71  # 0.71..1.00: 30 of 100 drafts at or above it
+    assert sum(c >= min_confidence_for_keep(confs, 0.55) for c in confs) == 55
+    assert min_confidence_for_keep([0.5] * 10, 0.2) == 0.5  # ties cannot be split: all are kept
+    assert min_confidence_for_keep([1.0, 1.0], 0.5) == 0.9999  # inside (0, 1), as the policy requires
+    for bad in (0.0, 1.0):
+        with pytest.raises(ValueError):
+            min_confidence_for_keep(confs, bad)
+    with pytest.raises(ValueError):
+        min_confidence_for_keep([], 0.5)
+
+
+def test_calibrate_cascade_on_ledger_drafts(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiergate.yaml"
+    text = (PACKAGE_ROOT / "config" / "tiergate.yaml").read_text()
+    text += "  careful:\n    thresholds: [0.3, 0.6]\n    baseline_model: gpt-4o\n"
+    text += "    cascade: {below_score: 0.6, min_confidence: 0.5}  # keep this comment\n"
+    cfg.write_text(text)
+    ledger = open_ledger(tmp_path / "l.sqlite3")
+    now = time.time()
+    for i in range(40):
+        outcome = ["kept", "escalated", "draft_failed", "kept"][i % 4]
+        conf = None if outcome == "draft_failed" else (i + 1) / 50
+        ledger.record(
+            LedgerRecord(
+                ts=now,
+                request_id=f"r{i}",
+                policy="careful",
+                requested_model="auto",
+                cascade=outcome,
+                draft_model="smollm2-local",
+                draft_confidence=conf,
+            )
+        )
+    ledger.record(
+        LedgerRecord(
+            ts=now, request_id="other", policy="default", requested_model="auto", cascade="kept", draft_confidence=0.01
+        )
+    )
+    ledger.close()
+    base = [
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "calibrate",
+        "--config",
+        str(cfg),
+        "--ledger",
+        str(tmp_path / "l.sqlite3"),
+    ]
+    cmd = [*base, "--policy", "careful", "--keep-share", "0.5"]
+    dry = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert dry.returncode == 0, dry.stderr
+    judged = sorted(((i + 1) / 50 for i in range(40) if i % 4 != 2), reverse=True)  # 30 drafts with a confidence
+    want = judged[14]  # the 15th highest keeps 15 of 30
+    assert f"min_confidence: {want:g}}}  # keep this comment" in dry.stdout and "30 drafts" in dry.stderr
+    assert load(cfg).policies["careful"].cascade.min_confidence == 0.5  # type: ignore[union-attr]
+    assert subprocess.run([*cmd, "--write"], capture_output=True, timeout=120).returncode == 0
+    assert load(cfg).policies["careful"].cascade.min_confidence == want  # type: ignore[union-attr]
+    nocascade = subprocess.run([*base, "--keep-share", "0.5"], capture_output=True, text=True, timeout=120)
+    assert nocascade.returncode == 1 and "no cascade block" in nocascade.stderr
+    both = subprocess.run([*cmd, "--shares", "0.5,0.5"], capture_output=True, text=True, timeout=120)
+    assert both.returncode == 2
