@@ -41,6 +41,11 @@ def test_bad_shares_rejected(shares: list[float]) -> None:
         thresholds_for_shares([0.1, 0.2], shares)
 
 
+def _calibrate(cfg: Path, ledger: Path) -> list[str]:
+    """`tiergate calibrate` as a user runs it, on this policy file and ledger."""
+    return [sys.executable, "-m", "gateway.cli", "calibrate", "--config", str(cfg), "--ledger", str(ledger)]
+
+
 def test_rewrite_changes_only_that_value_and_keeps_comments() -> None:
     text = (PACKAGE_ROOT / "config" / "tiergate.yaml").read_text()
     new = rewrite_thresholds(text, "frugal", [0.1, 0.2])
@@ -64,20 +69,7 @@ def test_calibrate_on_ledger_traffic_prints_a_diff_and_writes_on_request(tmp_pat
         LedgerRecord(ts=now - 3 * 86400, request_id="old", policy="default", requested_model="auto", score=0.99)
     )
     ledger.close()
-    cmd = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "calibrate",
-        "--config",
-        str(cfg),
-        "--ledger",
-        str(tmp_path / "l.sqlite3"),
-        "--since",
-        "24h",
-        "--shares",
-        "0.5,0.3,0.2",
-    ]
+    cmd = [*_calibrate(cfg, tmp_path / "l.sqlite3"), "--since", "24h", "--shares", "0.5,0.3,0.2"]
     dry = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "+    thresholds: [0.5, 0.8]" in dry.stdout and "100 routed requests" in dry.stderr
@@ -127,16 +119,7 @@ def test_calibrate_cascade_on_ledger_drafts(tmp_path: Path) -> None:
         )
     )
     ledger.close()
-    base = [
-        sys.executable,
-        "-m",
-        "gateway.cli",
-        "calibrate",
-        "--config",
-        str(cfg),
-        "--ledger",
-        str(tmp_path / "l.sqlite3"),
-    ]
+    base = _calibrate(cfg, tmp_path / "l.sqlite3")
     cmd = [*base, "--policy", "careful", "--keep-share", "0.5"]
     dry = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
