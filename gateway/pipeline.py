@@ -154,18 +154,27 @@ class ChatPipeline:
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
 
-    async def route(self, req: ChatCompletionRequest, trace: Trace, policy: Policy) -> Decision:
-        """Classify the prompt and choose the cheapest adequate model with its fallback chain."""
+    async def route(
+        self, req: ChatCompletionRequest, trace: Trace, policy: Policy, cascading: bool = False
+    ) -> tuple[Decision, cascade.CascadePlan | None]:
+        """Classify the prompt and choose the cheapest adequate model with its fallback chain; with `cascading`
+        (non-stream requests), also the policy's cascade plan for this prompt, if any."""
         try:
             text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
             trace.score = await self._score(text, turns)
-            decision = select(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable)
+            needs = req.needs()
+            decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
         trace.degraded = decision.degraded
-        return decision
+        plan = (
+            cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision)
+            if cascading
+            else None
+        )
+        return decision, plan
 
     # -- calling ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -231,10 +240,10 @@ class ChatPipeline:
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(self.headers(trace, with_cost=True), body=hit)
-            routed = decision is None
-            decision = decision or await self.route(req, trace, policy)
+            plan = None
+            if decision is None:
+                decision, plan = await self.route(req, trace, policy, cascading=True)
             messages, params = self._call_args(req)
-            plan = self._cascade_plan(req, trace, policy, decision) if routed else None
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:
                 body = await self._first_success(
@@ -258,13 +267,6 @@ class ChatPipeline:
         finally:
             self._ledger.record(self.record(trace))
 
-    def _cascade_plan(
-        self, req: ChatCompletionRequest, trace: Trace, policy: Policy, decision: Decision
-    ) -> cascade.CascadePlan | None:
-        if policy.cascade is None or trace.score is None:
-            return None
-        return cascade.plan(self.config, policy, trace.score, req.needs(), self.prices, self.unavailable, decision)
-
     async def _draft(
         self,
         req: ChatCompletionRequest,
@@ -277,9 +279,7 @@ class ChatPipeline:
 
         Any failure of the draft (upstream error, refusal, no log-probabilities) escalates; the client never sees
         it. An escalated draft's cost is added to the request's."""
-        policy_cascade = self.config.policies[trace.policy].cascade
-        assert policy_cascade is not None
-        for spec in plan.draft.chain:
+        for spec in plan.draft:
             try:
                 body = await self._provider.complete(spec, messages, {**params, "logprobs": True})
             except UpstreamError:
@@ -287,7 +287,7 @@ class ChatPipeline:
                 continue
             conf = cascade.confidence(cascade.answer_logprobs(body))
             trace.draft_model, trace.draft_confidence = spec.name, conf
-            if conf is not None and conf >= policy_cascade.min_confidence:
+            if conf is not None and conf >= plan.min_confidence:
                 trace.cascade, trace.routed = "kept", spec
                 if not req.logprobs:  # asked for the judgement, not by the client
                     for choice in body.get("choices") or []:
@@ -312,7 +312,8 @@ class ChatPipeline:
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 self._ledger.record(self.record(trace))
                 return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
-            decision = decision or await self.route(req, trace, policy)
+            if decision is None:
+                decision, _ = await self.route(req, trace, policy)  # streams are never cascaded
             messages, params = self._call_args(req)
 
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:

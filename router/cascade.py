@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from router.policy import Policy, TiergateConfig
+from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable
 from router.select import Decision, Needs, NoModelAvailable, select
 
@@ -16,10 +16,12 @@ LOGPROB_FLOOR = -100.0
 
 @dataclass(frozen=True)
 class CascadePlan:
-    """Draft with `draft.chain` (one tier: the cheapest available); escalate to `escalate.chain` if unsure."""
+    """Draft with `draft` (one tier: the cheapest available, in order); keep the draft if its confidence reaches
+    `min_confidence`, else escalate to `escalate.chain`."""
 
-    draft: Decision
+    draft: tuple[ModelSpec, ...]
     escalate: Decision
+    min_confidence: float
 
 
 def _above(d: Decision, tier: int) -> Decision | None:
@@ -46,13 +48,6 @@ def plan(
     except NoModelAvailable:
         return None
     tier = cheapest.chain[0].tier
-    draft = Decision(
-        tuple(m for m in cheapest.chain if m.tier == tier),
-        tier,
-        cheapest.degraded,
-        f"cascade: draft with tier {tier} (score {score:.3f} < {c.below_score})",
-        cheapest.skipped,
-    )
     if decision.chain[0].tier > tier:
         up = _above(decision, tier)
     elif tier < len(policy.thresholds):
@@ -63,7 +58,9 @@ def plan(
             up = None
     else:
         up = None
-    return CascadePlan(draft, up) if up is not None else None
+    if up is None:
+        return None
+    return CascadePlan(tuple(m for m in cheapest.chain if m.tier == tier), up, c.min_confidence)
 
 
 def answer_logprobs(body: Mapping[str, Any]) -> list[float]:

@@ -26,7 +26,7 @@ def _plan(
 
 def _names(p: CascadePlan | None) -> tuple[list[str], list[str]]:
     assert p is not None
-    return [m.name for m in p.draft.chain], [m.name for m in p.escalate.chain]
+    return [m.name for m in p.draft], [m.name for m in p.escalate.chain]
 
 
 def test_a_prompt_the_thresholds_send_up_drafts_locally_and_escalates_to_their_choice() -> None:
