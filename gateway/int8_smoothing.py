@@ -102,13 +102,11 @@ def load_artifact(path: Path = ARTIFACT) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tokenizers import Tokenizer
-
     from classifiers.features import clip
     from classifiers.labels import examples
     from gateway.datasets import read_jsonl
     from gateway.encoders import minilm_path
-    from gateway.onnx_encoder import MAX_TOKENS, fp32_export
+    from gateway.onnx_encoder import fp32_export, tokenizer
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, nargs="+", required=True, help="JSONL files in the shared schema")
@@ -117,9 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     texts = [clip(e.text) for p in args.data for e in examples(read_jsonl(p))]
     pick = np.random.default_rng(1).choice(len(texts), min(args.n, len(texts)), replace=False)
-    tok = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
-    tok.enable_truncation(MAX_TOKENS)
-    tok.no_padding()
+    tok = tokenizer(minilm_path())
     ids = [tok.encode(texts[i]).ids for i in sorted(pick)]
     maxima = activation_maxima(fp32_export(minilm_path()), ids)
     meta = {"prompts": len(ids), "sources": [p.name for p in args.data], "seed": 1}

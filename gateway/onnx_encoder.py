@@ -10,12 +10,16 @@ import hashlib
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from classifiers.base import Matrix
 from gateway.encoders import MINILM_NAME, minilm_path
 from gateway.settings import PACKAGE_ROOT, cache_dir
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MAX_TOKENS = 256
 SMOOTHING = PACKAGE_ROOT / "classifiers" / "artifacts" / "minilm-int8-smoothing.json"
@@ -51,6 +55,16 @@ def _export_fp32(model_dir: Path, out: Path) -> None:
         opset_version=17,
         dynamo=False,
     )
+
+
+def tokenizer(model_dir: Path) -> Tokenizer:
+    """MiniLM's tokenizer as the encoder uses it: truncated at MAX_TOKENS, unpadded (batches pad themselves)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tok.enable_truncation(MAX_TOKENS)
+    tok.no_padding()
+    return tok
 
 
 def _digest(data: bytes) -> str:
@@ -99,7 +113,6 @@ class OnnxEncoder:
         self, path: Path | None = None, quantized: bool = True, threads: int = 1, batch_size: int = 32
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         model_dir = path or minilm_path()
         opts = ort.SessionOptions()
@@ -107,9 +120,7 @@ class OnnxEncoder:
         opts.inter_op_num_threads = 1
         path = int8_export(model_dir) if quantized else fp32_export(model_dir)
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tok.enable_truncation(MAX_TOKENS)
-        self._tok.no_padding()  # we pad per batch to its longest text
+        self._tok = tokenizer(model_dir)
         # Dynamic int8 quantisation scales activations per tensor: in a batch, one prompt's vector would depend on
         # its batch-mates (and their padding), and so could its routing. int8 therefore encodes one text at a time.
         self._batch = 1 if quantized else 32
