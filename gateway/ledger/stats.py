@@ -120,34 +120,29 @@ def series(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
 
 
 def cascade_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
-    """Per draft model of cascading policies: drafts kept / escalated / failed, mean confidence of the judged
-    drafts, and what escalated drafts cost on top of their answers. The keep rate decides whether a cascade pays."""
+    """Per draft model of cascading policies: drafts kept / escalated / failed, mean confidence of the drafts that
+    returned one, and what escalated drafts cost on top of their answers. The keep rate decides whether it pays."""
     where, params = q.where()
     rows = db.query(
-        "SELECT draft_model, cascade, COUNT(*), SUM(draft_confidence), COUNT(draft_confidence), SUM(draft_cost_usd)"
-        f" FROM requests WHERE {where} AND cascade IS NOT NULL GROUP BY draft_model, cascade",
+        "SELECT draft_model, SUM(CASE WHEN cascade = 'kept' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN cascade = 'escalated' THEN 1 ELSE 0 END),"
+        " SUM(CASE WHEN cascade = 'draft_failed' THEN 1 ELSE 0 END), AVG(draft_confidence), SUM(draft_cost_usd)"
+        f" FROM requests WHERE {where} AND cascade IS NOT NULL GROUP BY draft_model",
         params,
     )
-    acc: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0, 0.0, 0, 0.0])
-    slot = {"kept": 0, "escalated": 1, "draft_failed": 2}
-    for model, outcome, n, conf_sum, conf_n, cost in rows:
-        a = acc[model or NO_MODEL]
-        a[slot.get(outcome, 2)] += int(n)
-        a[3] += float(conf_sum or 0.0)
-        a[4] += int(conf_n or 0)
-        a[5] += float(cost or 0.0)
-    return [
+    out = [
         {
-            "draft_model": m,
-            "kept": int(a[0]),
-            "escalated": int(a[1]),
-            "draft_failed": int(a[2]),
-            "keep_rate": round(a[0] / (a[0] + a[1]), 4) if a[0] + a[1] else None,
-            "mean_confidence": round(a[3] / a[4], 4) if a[4] else None,
-            "escalated_draft_cost_usd": _money(a[5]),
+            "draft_model": model or NO_MODEL,
+            "kept": int(kept),
+            "escalated": int(up),
+            "draft_failed": int(failed),
+            "keep_rate": round(int(kept) / (int(kept) + int(up)), 4) if int(kept) + int(up) else None,
+            "mean_confidence": round(float(conf), 4) if conf is not None else None,
+            "escalated_draft_cost_usd": _money(cost),
         }
-        for m, a in sorted(acc.items())
+        for model, kept, up, failed, conf, cost in rows
     ]
+    return sorted(out, key=lambda r: r["draft_model"])
 
 
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
