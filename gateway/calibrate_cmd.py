@@ -22,6 +22,7 @@ from gateway.datasets import read_jsonl
 from gateway.ledger.backends import make_backend
 from gateway.policy_file import PolicyFileError, load, parse
 from gateway.train_cmd import features
+from router.policy import TiergateConfig
 
 
 def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], list[float]]:
@@ -34,16 +35,21 @@ def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], li
     return scores, [1.0 / counts[e.source] for e in exs]
 
 
-def ledger_scores(url: str, since_s: float, policy: str) -> list[float]:
+def _ledger_values(url: str, column: str, condition: str, since_s: float, policy: str) -> list[float]:
+    """One numeric column of this policy's requests in the window, where `condition` holds."""
     backend = make_backend(url)
     try:
         rows = backend.query(
-            "SELECT score FROM requests WHERE score IS NOT NULL AND ts >= ? AND policy = ?",
+            f"SELECT {column} FROM requests WHERE {column} IS NOT NULL AND {condition} AND ts >= ? AND policy = ?",
             (time.time() - since_s, policy),
         )
     finally:
         backend.close()
     return [float(r[0]) for r in rows]
+
+
+def ledger_scores(url: str, since_s: float, policy: str) -> list[float]:
+    return _ledger_values(url, "score", "1 = 1", since_s, policy)
 
 
 def rewrite_value(text: str, keys: tuple[str, ...], rendered: str) -> str:
@@ -69,16 +75,16 @@ def rewrite_thresholds(text: str, policy: str, new: list[float]) -> str:
 
 def ledger_confidences(url: str, since_s: float, policy: str) -> list[float]:
     """Confidences of the drafts this policy's cascade judged (kept or escalated) in the window."""
-    backend = make_backend(url)
+    return _ledger_values(url, "draft_confidence", "cascade IN ('kept', 'escalated')", since_s, policy)
+
+
+def _load(config: Path) -> TiergateConfig | None:
+    """The policy file, or None after printing its problems."""
     try:
-        rows = backend.query(
-            "SELECT draft_confidence FROM requests WHERE draft_confidence IS NOT NULL"
-            " AND cascade IN ('kept', 'escalated') AND ts >= ? AND policy = ?",
-            (time.time() - since_s, policy),
-        )
-    finally:
-        backend.close()
-    return [float(r[0]) for r in rows]
+        return load(config)
+    except PolicyFileError as e:
+        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        return None
 
 
 def _show(config: Path, old_text: str, new_text: str, write: bool) -> None:
@@ -93,10 +99,8 @@ def _show(config: Path, old_text: str, new_text: str, write: bool) -> None:
 
 def run_cascade(config: Path, policy: str, keep_share: float, ledger: str, since_s: float, write: bool) -> int:
     """`--keep-share`: the cascade's min_confidence that keeps that share of recently judged drafts."""
-    try:
-        cfg = load(config)
-    except PolicyFileError as e:
-        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+    cfg = _load(config)
+    if cfg is None:
         return 1
     if policy not in cfg.policies or cfg.policies[policy].cascade is None:
         print(f"policy {policy!r} has no cascade block to calibrate", file=sys.stderr)
@@ -128,10 +132,8 @@ def run(
     artifact: Path,
     write: bool,
 ) -> int:
-    try:
-        cfg = load(config)
-    except PolicyFileError as e:
-        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+    cfg = _load(config)
+    if cfg is None:
         return 1
     if policy not in cfg.policies:
         print(f"unknown policy {policy!r} (known: {sorted(cfg.policies)})", file=sys.stderr)
