@@ -10,7 +10,8 @@ One exception to "never on the event loop": with `inline_if` given, a prompt tha
 queued and `inline_if()` true (the gateway passes "no other request in progress") is scored on the loop's own
 thread. Handing it to the encoder thread costs two cross-thread wake-ups, ~0.3 ms on this machine
 (docs/benchmarks.md), and buys nothing when no other request is there to use the loop meanwhile. A request that
-arrives during that call is read when it ends, just as it would have waited for the one encoder slot anyway.
+arrives during that call is read when it ends: an `auto` one would have waited for the one encoder slot anyway;
+one naming a model waits up to one classification (~7 ms) that it would not have, the price of the shortcut.
 """
 
 from __future__ import annotations
