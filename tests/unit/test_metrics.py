@@ -1,0 +1,52 @@
+"""The /metrics exposition, read back with Prometheus's own text parser: counts, sums and histogram buckets."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.ledger import LedgerRecord
+from gateway.metrics import Metrics
+
+
+def _rec(**kw: object) -> LedgerRecord:
+    base: dict[str, object] = {"ts": 0.0, "request_id": "r", "policy": "p", "requested_model": "auto"}
+    return LedgerRecord(**(base | kw))  # type: ignore[arg-type]
+
+
+def _samples(m: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(m.render().decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_counters_histograms_and_failures_are_exposed_per_label_set() -> None:
+    m = Metrics(spooled=lambda: 3.0)
+    small = {"routed_model": "small", "tier": 0}
+    m.record(_rec(**small, cost_usd=0.25, baseline_cost_usd=1.0, prompt_tokens=10, completion_tokens=4, latency_ms=5.0))
+    m.record(_rec(**small, cache="hit", prompt_tokens=10, completion_tokens=4, latency_ms=300.0, ttft_ms=2.0))
+    m.record(_rec(status=404))
+    s = _samples(m)
+    lab = (("model", "small"), ("policy", "p"), ("tier", "0"))
+    assert s[("tiergate_requests_total", tuple(sorted([*lab, ("status", "200"), ("cache", "bypass")])))] == 1
+    assert s[("tiergate_requests_total", tuple(sorted([*lab, ("status", "200"), ("cache", "hit")])))] == 1
+    failed = (("cache", "bypass"), ("model", ""), ("policy", "p"), ("status", "404"), ("tier", ""))
+    assert s[("tiergate_requests_total", failed)] == 1
+    assert s[("tiergate_cost_usd_total", lab)] == 0.25
+    assert s[("tiergate_baseline_cost_usd_total", lab)] == 1.0
+    assert s[("tiergate_cache_hits_total", lab)] == 1
+    assert s[("tiergate_tokens_total", tuple(sorted([*lab, ("direction", "prompt")])))] == 20
+    assert s[("tiergate_tokens_total", tuple(sorted([*lab, ("direction", "completion")])))] == 8
+    # 5 ms sits exactly on the first bound (le is inclusive); 300 ms lands in the 0.5 s bucket.
+    bucket = "tiergate_request_latency_seconds_bucket"
+    assert s[(bucket, tuple(sorted([*lab, ("le", "0.005")])))] == 1
+    assert s[(bucket, tuple(sorted([*lab, ("le", "0.25")])))] == 1
+    assert s[(bucket, tuple(sorted([*lab, ("le", "0.5")])))] == 2
+    assert s[(bucket, tuple(sorted([*lab, ("le", "+Inf")])))] == 2
+    assert s[("tiergate_request_latency_seconds_count", lab)] == 2
+    assert abs(s[("tiergate_request_latency_seconds_sum", lab)] - 0.305) < 1e-9
+    assert s[("tiergate_time_to_first_token_seconds_count", lab)] == 1
+    assert s[("tiergate_ledger_spooled_records", ())] == 3.0
+    # Failed requests add no cost or latency series of their own.
+    assert not any(k[0].startswith("tiergate_cost") and ("model", "") in k[1] for k in s)
