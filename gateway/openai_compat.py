@@ -1,19 +1,22 @@
-"""The lean path: chat calls to OpenAI-compatible upstreams (`openai/...` models) over one pooled aiohttp session.
+"""The lean path: chat calls to OpenAI-compatible upstreams (`openai/...` models) over pooled keep-alive connections.
 
 It sends what litellm would send for such a model (POST <api_base>/chat/completions, the model name without the
 `openai/` prefix, the messages and parameters, `extra_body` merged at the top level as the OpenAI SDK does) and
 gives failures the same verdicts (gateway/provider.py: `upstream_error`), without litellm's per-call work, which
-costs more CPU than the whole rest of a request (docs/benchmarks.md). Other providers still go through litellm.
+costs more CPU than the whole rest of a request, or aiohttp's (gateway/h1client.py says why; docs/benchmarks.md).
+Other providers still go through litellm.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
-import aiohttp
 import orjson
 
+from gateway.h1client import Endpoint, H1Pool, endpoint
 from gateway.provider import UpstreamError, api_key, upstream_error
 from router.policy import ModelSpec
 
@@ -52,24 +55,16 @@ class OpenAICompatClient:
     def __init__(self, env: Mapping[str, str], timeout_s: float = 60.0) -> None:
         self._env = env
         self._timeout = timeout_s
-        self._session: aiohttp.ClientSession | None = None
-
-    def _http(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running event loop; one per process, reused by every request.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512, limit_per_host=256, ttl_dns_cache=300),
-                skip_auto_headers=("User-Agent",),
-            )
-        return self._session
+        self._pool = H1Pool()
+        # Request heads per (URL, key): built once, so a call only adds its Content-Length and body.
+        self._endpoints: dict[tuple[str, str], Endpoint] = {}
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+        self._pool.close()
 
     def _request(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any], stream: bool
-    ) -> tuple[str, dict[str, str], bytes, float]:
+    ) -> tuple[Endpoint, bytes, float]:
         body: dict[str, Any] = {"model": spec.litellm_model.removeprefix("openai/"), "messages": messages}
         extra = params.get("extra_body") or {}
         body.update({k: v for k, v in params.items() if k != "extra_body"})
@@ -77,25 +72,28 @@ class OpenAICompatClient:
         if stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}  # the ledger needs usage; the pipeline hides it
-        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {api_key(spec, self._env)}"}
         url = (spec.api_base or DEFAULT_BASE).rstrip("/") + "/chat/completions"
-        return url, headers, orjson.dumps(body), min(spec.timeout_s, self._timeout)
+        key = api_key(spec, self._env) or ""
+        ep = self._endpoints.get((url, key))
+        if ep is None:
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {key}"}
+            ep = self._endpoints[(url, key)] = endpoint("POST", url, headers)
+        return ep, orjson.dumps(body), min(spec.timeout_s, self._timeout)
 
     async def complete(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> dict[str, Any]:
-        url, headers, data, timeout = self._request(spec, messages, params, stream=False)
+        ep, data, timeout = self._request(spec, messages, params, stream=False)
         try:
-            async with self._http().post(
-                url, data=data, headers=headers, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as resp:
+            async with asyncio.timeout(timeout):
+                resp = await self._pool.send(ep, data)
                 raw = await resp.read()
-                if resp.status >= 400:
-                    raise _verdict(spec.name, resp.status, raw)
         except TimeoutError:
             raise upstream_error(spec.name, 504, f"no answer within {timeout:g}s", timed_out=True) from None
-        except aiohttp.ClientError as e:
+        except OSError as e:  # refused, reset, closed early, not HTTP (h1client.HTTPError is one)
             raise upstream_error(spec.name, 502, f"connection failed: {type(e).__name__}: {e}") from None
+        if resp.status >= 400:
+            raise _verdict(spec.name, resp.status, raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -108,27 +106,45 @@ class OpenAICompatClient:
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         """Chunks as dicts, from the upstream's server-sent events; failures raise UpstreamError."""
-        url, headers, data, timeout = self._request(spec, messages, params, stream=True)
+        ep, data, timeout = self._request(spec, messages, params, stream=True)
         # No total deadline on a stream that keeps talking: connecting and each wait for data are bounded.
-        limits = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         try:
-            async with self._http().post(url, data=data, headers=headers, timeout=limits) as resp:
-                if resp.status >= 400:
-                    raise _verdict(spec.name, resp.status, await resp.read())
-                async for line in resp.content:
-                    if not line.startswith(b"data:"):
-                        continue  # blank separators, comments, `event:` lines
-                    payload = line[5:].strip()
-                    if payload == b"[DONE]":
-                        return
-                    try:
-                        chunk = orjson.loads(payload)
-                    except orjson.JSONDecodeError:
-                        raise upstream_error(spec.name, 502, "invalid JSON in the upstream's stream") from None
-                    if isinstance(chunk, dict) and "error" in chunk:
-                        raise _verdict(spec.name, 502, payload)
-                    yield chunk
+            async with asyncio.timeout(timeout):
+                resp = await self._pool.send(ep, data, read_timeout=timeout)
+            if resp.status >= 400:
+                raise _verdict(spec.name, resp.status, await resp.read())
+            pending = b""
+            async with aclosing(resp.iter()) as pieces:  # leaving early closes the connection at once
+                async for piece in pieces:
+                    lines = (pending + piece).split(b"\n")
+                    pending = lines.pop()  # an unfinished line waits for the next piece
+                    for line in lines:
+                        if (chunk := _event(spec.name, line)) is _DONE:
+                            return  # pooled again only if the body's end came with [DONE]
+                        if chunk is not None:
+                            yield chunk
         except TimeoutError:
             raise upstream_error(spec.name, 504, f"no data within {timeout:g}s", timed_out=True) from None
-        except aiohttp.ClientError as e:
+        except OSError as e:
             raise upstream_error(spec.name, 502, f"connection failed: {type(e).__name__}: {e}") from None
+
+
+_DONE: dict[str, Any] = {}
+
+
+def _event(model: str, line: bytes) -> dict[str, Any] | None:
+    """One line of a server-sent event stream: a chunk, `_DONE` at `[DONE]`, or None for anything else."""
+    if not line.startswith(b"data:"):
+        return None  # blank separators, comments, `event:` lines
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        return _DONE
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        raise upstream_error(model, 502, "invalid JSON in the upstream's stream") from None
+    if not isinstance(chunk, dict):
+        return None
+    if "error" in chunk:
+        raise _verdict(model, 502, payload)
+    return chunk
