@@ -69,6 +69,8 @@ class Trace:
     draft_model: str | None = None
     draft_confidence: float | None = None
     draft_cost: float = 0.0  # what an escalated draft cost, on top of the answer's own cost
+    classify_ms: float | None = None  # time to score the prompt (Server-Timing)
+    upstream_ms: float | None = None  # time in upstream calls, fallbacks and drafts included (non-streams)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000.0
@@ -161,7 +163,9 @@ class ChatPipeline:
         (non-stream requests), also the policy's cascade plan for this prompt, if any."""
         try:
             text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
+            t0 = time.perf_counter()
             trace.score = await self._score(text, turns)
+            trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
             decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable)
         except NotAllowed as e:
@@ -244,6 +248,7 @@ class ChatPipeline:
             if decision is None:
                 decision, plan = await self.route(req, trace, policy, cascading=True)
             messages, params = self._call_args(req)
+            t0 = time.perf_counter()
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:
                 body = await self._first_success(
@@ -251,6 +256,7 @@ class ChatPipeline:
                     plan.escalate if plan is not None else decision,
                     lambda spec: self._provider.complete(spec, messages, params),
                 )
+            trace.upstream_ms = (time.perf_counter() - t0) * 1000.0
             assert trace.routed is not None
             trace.usage = usage_of(body) or Usage(0, 0)
             body["model"] = trace.routed.name
@@ -426,6 +432,11 @@ class ChatPipeline:
             h["x-tiergate-degraded"] = "true"
         if trace.fallbacks:
             h["x-tiergate-fallbacks"] = ",".join(trace.fallbacks)
+        timing = [
+            (n, v) for n, v in (("classify", trace.classify_ms), ("upstream", trace.upstream_ms)) if v is not None
+        ]
+        if timing:  # the W3C Server-Timing header: browsers' dev tools and benchmarks read where the time went
+            h["server-timing"] = ", ".join(f"{n};dur={v:.3f}" for n, v in timing)
         if trace.cascade is not None:
             h["x-tiergate-cascade"] = trace.cascade
             if trace.draft_confidence is not None:

@@ -253,6 +253,7 @@ def test_a_routed_hit_is_served_before_classification(
     assert len(scored) == 1  # the hits cost no classification
     assert again.headers["x-tiergate-model"] == first.headers["x-tiergate-model"] == "flaky"
     assert again.headers["x-tiergate-tier"] == "1" and "x-tiergate-score" not in again.headers
+    assert "server-timing" not in again.headers  # neither classified nor sent upstream
     assert (
         "".join(ch.choices[0].delta.content or "" for ch in streamed.parse() if ch.choices)
         == "echo: " + Q[0]["content"]

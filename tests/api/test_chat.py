@@ -34,6 +34,25 @@ def test_easy_prompt_goes_local_hard_prompt_goes_hosted(
     assert hard.headers["x-request-id"].startswith("tg-")
 
 
+def _timing(header: str) -> dict[str, float]:
+    return {n: float(d.removeprefix("dur=")) for n, d in (part.strip().split(";") for part in header.split(","))}
+
+
+def test_server_timing_says_where_the_time_went(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    fresh_upstream.script("local-small", delay_s=0.05)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    routed = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}]
+    )
+    t = _timing(routed.headers["server-timing"])
+    assert set(t) == {"classify", "upstream"} and t["upstream"] >= 50.0 and 0.0 <= t["classify"] < t["upstream"]
+    named = client.chat.completions.with_raw_response.create(
+        model="local-small", messages=[{"role": "user", "content": "hi"}], temperature=0
+    )
+    assert set(_timing(named.headers["server-timing"])) == {"upstream"}  # a hit has none (tests/api/test_cache.py)
+
+
 def test_requests_in_progress_are_counted_until_they_end(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
