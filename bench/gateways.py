@@ -48,6 +48,25 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    classify_p50_ms: float | None = None  # from the answers' Server-Timing, when collected
+
+
+# Collects `classify;dur=` from every answer's Server-Timing header in each wrk thread, prints their median at the end.
+_TIMING_LUA = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) durs = {} end
+function response(status, headers, body)
+  local d = string.match(headers["server-timing"] or "", "classify;dur=([%d%.]+)")
+  if d then table.insert(durs, tonumber(d)) end
+end
+function done(summary, latency, requests)
+  local all = {}
+  for _, t in ipairs(threads) do for _, v in ipairs(t:get("durs")) do table.insert(all, v) end end
+  table.sort(all)
+  if #all > 0 then io.write(string.format("classify_p50 %.4f\\n", all[math.floor((#all + 1) / 2)])) end
+end
+"""
 
 
 def _ms(text: str) -> float:
@@ -57,9 +76,16 @@ def _ms(text: str) -> float:
 
 
 def wrk(
-    url: str, body: dict[str, object], concurrency: int, seconds: int, headers: dict[str, str], pause_ms: int = 0
+    url: str,
+    body: dict[str, object],
+    concurrency: int,
+    seconds: int,
+    headers: dict[str, str],
+    pause_ms: int = 0,
+    timing: bool = False,
 ) -> Result:
-    """`pause_ms`: each connection waits that long before its next request (wrk's delay(); not counted in latency)."""
+    """`pause_ms`: each connection waits that long before its next request (wrk's delay(); not counted in latency).
+    `timing`: also the p50 of the classifier's time inside the gateway, read from the same answers."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(json.dumps(body))}"]
     if pause_ms:
@@ -68,7 +94,7 @@ def wrk(
         f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}"
         for k, v in {"Content-Type": "application/json", **headers}.items()
     ]
-    script.write_text("\n".join(lines) + "\n")
+    script.write_text("\n".join(lines) + "\n" + (_TIMING_LUA if timing else ""))
     threads = min(concurrency, 2)
     # A generous timeout: a request wrk gives up on is left out of its latency figures, flattering a slow target.
     cmd = [
@@ -92,7 +118,8 @@ def wrk(
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
-    return Result(rps, _ms(pct["50"]), _ms(pct["99"]), errors)
+    clf = re.search(r"^classify_p50 ([\d.]+)$", out, re.M)
+    return Result(rps, _ms(pct["50"]), _ms(pct["99"]), errors, float(clf.group(1)) if clf else None)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -175,9 +202,11 @@ def main() -> None:
     clf: list[float] = []
     paced: list[tuple[int, Result]] = []
 
-    def run(name: str, url: str, body: dict[str, object], headers: dict[str, str] | None = None) -> None:
+    def run(
+        name: str, url: str, body: dict[str, object], headers: dict[str, str] | None = None, timing: bool = False
+    ) -> None:
         wrk(url, body, 4, 2, headers or {})  # warm-up: connections, caches, lazy imports
-        results[name] = {c: wrk(url, body, c, args.duration, headers or {}) for c in CONCURRENCY}
+        results[name] = {c: wrk(url, body, c, args.duration, headers or {}, timing=timing) for c in CONCURRENCY}
 
     up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(up_port)], stdout=subprocess.DEVNULL)
     try:
@@ -207,7 +236,8 @@ def main() -> None:
             run("Tiergate, explicit model", f"{tgu}/v1/chat/completions", explicit)
             # The classifier alone, measured just before and just after `auto`, so that both see the same machine.
             encoder, before = classifier_p50_ms()
-            run("Tiergate, auto (classified)", f"{tgu}/v1/chat/completions", {"model": "auto", "messages": msgs})
+            auto = {"model": "auto", "messages": msgs}
+            run("Tiergate, auto (classified)", f"{tgu}/v1/chat/completions", auto, timing=True)
             clf += [before, classifier_p50_ms()[1]]
             # Paced like the auto run at c=1: idle for the rest of a request (its p50 minus the classifier's).
             gap = max(0.0, results["Tiergate, auto (classified)"][1].p50_ms - before)
@@ -303,6 +333,7 @@ def report(
     tg, lp = results["Tiergate, explicit model"], results["LiteLLM proxy"]
     hit, miss = results["Tiergate, cache hit"][1], results["Tiergate, explicit model"][1]
     auto1 = results["Tiergate, auto (classified)"][1].p50_ms
+    inside = results["Tiergate, auto (classified)"][1].classify_p50_ms or float("nan")
     emit(
         f"\nRatios: throughput at c=64, Tiergate explicit / LiteLLM proxy = {tg[64].rps / lp[64].rps:.1f}x; "
         f"added p50 at c=1: explicit {tg[1].p50_ms - direct[1].p50_ms:.2f} ms, "
@@ -310,7 +341,9 @@ def report(
         f"between requests at c=1, p50 {paced[1].p50_ms:.2f} ms: {auto1 - paced[1].p50_ms:.2f} ms), "
         f"LiteLLM proxy {lp[1].p50_ms - direct[1].p50_ms:.2f} ms; the classifier alone ({encoder}, one thread) "
         f"p50 {(clf[0] + clf[1]) / 2:.2f} ms back to back (before and after the auto runs: {clf[0]:.2f}, "
-        f"{clf[1]:.2f}), {clf[2]:.2f} ms paced like the auto run at c=1 (idle between prompts); "
+        f"{clf[1]:.2f}), {clf[2]:.2f} ms paced like the auto run at c=1 (idle between prompts), {inside:.2f} ms "
+        f"inside the gateway on the auto run's own requests at c=1 (Server-Timing), so auto added "
+        f"{auto1 - direct[1].p50_ms - inside:.2f} ms beyond its classifier's own time; "
         f"cache hit vs miss p50 at c=1 = {miss.p50_ms / hit.p50_ms:.1f}x."
     )
     emit("\n" + json.dumps({k: {c: r.__dict__ for c, r in v.items()} for k, v in results.items()} | {"rss": rss}))
