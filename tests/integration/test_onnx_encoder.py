@@ -70,3 +70,12 @@ def test_fp32_export_matches_torch(encoders: tuple[TorchEncoder, OnnxEncoder], t
     torch_enc, _ = encoders
     fp32 = OnnxEncoder(quantized=False)
     assert ((torch_enc.encode(TEXTS) * fp32.encode(TEXTS)).sum(axis=1)).min() > 0.9999
+
+
+def test_int8_weight_type_follows_the_cpu() -> None:
+    from gateway.onnx_encoder import int8_weights
+
+    assert int8_weights("flags : fpu sse2 avx2 fma", "x86_64") == "u8"  # u8 x s8 sums saturate without VNNI
+    assert int8_weights("flags : fpu avx2 avx512f avx512_vnni", "x86_64") == "s8"
+    assert int8_weights("flags : fpu avx2 avx_vnni", "x86_64") == "s8"
+    assert int8_weights("", "aarch64") == "s8"
