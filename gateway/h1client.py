@@ -205,13 +205,25 @@ class Response:
 
 
 class H1Pool:
-    """Keep-alive connections per (host, port, TLS), created on demand; idle ones expire after `idle_s`."""
+    """Keep-alive connections per (host, port, TLS), created on demand; idle ones expire after `idle_s`.
 
-    def __init__(self, max_idle_per_host: int = 64, idle_s: float = 30.0) -> None:
+    At most `max_per_host` exchanges per host are in flight; more wait for a free one (inside the caller's
+    deadline). Without a bound, a burst of long LLM calls would open a socket each until the process ran out of
+    file descriptors, failing requests that could simply have queued."""
+
+    def __init__(self, max_per_host: int = 256, max_idle_per_host: int = 64, idle_s: float = 30.0) -> None:
         self._idle: dict[tuple[str, int, bool], deque[_Conn]] = {}
+        self._slots: dict[tuple[str, int, bool], asyncio.Semaphore] = {}
+        self._max_per_host = max_per_host
         self._max_idle = max_idle_per_host
         self._idle_s = idle_s
         self._tls: ssl.SSLContext | None = None
+
+    def _slot(self, key: tuple[str, int, bool]) -> asyncio.Semaphore:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = asyncio.Semaphore(self._max_per_host)
+        return slot
 
     def _checkout(self, key: tuple[str, int, bool]) -> _Conn | None:
         idle = self._idle.get(key)
@@ -235,6 +247,8 @@ class H1Pool:
         return conn
 
     def release(self, key: tuple[str, int, bool], conn: _Conn) -> None:
+        """The end of an exchange `send` started: its slot frees, its connection is pooled or closed."""
+        self._slot(key).release()
         idle = self._idle.setdefault(key, deque())
         if conn.reusable() and len(idle) < self._max_idle:
             conn.idle_since = time.monotonic()
@@ -246,6 +260,15 @@ class H1Pool:
         """Send one request and wait for the answer's status and headers. Connection failures raise HTTPError
         (or OSError while connecting); the caller bounds the whole call with its own timeout."""
         data = ep.head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+        slot = self._slot(ep.key)
+        await slot.acquire()
+        try:
+            return await self._exchange(ep, data, read_timeout)
+        except BaseException:
+            slot.release()  # on success the Response holds the slot until it is released
+            raise
+
+    async def _exchange(self, ep: Endpoint, data: bytes, read_timeout: float | None) -> Response:
         for attempt in (0, 1):
             conn = self._checkout(ep.key)
             reused = conn is not None

@@ -193,3 +193,28 @@ def test_urls_and_headers_that_would_corrupt_the_request_are_refused() -> None:
         endpoint("POST", "ftp://h/x", {})
     ep = endpoint("POST", "https://api.example.com/v1/chat/completions", {})
     assert (ep.host, ep.port, ep.tls) == ("api.example.com", 443, True)
+
+
+async def test_in_flight_exchanges_per_host_are_bounded_and_the_rest_wait() -> None:
+    open_now, most = 0, 0
+
+    async def slow(r: asyncio.StreamReader, w: asyncio.StreamWriter, n: int) -> bool:
+        nonlocal open_now, most
+        body = await _read_request(r)
+        open_now += 1
+        most = max(most, open_now)
+        await asyncio.sleep(0.05)
+        open_now -= 1
+        w.write(_ok(body))
+        return True
+
+    async with server(slow) as (url, per_conn):
+        pool = H1Pool(max_per_host=2)
+        ep = endpoint("POST", url, {})
+
+        async def call(i: int) -> bytes:
+            return await (await pool.send(ep, b"%d" % i)).read()
+
+        assert await asyncio.gather(*(call(i) for i in range(6))) == [b"%d" % i for i in range(6)]
+        pool.close()
+    assert most == 2 and len(per_conn) == 2 and sum(per_conn) == 6  # two connections, reused by the waiters
