@@ -54,7 +54,12 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
         settings.classifier_max_wait_ms,
         activity.idle if settings.classifier_inline_when_idle else None,
     )
-    provider = Transport(os.environ, settings.upstream_timeout_s, preload_litellm=needs_litellm(cfg))
+    provider = Transport(
+        os.environ,
+        settings.upstream_timeout_s,
+        preload_litellm=needs_litellm(cfg),
+        max_connections=settings.upstream_max_connections,
+    )
     ledger = open_ledger(settings.ledger_url or settings.ledger_path, settings.ledger_spool_dir)
     store: CacheStore = (
         RedisStore(settings.cache_url, settings.cache_timeout_ms)

@@ -52,10 +52,10 @@ def _verdict(model: str, status: int, raw: bytes) -> UpstreamError:
 
 
 class OpenAICompatClient:
-    def __init__(self, env: Mapping[str, str], timeout_s: float = 60.0) -> None:
+    def __init__(self, env: Mapping[str, str], timeout_s: float = 60.0, max_connections: int = 256) -> None:
         self._env = env
         self._timeout = timeout_s
-        self._pool = H1Pool()
+        self._pool = H1Pool(max_per_host=max_connections)
         # Request heads per (URL, key): built once, so a call only adds its Content-Length and body.
         self._endpoints: dict[tuple[str, str], Endpoint] = {}
 

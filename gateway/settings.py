@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     cache_timeout_ms: float = Field(default=50.0, gt=0, le=5000)
     cache_max_entries: int = Field(default=10_000, ge=1)
     upstream_timeout_s: float = Field(default=60.0, gt=0)
+    # Calls in flight per upstream host and worker on the direct path (gateway/h1client.py); more wait their turn.
+    upstream_max_connections: int = Field(default=256, ge=1, le=65536)
     log_level: str = "info"
     # One access-log line per request costs CPU on the hot path and repeats what the ledger records.
     access_log: bool = False

@@ -17,10 +17,16 @@ def needs_litellm(cfg: TiergateConfig) -> bool:
 class Transport:
     """litellm is loaded on first need (or at once with `preload_litellm`, so no request pays for its import)."""
 
-    def __init__(self, env: Mapping[str, str], timeout_s: float = 60.0, preload_litellm: bool = False) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        timeout_s: float = 60.0,
+        preload_litellm: bool = False,
+        max_connections: int = 256,
+    ) -> None:
         self._env, self._timeout = env, timeout_s
         self._litellm: LitellmProvider | None = None
-        self.direct = OpenAICompatClient(env, timeout_s)
+        self.direct = OpenAICompatClient(env, timeout_s, max_connections)
         if preload_litellm:
             self._litellm = LitellmProvider(env, timeout_s)
 
