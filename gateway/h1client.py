@@ -8,8 +8,9 @@ compression (it asks for none; an encoded body is refused), HTTP/2. An upstream 
 litellm (`transport: litellm`).
 
 Correctness points: a pooled connection the server has closed is never reused (its EOF is seen while idle); one
-that dies before a single byte of the answer after being reused is retried once on a new connection (the server
-closed it as we wrote; the request was not processed); any other failure closes the connection.
+that dies before a single byte of the answer after being reused is retried once on a new connection (almost
+always a keep-alive the server closed as we wrote, so the request never ran; urllib3 and aiohttp make the same
+call); any other failure closes the connection and is the caller's to judge.
 """
 
 from __future__ import annotations
