@@ -1,4 +1,4 @@
-"""The `tiergate` command: serve, validate-config, train, eval-router, calibrate, report, classify."""
+"""The `tiergate` command: serve, validate-config, train, eval-router, calibrate, report, export-labels, classify."""
 
 from __future__ import annotations
 
@@ -103,6 +103,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     from gateway.report_cmd import run
 
     return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format)
+
+
+def cmd_export_labels(args: argparse.Namespace) -> int:
+    from gateway.export_labels_cmd import run
+
+    return run(_ledger_url(args.ledger), Path(args.out), args.since)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -221,6 +227,13 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--key", help="a key id as the dashboard shows it")
     r.add_argument("--format", choices=["table", "csv", "json"], default="table")
     r.set_defaults(fn=cmd_report)
+    x = sub.add_parser(
+        "export-labels", help="judged requests (POST /v1/feedback) as training rows; train with --weak <local model>"
+    )
+    x.add_argument("--out", required=True, help="JSONL file to write (the shared data schema)")
+    x.add_argument("--since", type=_duration_s, help="only judgements from this window, e.g. 30d (default: all)")
+    x.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
+    x.set_defaults(fn=cmd_export_labels)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)

@@ -89,6 +89,14 @@ class EmbeddingRequest(BaseModel):
     user: str | None = None
 
 
+class FeedbackRequest(BaseModel):
+    """A judgement of one answer: `request_id` is the answer's `x-request-id`; `score` 1 = good enough, 0 = not."""
+
+    model_config = ConfigDict(extra="forbid")
+    request_id: str = Field(min_length=1, max_length=200)
+    score: float = Field(ge=0.0, le=1.0)
+
+
 class ErrorDetail(BaseModel):
     message: str
     type: str

@@ -47,6 +47,12 @@ _STEPS: list[list[str]] = [
         "ALTER TABLE requests ADD COLUMN draft_confidence {real}",
         "ALTER TABLE requests ADD COLUMN draft_cost_usd {real} NOT NULL DEFAULT 0",
     ],
+    [
+        # Judgements of answers sent later by the client (POST /v1/feedback), the gateway's own labels.
+        "CREATE TABLE IF NOT EXISTS feedback ("
+        " id {pk}, ts {real} NOT NULL, request_id TEXT NOT NULL, score {real} NOT NULL, key_id TEXT)",
+        "CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

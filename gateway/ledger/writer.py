@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from gateway.ledger import feedback
 from gateway.ledger.backends import Backend, LedgerUnavailable
 from gateway.ledger.record import COLUMNS, LedgerRecord, from_row
 from gateway.ledger.spool import Spool
@@ -185,6 +186,11 @@ class Ledger:
             self._thread.join()
         self.backend.close()
         self.reader.close()
+
+    def add_feedback(self, request_id: str, score: float, key_id: str | None) -> int:
+        """A client's judgement, stored before this returns (on the reading connection: it is one small write, and
+        unlike request records it has no spool, so the caller must learn at once whether it was kept)."""
+        return feedback.add(self.reader, request_id, score, key_id)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
