@@ -17,7 +17,7 @@ from pathlib import Path
 from sklearn.metrics import roc_auc_score
 
 from classifiers.base import Encoder, Matrix
-from classifiers.labels import Example, examples
+from classifiers.labels import Example, examples, source_of
 from classifiers.train import fit
 from gateway.datasets import read_jsonl
 from gateway.encoders import MINILM_NAME
@@ -44,7 +44,10 @@ def auc(y: list[int], p: list[float]) -> float | None:
 def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
     exs: list[Example] = []
     for p in paths:
-        exs.extend(examples(read_jsonl(p), weak))
+        rows = list(read_jsonl(p))
+        # `--weak` names the weak side of files of unknown origin (e.g. exported traffic); the known sources keep
+        # their own, so one command can train on both.
+        exs.extend(examples(rows, weak if any(source_of(r) is None for r in rows) else None))
     if not exs:
         print("no labelled rows found", file=sys.stderr)
         return 1
