@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from gateway.activity import Activity
 from gateway.classify import ClassifierService
-from gateway.ledger import Ledger
+from gateway.errors import Unavailable
+from gateway.ledger import Ledger, LedgerUnavailable
 from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline
 from gateway.recorder import Recorder
@@ -35,3 +38,14 @@ async def _services(request: Request) -> AppServices:  # async: a sync dependenc
 
 
 Services = Annotated[AppServices, Depends(_services)]
+
+
+T = TypeVar("T")
+
+
+async def ledger_call(fn: Callable[..., T], *args: object) -> T:
+    """A call on the ledger database, off the event loop; a database that is down is the client's 503."""
+    try:
+        return await run_in_threadpool(fn, *args)
+    except LedgerUnavailable as e:
+        raise Unavailable(f"The ledger database is unavailable: {e}", None, "ledger_unavailable") from None

@@ -9,11 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services
-from gateway.errors import Unavailable
-from gateway.ledger import LedgerUnavailable
+from gateway.deps import Services, ledger_call
 from gateway.pipeline import key_id
 from gateway.protocol import FeedbackRequest
 
@@ -23,8 +20,5 @@ router = APIRouter()
 @router.post("/v1/feedback", status_code=201)
 async def feedback(body: FeedbackRequest, request: Request, services: Services) -> dict[str, Any]:
     key = key_id({"authorization": request.headers.get("authorization", "")})
-    try:
-        fid = await run_in_threadpool(services.ledger.add_feedback, body.request_id, body.score, key)
-    except LedgerUnavailable as e:
-        raise Unavailable(f"The ledger database is unavailable: {e}", None, "ledger_unavailable") from None
+    fid = await ledger_call(services.ledger.add_feedback, body.request_id, body.score, key)
     return {"object": "feedback", "id": fid, "request_id": body.request_id, "score": body.score}

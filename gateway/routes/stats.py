@@ -11,11 +11,9 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
-from starlette.concurrency import run_in_threadpool
 
-from gateway.deps import Services
-from gateway.errors import InvalidRequest, Unavailable
-from gateway.ledger import LedgerUnavailable
+from gateway.deps import Services, ledger_call
+from gateway.errors import InvalidRequest
 from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, StatsQuery, report
 from gateway.timeparse import duration_s, instant
 
@@ -54,10 +52,7 @@ async def _report(services: Services, q: StatsQuery) -> dict[str, Any]:
         services.ledger.flush()  # what was recorded before this request is counted
         return report(services.ledger.reader, q)
 
-    try:
-        return await run_in_threadpool(work)
-    except LedgerUnavailable as e:
-        raise Unavailable(f"The ledger database is unavailable: {e}", None, "ledger_unavailable") from None
+    return await ledger_call(work)
 
 
 async def _query(
