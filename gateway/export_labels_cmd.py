@@ -8,20 +8,17 @@ from pathlib import Path
 
 import orjson
 
-from gateway.ledger.backends import LedgerUnavailable, make_backend
+from gateway.ledger.backends import LedgerUnavailable, migrated
 from gateway.ledger.feedback import labelled_rows
 
 
 def run(url: str, out: Path, since_s: float | None) -> int:
-    db = make_backend(url)
     try:
-        db.migrate()  # an older ledger gets the feedback table (empty), so the query can run
-        rows = list(labelled_rows(db, 0.0 if since_s is None else time.time() - since_s))
+        with migrated(url) as db:  # an older ledger gets the feedback table, empty
+            rows = list(labelled_rows(db, 0.0 if since_s is None else time.time() - since_s))
     except LedgerUnavailable as e:
         print(f"tiergate export-labels: {e}", file=sys.stderr)
         return 1
-    finally:
-        db.close()
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in rows))
     models = sorted({m for r in rows for m in r["scores"]})
     print(f"wrote {len(rows)} judged prompts to {out} (answered by: {', '.join(models) or 'none'})", file=sys.stderr)

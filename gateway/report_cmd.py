@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from gateway.ledger.backends import LedgerUnavailable, make_backend
+from gateway.ledger.backends import LedgerUnavailable, migrated
 from gateway.ledger.stats import CASCADE_COLUMNS, MODEL_COLUMNS, StatsQuery, report
 
 
@@ -33,15 +33,12 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 def run(url: str, since_s: float, policy: str | None, key: str | None, fmt: str) -> int:
     now = time.time()
     q = StatsQuery(since=now - since_s, until=now + 1, policy=policy, key_id=key)
-    db = make_backend(url)
     try:
-        db.migrate()  # a new or older ledger gets the current schema, so the query below can run
-        data = report(db, q)
+        with migrated(url) as db:
+            data = report(db, q)
     except LedgerUnavailable as e:
         print(f"tiergate report: {e}", file=sys.stderr)
         return 1
-    finally:
-        db.close()
     if fmt == "json":
         print(json.dumps(data, indent=2))
     elif fmt == "csv":

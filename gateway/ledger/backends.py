@@ -193,6 +193,18 @@ class PostgresBackend:
             self._drop()
 
 
+@contextmanager
+def migrated(url: str) -> Iterator[Backend]:
+    """The ledger at `url` for a command that reads it, migrated first (a new or older ledger reads as the current
+    schema, empty where it has nothing); closed afterwards. Raises LedgerUnavailable."""
+    db = make_backend(url)
+    try:
+        db.migrate()
+        yield db
+    finally:
+        db.close()
+
+
 def make_backend(url: str) -> Backend:
     """`postgresql://...` (or `postgres://`) for PostgreSQL; `sqlite:///path` or a plain path for SQLite."""
     if url.startswith(("postgresql://", "postgres://")):
