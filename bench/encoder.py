@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.encoder [--validation N]
 
-1. single-prompt p50 on one core (one thread) for a 20-word prompt: torch fp32, ONNX fp32, ONNX int8;
+1. single-prompt p50 on one core (one thread) for a 20-word prompt: torch fp32, ONNX fp32, ONNX int8, in five
+   alternating rounds (the median and each round's ratio to torch are printed);
 2. ONNX fp32 and int8 vs torch fp32 on validation prompts (RouterBench test rows, Arena-Hard, an MMLU sample):
    cosine of the embeddings and how many routing decisions (tier under the default policy, classifier v1) change;
 3. throughput through the gateway's ClassifierService (micro-batched) at concurrency 1/16/64 on this machine;
@@ -50,16 +51,18 @@ def p50_ms(fn: Any, n: int = 200) -> float:
     return float(np.median(ts) * 1000)
 
 
-def one_core() -> dict[str, float]:
+def one_core(rounds: int = 5) -> dict[str, list[float]]:
+    """Each backend's p50 in `rounds` alternating rounds, so that all of them see the same machine."""
     import torch
 
     torch.set_num_threads(1)
     t = TorchEncoder()
     o32, o8 = OnnxEncoder(quantized=False, threads=1), OnnxEncoder(threads=1)
-    return {
-        name: p50_ms(lambda e=e: e.encode([PROMPT]))
-        for name, e in (("torch fp32", t), ("onnx fp32", o32), ("onnx int8", o8))
-    }
+    out: dict[str, list[float]] = {"torch fp32": [], "onnx fp32": [], "onnx int8": []}
+    for _ in range(rounds):
+        for name, e in (("torch fp32", t), ("onnx fp32", o32), ("onnx int8", o8)):
+            out[name].append(p50_ms(lambda e=e: e.encode([PROMPT]), n=100))
+    return out
 
 
 def validation(n_mmlu: int) -> dict[str, dict[str, float]]:
@@ -148,15 +151,20 @@ def main() -> None:
     ap.add_argument("--validation", type=int, default=600, help="MMLU prompts added to the validation set")
     ap.add_argument("--requests", type=int, default=600, help="requests per concurrency level")
     args = ap.parse_args()
-    single = one_core()
+    rounds = one_core()
+    single = {k: float(np.median(v)) for k, v in rounds.items()}
     val = validation(args.validation)
     thr = throughput(args.requests)
     rss = {b: rss_mb(b) for b in ("torch", "onnx-fp32", "onnx")}
     n, flops, floor = floor_ms()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}\n")
-    print("| backend | p50, one core, one prompt of 20 words | vs torch fp32 |\n|---|---|---|")
+    print(
+        "| backend | p50, one core, one prompt of 20 words (median of the rounds) | vs torch fp32 | each round "
+        "(ms; vs torch in the same round) |\n|---|---|---|---|"
+    )
     for k, v in single.items():
-        print(f"| {k} | {v:.2f} ms | {single['torch fp32'] / v:.2f}x |")
+        each = ", ".join(f"{x:.2f} ({t / x:.2f}x)" for x, t in zip(rounds[k], rounds["torch fp32"], strict=True))
+        print(f"| {k} | {v:.2f} ms | {single['torch fp32'] / v:.2f}x | {each} |")
     print(
         f"\nFloor: {n} tokens, {flops / 1e6:.0f} MFLOP per prompt; this core's fp32 matmul rate gives {floor:.2f} ms.\n"
     )

@@ -79,3 +79,23 @@ def test_int8_weight_type_follows_the_cpu() -> None:
     assert int8_weights("flags : fpu avx2 avx512f avx512_vnni", "x86_64") == "s8"
     assert int8_weights("flags : fpu avx2 avx_vnni", "x86_64") == "s8"
     assert int8_weights("", "aarch64") == "s8"
+
+
+def test_int8_export_keeps_each_layers_feed_forward_output_in_fp32() -> None:
+    import onnx
+
+    from gateway.encoders import minilm_path
+    from gateway.onnx_encoder import ffn_down_projections, fp32_export, int8_export
+
+    plain = onnx.load(str(fp32_export(minilm_path())))
+    names = ffn_down_projections(plain, 6)
+    assert len(names) == 6 and all("output/dense" in n and "attention" not in n for n in names)
+    with pytest.raises(RuntimeError, match="one feed-forward output MatMul per layer"):
+        ffn_down_projections(plain, 12)
+    q = onnx.load(str(int8_export(minilm_path())))
+    float_matmuls = {n.name for n in q.graph.node if n.op_type == "MatMul"}
+    assert set(names) <= float_matmuls  # left in fp32 ...
+    # ... while the other 30 weighted MatMuls (attention q/k/v/out, feed-forward in) are int8, with zero points.
+    assert sum(n.op_type == "MatMulInteger" for n in q.graph.node) == 30
+    zero_points = [i for i in q.graph.initializer if i.name.endswith("_zero_point") and len(i.dims) == 1]
+    assert zero_points and any(np.any(onnx.numpy_helper.to_array(z) != 0) for z in zero_points)
