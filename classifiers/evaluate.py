@@ -1,7 +1,7 @@
 """Router quality in RouteLLM's terms: quality against the share of calls sent to the strong model.
 
 For a router score r (higher = send to the strong model) and a strong-call share c, the top ceil(c·N) prompts by r
-go to the strong model and the rest to the weak one; quality(c) is the mean outcome of that assignment.
+go to the strong model and the rest to the weak one (in random order among equal scores: expected values); quality(c) is the mean outcome of that assignment.
 PGR(c) = (quality(c) - quality(weak)) / (quality(strong) - quality(weak)); APGR is the area under PGR over
 c in [0, 1] (exact: every c = k/N, trapezoid rule); CPT(x) is the smallest c with PGR(c) >= x.
 A random router has PGR(c) = c in expectation, so APGR 0.5 and CPT(x) = x.
@@ -50,8 +50,16 @@ def curve(router_score: Sequence[float], weak: Sequence[float], strong: Sequence
     n = len(r)
     if not (len(w) == len(s) == n) or n == 0:
         raise ValueError("router scores and outcomes must be non-empty and of equal length")
-    order = np.argsort(-r, kind="stable")  # ties keep input order: deterministic
+    order = np.argsort(-r, kind="stable")
     gain = (s - w)[order]
+    # Tied scores give the router no order among those prompts: each of them gets the tie group's mean gain, the
+    # expected curve under a random order within ties (not the input order, which is arbitrary: kNN's scores are
+    # multiples of 1/k, a constant score ties everything).
+    rs = r[order]
+    starts = np.flatnonzero(np.concatenate([[True], rs[1:] != rs[:-1]]))
+    sums = np.add.reduceat(gain, starts)
+    sizes = np.diff(np.concatenate([starts, [n]]))
+    gain = np.repeat(sums / sizes, sizes)
     quality = (w.sum() + np.concatenate([[0.0], np.cumsum(gain)])) / n
     share = np.arange(n + 1, dtype=np.float64) / n
     return Curve(share, quality, float(w.mean()), float(s.mean()))
@@ -67,6 +75,19 @@ def random_curve(weak: Sequence[float], strong: Sequence[float]) -> Curve:
 def oracle_score(weak: Sequence[float], strong: Sequence[float]) -> Vec:
     """The best possible router: strong exactly where it gains the most."""
     out: Vec = np.asarray(strong, dtype=np.float64) - np.asarray(weak, dtype=np.float64)
+    return out
+
+
+def topic_oracle_score(topics: Sequence[str], weak: Sequence[float], strong: Sequence[float]) -> Vec:
+    """Each prompt scored by its own topic's mean gain (strong minus weak) over these very rows: an upper bound
+    for any router that knows the topic (an MMLU subject, a task) and nothing about the item within it. A cheat
+    by construction, reported beside the routers to show how much of a split's APGR topic alone can explain."""
+    gain = np.asarray(strong, dtype=np.float64) - np.asarray(weak, dtype=np.float64)
+    t = np.asarray(topics)
+    out: Vec = np.zeros(len(gain))
+    for topic in np.unique(t):
+        m = t == topic
+        out[m] = gain[m].mean()
     return out
 
 

@@ -4,7 +4,9 @@ For each held-out group (a RouterBench task, an MMLU subject group, any other fi
 is refitted without that group: no row of the same task from any source, and no row whose text appears in the
 group (the sources share some prompts). Baselines: random (expected), always-weak / always-strong (the two ends of
 every curve), oracle, prompt length, and logistic regression and kNN (k=40) on raw MiniLM embeddings with the
-weak-model-failed label (no source handling), the usual published router recipes.
+weak-model-failed label (no source handling), the usual published router recipes. "topic-oracle" is a reference,
+not a router: each prompt gets its own subject's or task's mean gain on the test rows (classifiers/evaluate.py),
+which shows how much of a split's APGR knowing the topic alone would buy (0.5 on a split of one task).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from classifiers.base import Matrix
-from classifiers.evaluate import Curve, Summary, curve, oracle_score, random_curve, summarise
+from classifiers.evaluate import Curve, Summary, curve, oracle_score, random_curve, summarise, topic_oracle_score
 from classifiers.labels import Example, examples
 from classifiers.splits import group_of
 from classifiers.train import fit
@@ -79,6 +81,9 @@ def _routers(pool: list[Example], xp: Matrix, tr: list[int], test: list[EvalRow]
         "knn40-embed": knn(xp[tr][:, :EMB], wf.astype(float), xt[:, :EMB]),
         "length": np.asarray([len(r.example.text) for r in test], dtype=float),
         "oracle": oracle_score([r.weak for r in test], [r.strong for r in test]),
+        "topic-oracle": topic_oracle_score(
+            [r.example.task for r in test], [r.weak for r in test], [r.strong for r in test]
+        ),
     }
 
 
@@ -142,7 +147,7 @@ def _plot(curves: dict[str, dict[str, Curve]], path: Path) -> None:
                 c.quality,
                 label=name,
                 lw=2.2 if name == "tiergate-v1" else 1.2,
-                ls="--" if name in ("random", "oracle") else "-",
+                ls="--" if name in ("random", "oracle", "topic-oracle") else "-",
             )
         ax.set_title(g, fontsize=9)
         ax.set_xlabel("calls to the strong model (%)")

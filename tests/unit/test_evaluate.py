@@ -39,3 +39,29 @@ def test_inverted_router_is_worse_than_random() -> None:
 def test_equal_models_have_no_pgr() -> None:
     with pytest.raises(ValueError, match="same mean quality"):
         curve([0.1, 0.2], [1, 0], [0, 1]).pgr()
+
+
+def test_topic_oracle_knows_topics_not_items() -> None:
+    from classifiers.evaluate import topic_oracle_score
+
+    topics = ["algebra", "algebra", "law", "law", "law"]
+    weak = [0.0, 1.0, 1.0, 1.0, 0.0]
+    strong = [1.0, 1.0, 1.0, 0.0, 1.0]
+    score = topic_oracle_score(topics, weak, strong)
+    assert score.tolist() == [0.5, 0.5, 0.0, 0.0, 0.0]  # each topic's mean gain, the same for all its items
+    one_topic = topic_oracle_score(["t"] * 5, weak, strong)
+    assert (
+        curve(one_topic.tolist(), weak, strong).apgr() < curve(oracle_score(weak, strong).tolist(), weak, strong).apgr()
+    )
+
+
+def test_ties_count_as_a_random_order_not_the_input_order() -> None:
+    weak = [0.0, 0.0, 1.0, 0.0]
+    strong = [1.0, 1.0, 0.0, 1.0]
+    constant = curve([0.3] * 4, weak, strong)
+    assert constant.apgr() == pytest.approx(random_curve(weak, strong).apgr())
+    # ... whichever order the rows come in.
+    assert curve([0.3] * 4, weak[::-1], strong[::-1]).apgr() == pytest.approx(constant.apgr())
+    # A partial order still counts: the tie only spans the last two rows.
+    part = curve([1.0, 0.9, 0.1, 0.1], weak, strong)
+    assert part.quality.tolist() == pytest.approx([0.25, 0.5, 0.75, 0.75, 0.75])  # gains 1, 1, then (-1 + 1) / 2
