@@ -1,10 +1,10 @@
 """Router quality in RouteLLM's terms: quality against the share of calls sent to the strong model.
 
 For a router score r (higher = send to the strong model) and a strong-call share c, the top ceil(c·N) prompts by r
-go to the strong model and the rest to the weak one (in random order among equal scores: expected values); quality(c) is the mean outcome of that assignment.
-PGR(c) = (quality(c) - quality(weak)) / (quality(strong) - quality(weak)); APGR is the area under PGR over
-c in [0, 1] (exact: every c = k/N, trapezoid rule); CPT(x) is the smallest c with PGR(c) >= x.
-A random router has PGR(c) = c in expectation, so APGR 0.5 and CPT(x) = x.
+go to the strong model and the rest to the weak one (equal scores in random order: expected values); quality(c)
+is the mean outcome of that assignment. PGR(c) = (quality(c) - quality(weak)) / (quality(strong) - quality(weak));
+APGR is the area under PGR over c in [0, 1] (exact: every c = k/N, trapezoid rule); CPT(x) is the smallest c with
+PGR(c) >= x. A random router has PGR(c) = c in expectation, so APGR 0.5 and CPT(x) = x.
 """
 
 from __future__ import annotations
