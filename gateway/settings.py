@@ -35,9 +35,9 @@ class Settings(BaseSettings):
     classifier_artifact: Path = DEFAULT_ARTIFACT
     # onnx-fp32 (default): MiniLM's weights exported to ONNX once per machine; the same vectors as torch (cosine
     # 1.0000, the same tier for 100% of 2046 validation prompts), 2x faster on one core, 212 MB instead of 494 MB
-    # resident. torch: sentence-transformers itself. onnx: smoothed int8, 3-4x faster than torch but it changes
-    # ~2% of routing decisions (2.4% on a VNNI CPU, 1.9% with u8 weights on an AVX2-only one: MODEL_CARD.md), so
-    # it is opt-in.
+    # resident. torch: sentence-transformers itself. onnx: int8, ~3.2x faster than torch on a VNNI CPU (2.5-2.7x
+    # without) and it changes 0.8% of routing decisions on the validation prompts (docs/benchmarks.md), with thin
+    # margins on both, so it is opt-in.
     encoder: Literal["torch", "onnx-fp32", "onnx"] = "onnx-fp32"
     # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
     classifier_threads: int = Field(default=1, ge=1, le=64)
