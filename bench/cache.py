@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,8 +20,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.fixtures import write_one_model_config
-from tests.fakes.server import wait_http
+from bench.fixtures import start_tiergate, start_upstream, stop, write_one_model_config
 from tests.fakes.upstream import free_port
 
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
@@ -54,22 +51,15 @@ def main() -> None:
     up_port, gw_port = free_port(), free_port()
     work = Path(tempfile.mkdtemp(prefix="tiergate-bench-"))
     write_one_model_config(work / "cfg.yaml", up_port)
-    env = {
-        **os.environ,
-        "TIERGATE_CACHE_URL": "redis://127.0.0.1:6379/0",
-        "TIERGATE_LEDGER_PATH": str(work / "l.db"),
-        "TIERGATE_LOG_LEVEL": "warning",
-    }
-    up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(up_port)], stdout=subprocess.DEVNULL)
-    gw = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve", "--config", str(work / "cfg.yaml"), "--port", str(gw_port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    env = {"TIERGATE_CACHE_URL": "redis://127.0.0.1:6379/0", "TIERGATE_LEDGER_PATH": str(work / "l.db")}
+    up = start_upstream(up_port)
+    try:
+        gw = start_tiergate(work / "cfg.yaml", gw_port, env)
+    except Exception:
+        stop(up)
+        raise
     try:
         url = f"http://127.0.0.1:{gw_port}"
-        wait_http(f"{url}/readyz", 120, gw)
         run = time.time_ns()
         hit_body = {"model": "fast", "messages": PROMPT, "temperature": 0, "user": str(run)}
         httpx.post(
@@ -97,10 +87,7 @@ def main() -> None:
                     f"{','.join(sorted(st))} |"
                 )
     finally:
-        gw.terminate()
-        up.terminate()
-        gw.wait(timeout=30)
-        up.wait(timeout=30)
+        stop(gw, up)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
+
+from tests.fakes.server import wait_http
 
 
 def write_one_model_config(path: Path, upstream_port: int) -> Path:
@@ -23,3 +28,29 @@ def write_one_model_config(path: Path, upstream_port: int) -> Path:
     }
     path.write_text(yaml.safe_dump(cfg))
     return path
+
+
+def start_upstream(port: int) -> subprocess.Popen[bytes]:
+    """The fake OpenAI-compatible upstream (tests/fakes/upstream.py) on `port`; returns once it answers."""
+    up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(port)], stdout=subprocess.DEVNULL)
+    wait_http(f"http://127.0.0.1:{port}/v1/models", 60, up)
+    return up
+
+
+def start_tiergate(config: Path, port: int, env: dict[str, str], workers: int = 1) -> subprocess.Popen[bytes]:
+    """`tiergate serve` with `config` on `port` (extra environment `env`); returns once it is ready."""
+    args = ["serve", "--config", str(config), "--port", str(port), "--workers", str(workers)]
+    gw = subprocess.Popen(
+        [sys.executable, "-m", "gateway.cli", *args],
+        env={**os.environ, "TIERGATE_LOG_LEVEL": "warning", **env},
+        stdout=subprocess.DEVNULL,  # warnings and errors still reach stderr
+    )
+    wait_http(f"http://127.0.0.1:{port}/readyz", 300, gw)
+    return gw
+
+
+def stop(*procs: subprocess.Popen[bytes]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait(timeout=60)

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import yaml
 
+from bench.fixtures import start_tiergate, start_upstream, stop
 from gateway.settings import PACKAGE_ROOT, cache_dir
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
@@ -208,31 +209,15 @@ def main() -> None:
         wrk(url, body, 4, 2, headers or {})  # warm-up: connections, caches, lazy imports
         results[name] = {c: wrk(url, body, c, args.duration, headers or {}, timing=timing) for c in CONCURRENCY}
 
-    up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(up_port)], stdout=subprocess.DEVNULL)
+    up = start_upstream(up_port)
     try:
-        wait_http(f"{upstream}/models", 60, up)
         run("direct (upstream alone)", f"{upstream}/chat/completions", explicit)
 
         port = free_port()
-        tg = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "serve",
-                "--config",
-                str(work / "tiergate.yaml"),
-                "--port",
-                str(port),
-                "--workers",
-                str(args.workers),
-            ],
-            env={**env, "TIERGATE_LEDGER_PATH": str(work / "ledger.sqlite3"), "TIERGATE_LOG_LEVEL": "warning"},
-            stdout=subprocess.DEVNULL,
-        )
+        tg_env = {**env, "TIERGATE_LEDGER_PATH": str(work / "ledger.sqlite3")}
+        tg = start_tiergate(work / "tiergate.yaml", port, tg_env, args.workers)
         try:
             tgu = f"http://127.0.0.1:{port}"
-            wait_http(f"{tgu}/readyz", 300, tg)
             run("Tiergate, explicit model", f"{tgu}/v1/chat/completions", explicit)
             # The classifier alone, measured just before and just after `auto`, so that both see the same machine.
             encoder, before = classifier_p50_ms()
@@ -253,8 +238,7 @@ def main() -> None:
             run("Tiergate, cache hit", f"{tgu}/v1/chat/completions", {**explicit, "temperature": 0})
             rss["Tiergate"] = worker_rss_mb(tg.pid)
         finally:
-            tg.terminate()
-            tg.wait(timeout=60)
+            stop(tg)
 
         port = free_port()
         lp = subprocess.Popen(
@@ -281,8 +265,7 @@ def main() -> None:
             lp.terminate()
             lp.wait(timeout=60)
     finally:
-        up.terminate()
-        up.wait(timeout=30)
+        stop(up)
 
     text = report(results, rss, args, encoder, clf, paced[0])
     print(text)
