@@ -35,7 +35,7 @@ from typing import Any
 import httpx
 
 from bench.fixtures import start_tiergate, start_upstream, stop, write_one_model_config
-from bench.gateways import wrk
+from bench.gateways import classifier_p50_ms, wrk
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
 
@@ -70,15 +70,27 @@ def serve_raw(port: int, answer: bytes) -> None:
     uvloop.run(main())
 
 
-def serve_asgi(port: int, answer: bytes, upstream: str | None) -> None:
-    """A do-nothing ASGI app on uvicorn: answers fixed bytes, or (with `upstream`) forwards the body and relays."""
+def serve_asgi(port: int, answer: bytes, upstream: str | None, classify: bool = False) -> None:
+    """A do-nothing ASGI app on uvicorn: answers fixed bytes, or (with `upstream`) forwards the body and relays;
+    with `classify`, it first scores the prompt with the gateway's own classifier, inline, as Tiergate does at
+    c=1, and throws the score away."""
+    import orjson
     import uvicorn
 
+    from classifiers.features import prompt_from_messages
+    from classifiers.model import ComplexityClassifier
+    from gateway.classify import load_model
+    from gateway.encoders import make_encoder
     from gateway.h1client import H1Pool, endpoint
+    from gateway.settings import Settings
 
     headers = [(b"content-type", b"application/json")]
     pool = H1Pool()
     ep = endpoint("POST", f"{upstream}/chat/completions", {"content-type": "application/json"}) if upstream else None
+    settings = Settings()
+    clf = None
+    if classify:
+        clf = ComplexityClassifier(make_encoder(settings.encoder), load_model(settings.classifier_artifact))
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -89,11 +101,17 @@ def serve_asgi(port: int, answer: bytes, upstream: str | None) -> None:
             body += msg.get("body", b"")
             if not msg.get("more_body"):
                 break
-        out = answer
+        out, hdrs = answer, headers
         if ep is not None and scope["method"] == "POST":  # the readiness probe's GET is not forwarded
+            if clf is not None:
+                t0 = time.perf_counter()
+                text, turns = prompt_from_messages(orjson.loads(body)["messages"])
+                clf.score_batch([text], [turns])
+                ms = (time.perf_counter() - t0) * 1000.0
+                hdrs = [*headers, (b"server-timing", f"classify;dur={ms:.3f}".encode())]
             resp = await pool.send(ep, body)
             out = await resp.read()
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.start", "status": 200, "headers": hdrs})
         await send({"type": "http.response.body", "body": out})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
@@ -101,6 +119,9 @@ def serve_asgi(port: int, answer: bytes, upstream: str | None) -> None:
 
 def _serve(mode: str, port: int, answer: Path, upstream: str | None) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "bench.floor", "--serve", mode, "--port", str(port), "--answer", str(answer)]
+    if mode == "asgi-classify":
+        cmd[4] = "asgi"
+        cmd.append("--classify")
     proc = subprocess.Popen(cmd + (["--upstream", upstream] if upstream else []), stdout=subprocess.DEVNULL)
     # raw answers anything with 200, the ASGI apps too: a GET is enough to know they listen.
     wait_http(f"http://127.0.0.1:{port}/", 60, proc)
@@ -117,7 +138,13 @@ def measure(seconds: int, rounds: int) -> tuple[dict[str, list[float]], int]:
         answer = httpx.post(f"{upstream}/chat/completions", json=BODY).content
         (work / "answer.json").write_bytes(answer)
         urls: dict[str, tuple[str, dict[str, object]]] = {}
-        for name, mode, up in (("raw", "raw", None), ("bare hit", "asgi", None), ("bare miss", "asgi", upstream)):
+        bare = (
+            ("raw", "raw", None),
+            ("bare hit", "asgi", None),
+            ("bare miss", "asgi", upstream),
+            ("bare auto", "asgi-classify", upstream),
+        )
+        for name, mode, up in bare:
             port = free_port()
             procs.append(_serve(mode, port, work / "answer.json", up))
             urls[name] = (f"http://127.0.0.1:{port}/v1/chat/completions", BODY)
@@ -128,14 +155,24 @@ def measure(seconds: int, rounds: int) -> tuple[dict[str, list[float]], int]:
         tg = f"http://127.0.0.1:{tg_port}/v1/chat/completions"
         urls["Tiergate hit"] = (tg, HIT_BODY)
         urls["Tiergate miss"] = (tg, BODY)
+        urls["Tiergate auto"] = (tg, {**BODY, "model": "auto"})
         for url, body in urls.values():  # warm-up: connections, lazy imports, the cache entry
             wrk(url, body, 1, 2, {})
         p50: dict[str, list[float]] = {name: [] for name in urls}
+        inside: dict[str, list[float]] = {name: [] for name in urls if "auto" in name}
+        alone = [classifier_p50_ms()[1] * 1000.0]
         names = list(urls)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 url, body = urls[name]
-                p50[name].append(wrk(url, body, 1, seconds, {}).p50_ms * 1000.0)
+                res = wrk(url, body, 1, seconds, {}, timing=name in inside)
+                p50[name].append(res.p50_ms * 1000.0)
+                if name in inside:
+                    assert res.classify_p50_ms is not None, f"{name}: no Server-Timing on its answers"
+                    inside[name].append(res.classify_p50_ms * 1000.0)
+        alone.append(classifier_p50_ms()[1] * 1000.0)
+        p50.update({f"{k}: classifier inside": v for k, v in inside.items()})
+        p50["classifier alone, back to back (before, after)"] = alone
         return p50, len(answer)
     finally:
         stop(*procs)
@@ -157,6 +194,15 @@ def report(p50: dict[str, list[float]], answer_bytes: int, seconds: int, rounds:
         f"floor: {med['Tiergate hit'] - med['bare hit']:.0f} us; its miss over the bare miss: "
         f"{med['Tiergate miss'] - med['bare miss']:.0f} us."
     )
+    up = med["upstream"]
+    alone = med["classifier alone, back to back (before, after)"]
+    for who in ("bare", "Tiergate"):
+        added, inside = med[f"{who} auto"] - up, med[f"{who} auto: classifier inside"]
+        lines.append(
+            f"{who} auto: added p50 over the upstream alone {added:.0f} us; its classifier inside it {inside:.0f} us, "
+            f"so {added - inside:.0f} us beyond its own classifier ({added - alone:.0f} us beyond the classifier "
+            f"alone back to back)."
+        )
     return "\n".join(lines)
 
 
@@ -180,12 +226,13 @@ def main() -> None:
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--answer", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--upstream", help=argparse.SUPPRESS)
+    ap.add_argument("--classify", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve == "raw":
         serve_raw(args.port, args.answer.read_bytes())
         return
     if args.serve == "asgi":
-        serve_asgi(args.port, args.answer.read_bytes(), args.upstream)
+        serve_asgi(args.port, args.answer.read_bytes(), args.upstream, args.classify)
         return
     p50, size = measure(args.seconds, args.rounds)
     text = report(p50, size, args.seconds, args.rounds)

@@ -182,7 +182,7 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("TIERGATE_WORKERS", "0")),
         help="worker processes; 0 (default) = one per core. Each loads its own classifier (~250 MB resident "
-        "with the default onnx-fp32 encoder, ~500 MB with torch)",
+        "with the default int8 encoder, ~500 MB with torch)",
     )
     s.set_defaults(fn=cmd_serve)
     v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
@@ -241,7 +241,7 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--policy")
     c.add_argument("--artifact", default=str(DEFAULT_ARTIFACT))
     c.add_argument(
-        "--encoder", choices=["torch", "onnx-fp32", "onnx"], default=os.environ.get("TIERGATE_ENCODER", "onnx-fp32")
+        "--encoder", choices=["torch", "onnx-fp32", "onnx"], default=os.environ.get("TIERGATE_ENCODER", "onnx")
     )
     c.set_defaults(fn=cmd_classify)
     return p
