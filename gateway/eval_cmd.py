@@ -24,6 +24,7 @@ from classifiers.evaluate import Curve, Summary, curve, oracle_score, random_cur
 from classifiers.labels import Example, examples
 from classifiers.splits import group_of
 from classifiers.train import fit
+from gateway import plots
 from gateway.datasets import read_jsonl
 from gateway.train_cmd import features
 
@@ -133,13 +134,7 @@ def run(data: Path, extra: list[Path], strong: str, weak: str, out_dir: Path) ->
 
 
 def _plot(curves: dict[str, dict[str, Curve]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display here; write the file only
-    import matplotlib.pyplot as plt
-
-    n = max(1, len(curves))
-    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    fig, axes = plots.panels(max(1, len(curves)), 4.2, 3.8)
     for ax, (g, cs) in zip(axes[0], curves.items(), strict=False):
         for name, c in cs.items():
             ax.plot(
@@ -152,7 +147,4 @@ def _plot(curves: dict[str, dict[str, Curve]], path: Path) -> None:
         ax.set_title(g, fontsize=9)
         ax.set_xlabel("calls to the strong model (%)")
         ax.set_ylabel("quality")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, axes, path)

@@ -29,6 +29,7 @@ from classifiers.base import Matrix
 from classifiers.costquality import Mat, Point, aiq, cost_to_match, hull, oracle, singles, sweep, utility_sweep
 from classifiers.labels import Example, examples
 from classifiers.train import fit
+from gateway import plots
 from gateway.datasets import read_jsonl
 from gateway.eval_cmd import EMB, canon, excluded, knn
 from gateway.train_cmd import features
@@ -137,7 +138,7 @@ def run(data: Path, extra: list[Path], reference: str, out_dir: Path) -> int:
         "| split | n | router | AIQ | cost to match the reference (per 1k prompts; share of its cost) | best quality |",
         "|---|---|---|---|---|---|",
     ]
-    plots: dict[str, dict[str, list[Point]]] = {}
+    panels: dict[str, dict[str, list[Point]]] = {}
     for name, te, task in splits:
         held = set(te)
         held_texts = {t.rows[i].text for i in te}
@@ -150,27 +151,22 @@ def run(data: Path, extra: list[Path], reference: str, out_dir: Path) -> int:
         scored = routers(t, tr, te, pool, xp, pool_tr, xt)
         split_lines, curves = evaluate_split(t, name, te, scored, reference)
         lines += split_lines
-        plots[name] = curves
+        panels[name] = curves
         print(
             f"{name}: {len(tr)} training rows ({len(pool_tr)} in the difficulty pool), {len(te)} held out",
             file=sys.stderr,
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "cost-quality.md").write_text("\n".join(lines) + "\n")
-    _plot(plots, t, out_dir / "cost-quality.png")
+    _plot(panels, t, out_dir / "cost-quality.png")
     print("\n".join(lines))
     print(f"\nwrote {out_dir / 'cost-quality.md'} and {out_dir / 'cost-quality.png'}", file=sys.stderr)
     return 0
 
 
-def _plot(plots: dict[str, dict[str, list[Point]]], t: Table, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display here; write the file only
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(plots), figsize=(4.4 * len(plots), 3.9), squeeze=False)
-    for ax, (name, curves) in zip(axes[0], plots.items(), strict=False):
+def _plot(panels: dict[str, dict[str, list[Point]]], t: Table, path: Path) -> None:
+    fig, axes = plots.panels(len(panels), 4.4, 3.9)
+    for ax, (name, curves) in zip(axes[0], panels.items(), strict=False):
         for router, pts in curves.items():
             if router == "single models (random mix)":
                 ax.scatter(
@@ -186,7 +182,4 @@ def _plot(plots: dict[str, dict[str, list[Point]]], t: Table, path: Path) -> Non
         ax.set_title(name, fontsize=9)
         ax.set_xlabel("USD per 1k prompts (log)")
         ax.set_ylabel("quality")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    plots.save(fig, axes, path)
