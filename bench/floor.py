@@ -12,7 +12,9 @@ gateway code runs. This measures the bound with wrk at c=1, the same body and th
 - bare miss: the same ASGI app forwarding each body to the upstream over gateway/h1client.py and returning its
   answer: the fastest miss any gateway on uvicorn can serve;
 - upstream: the fake upstream alone (tests/fakes/upstream.py);
-- Tiergate hit / miss: `tiergate serve`, an identical deterministic request from its cache / an explicit model.
+- Tiergate hit / miss: `tiergate serve`, an identical deterministic request from its cache / an explicit model;
+- with `--local`, also Tiergate's miss on the real local model of the default configuration (llama-server with
+  SmolLM2-135M, one output token, temperature 0.7 so that it is never cached): the fastest miss a real model gives.
 
 Targets are measured in turns (every round visits each once, in an order that rotates), and the median of the
 rounds' p50s is reported, so that a noisy stretch of the shared machine hits every target alike.
@@ -33,11 +35,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import yaml
 
 from bench.fixtures import start_tiergate, start_upstream, stop, write_one_model_config
 from bench.gateways import classifier_p50_ms, wrk
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
+from tests.local_model import ALIAS, start_llama_server
 
 PROMPT = "Write a short poem about the sea and the wind at night, in four lines, please."
 BODY: dict[str, object] = {"model": "fast", "messages": [{"role": "user", "content": PROMPT}]}
@@ -128,7 +132,7 @@ def _serve(mode: str, port: int, answer: Path, upstream: str | None) -> subproce
     return proc
 
 
-def measure(seconds: int, rounds: int) -> tuple[dict[str, list[float]], int]:
+def measure(seconds: int, rounds: int, local: bool) -> tuple[dict[str, list[float]], int]:
     work = Path(tempfile.mkdtemp(prefix="tiergate-floor-"))
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
@@ -151,11 +155,23 @@ def measure(seconds: int, rounds: int) -> tuple[dict[str, list[float]], int]:
         urls["upstream"] = (f"{upstream}/chat/completions", BODY)
         tg_port = free_port()
         cfg = write_one_model_config(work / "tiergate.yaml", up_port)
+        if local:
+            llama_port = free_port()
+            procs.append(start_llama_server(llama_port, work / "llama-server.log"))
+            doc = yaml.safe_load(cfg.read_text())
+            base = f"http://127.0.0.1:{llama_port}/v1"
+            model = {"name": "local", "litellm_model": f"openai/{ALIAS}", "api_base": base, "tier": 0, "local": True}
+            # Priced above `fast` so that `auto` keeps routing to the fake upstream (cheapest adequate first) and
+            # only the requests naming `local` reach llama-server.
+            doc["models"].append({**model, "price": {"input_per_mtok": 100.0, "output_per_mtok": 100.0}})
+            cfg.write_text(yaml.safe_dump(doc))
         procs.append(start_tiergate(cfg, tg_port, {"TIERGATE_LEDGER_PATH": str(work / "ledger.sqlite3")}))
         tg = f"http://127.0.0.1:{tg_port}/v1/chat/completions"
         urls["Tiergate hit"] = (tg, HIT_BODY)
         urls["Tiergate miss"] = (tg, BODY)
         urls["Tiergate auto"] = (tg, {**BODY, "model": "auto"})
+        if local:
+            urls["Tiergate miss, local model"] = (tg, {**BODY, "model": "local", "max_tokens": 1, "temperature": 0.7})
         for url, body in urls.values():  # warm-up: connections, lazy imports, the cache entry
             wrk(url, body, 1, 2, {})
         p50: dict[str, list[float]] = {name: [] for name in urls}
@@ -194,6 +210,11 @@ def report(p50: dict[str, list[float]], answer_bytes: int, seconds: int, rounds:
         f"floor: {med['Tiergate hit'] - med['bare hit']:.0f} us; its miss over the bare miss: "
         f"{med['Tiergate miss'] - med['bare miss']:.0f} us."
     )
+    if "Tiergate miss, local model" in med:
+        lines.append(
+            f"Against the real local model: Tiergate's miss {med['Tiergate miss, local model']:.0f} us, "
+            f"{med['Tiergate miss, local model'] / med['Tiergate hit']:.0f}x its hit."
+        )
     up = med["upstream"]
     alone = med["classifier alone, back to back (before, after)"]
     for who in ("bare", "Tiergate"):
@@ -206,12 +227,12 @@ def report(p50: dict[str, list[float]], answer_bytes: int, seconds: int, rounds:
     return "\n".join(lines)
 
 
-def write_docs(path: Path, text: str, seconds: int, rounds: int) -> None:
+def write_docs(path: Path, text: str, seconds: int, rounds: int, local: bool) -> None:
     start, end = "<!-- bench.floor:start -->", "<!-- bench.floor:end -->"
     doc = path.read_text(encoding="utf-8")
     if start not in doc or end not in doc:
         raise SystemExit(f"{path}: no {start} ... {end} markers to write between")
-    cmd = f".venv/bin/python -m bench.floor --seconds {seconds} --rounds {rounds} --docs {path}"
+    cmd = f".venv/bin/python -m bench.floor --seconds {seconds} --rounds {rounds}{' --local' * local} --docs {path}"
     block = f"{start}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{text}\n{end}"
     head, rest = doc.split(start, 1)
     path.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
@@ -221,6 +242,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=5, help="seconds per wrk cell")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--local", action="store_true", help="also a miss on the local model (llama-server, SmolLM2)")
     ap.add_argument("--docs", type=Path, help="also write the report into this markdown file, between markers")
     ap.add_argument("--serve", choices=("raw", "asgi"), help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -234,12 +256,12 @@ def main() -> None:
     if args.serve == "asgi":
         serve_asgi(args.port, args.answer.read_bytes(), args.upstream, args.classify)
         return
-    p50, size = measure(args.seconds, args.rounds)
+    p50, size = measure(args.seconds, args.rounds, args.local)
     text = report(p50, size, args.seconds, args.rounds)
     print(text)
     print(json.dumps(p50))
     if args.docs:
-        write_docs(args.docs, text, args.seconds, args.rounds)
+        write_docs(args.docs, text, args.seconds, args.rounds, args.local)
 
 
 if __name__ == "__main__":

