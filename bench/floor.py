@@ -122,10 +122,8 @@ def serve_asgi(port: int, answer: bytes, upstream: str | None, classify: bool = 
 
 
 def _serve(mode: str, port: int, answer: Path, upstream: str | None) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "bench.floor", "--serve", mode, "--port", str(port), "--answer", str(answer)]
-    if mode == "asgi-classify":
-        cmd[4] = "asgi"
-        cmd.append("--classify")
+    serve, extra = ("asgi", ["--classify"]) if mode == "asgi-classify" else (mode, [])
+    cmd = [sys.executable, "-m", "bench.floor", "--serve", serve, "--port", str(port), "--answer", str(answer), *extra]
     proc = subprocess.Popen(cmd + (["--upstream", upstream] if upstream else []), stdout=subprocess.DEVNULL)
     # raw answers anything with 200, the ASGI apps too: a GET is enough to know they listen.
     wait_http(f"http://127.0.0.1:{port}/", 60, proc)
