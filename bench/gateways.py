@@ -262,8 +262,7 @@ def main() -> None:
             run("LiteLLM proxy", f"{lpu}/v1/chat/completions", explicit, {"Authorization": f"Bearer {MASTER_KEY}"})
             rss["LiteLLM proxy"] = worker_rss_mb(lp.pid)
         finally:
-            lp.terminate()
-            lp.wait(timeout=60)
+            stop(lp)
     finally:
         stop(up)
 
