@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import yaml
@@ -54,3 +55,15 @@ def stop(*procs: subprocess.Popen[bytes]) -> None:
         p.terminate()
     for p in procs:
         p.wait(timeout=60)
+
+
+def write_docs_block(path: Path, marker: str, cmd: str, text: str) -> None:
+    """Replace what lies between `<!-- {marker}:start -->` and `<!-- {marker}:end -->` in the markdown file at
+    `path` with `text`, under the command that made it and today's date."""
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    doc = path.read_text(encoding="utf-8")
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path}: no {start} ... {end} markers to write between")
+    block = f"{start}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{text}\n{end}"
+    head, rest = doc.split(start, 1)
+    path.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")

@@ -37,7 +37,7 @@ from typing import Any
 import httpx
 import yaml
 
-from bench.fixtures import start_tiergate, start_upstream, stop, write_one_model_config
+from bench.fixtures import start_tiergate, start_upstream, stop, write_docs_block, write_one_model_config
 from bench.gateways import classifier_p50_ms, wrk
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
@@ -226,14 +226,8 @@ def report(p50: dict[str, list[float]], answer_bytes: int, seconds: int, rounds:
 
 
 def write_docs(path: Path, text: str, seconds: int, rounds: int, local: bool) -> None:
-    start, end = "<!-- bench.floor:start -->", "<!-- bench.floor:end -->"
-    doc = path.read_text(encoding="utf-8")
-    if start not in doc or end not in doc:
-        raise SystemExit(f"{path}: no {start} ... {end} markers to write between")
     cmd = f".venv/bin/python -m bench.floor --seconds {seconds} --rounds {rounds}{' --local' * local} --docs {path}"
-    block = f"{start}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{text}\n{end}"
-    head, rest = doc.split(start, 1)
-    path.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+    write_docs_block(path, "bench.floor", cmd, text)
 
 
 def main() -> None:

@@ -26,13 +26,12 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from bench.fixtures import start_tiergate, start_upstream, stop
+from bench.fixtures import start_tiergate, start_upstream, stop, write_docs_block
 from gateway.settings import PACKAGE_ROOT, cache_dir
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
@@ -273,16 +272,9 @@ def main() -> None:
 
 
 def write_docs(path: Path, text: str, args: argparse.Namespace) -> None:
-    """Replace what lies between this worker count's markers with this run's report, the command and the date."""
-    start, end = f"<!-- bench.gateways w{args.workers}:start -->", f"<!-- bench.gateways w{args.workers}:end -->"
-    doc = path.read_text(encoding="utf-8")
-    if start not in doc or end not in doc:
-        raise SystemExit(f"{path}: no {start} ... {end} markers to write between")
+    """This worker count's block in the docs: the report (without its JSON), the command and the date."""
     cmd = f".venv/bin/python -m bench.gateways --duration {args.duration} --workers {args.workers} --docs {path}"
-    table = text.split("\n{")[0].strip()
-    block = f"{start}\n```sh\n{cmd}     # {time.strftime('%Y-%m-%d')}\n```\n\n{table}\n{end}"
-    head, rest = doc.split(start, 1)
-    path.write_text(head + block + rest.split(end, 1)[1], encoding="utf-8")
+    write_docs_block(path, f"bench.gateways w{args.workers}", cmd, text.split("\n{")[0].strip())
 
 
 def report(
