@@ -91,9 +91,9 @@ def serve_asgi(port: int, answer: bytes, upstream: str | None, classify: bool = 
     headers = [(b"content-type", b"application/json")]
     pool = H1Pool()
     ep = endpoint("POST", f"{upstream}/chat/completions", {"content-type": "application/json"}) if upstream else None
-    settings = Settings()
     clf = None
     if classify:
+        settings = Settings()
         clf = ComplexityClassifier(make_encoder(settings.encoder), load_model(settings.classifier_artifact))
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
