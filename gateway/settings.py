@@ -33,19 +33,21 @@ class Settings(BaseSettings):
     # ./tiergate-ledger.spool for PostgreSQL). Workers may share it.
     ledger_spool_dir: Path | None = None
     classifier_artifact: Path = DEFAULT_ARTIFACT
-    # onnx (default): MiniLM exported to ONNX and quantised to int8 once per machine; ~3.2x faster than torch on
-    # a VNNI CPU (2.5-2.7x without, still faster than onnx-fp32 there), 190 MB resident, and the same routing tier
-    # as torch for 99.2% / 99.4% of two disjoint validation sets (issue 3 asks >= 99%). Its time inside a busy
-    # gateway also varies less than fp32's, which is what keeps `auto`'s added latency within 1 ms of the
-    # classifier's own (docs/benchmarks.md, "bench.floor"). onnx-fp32: the same vectors as torch exactly (100% of
-    # tiers), 2.1x torch. torch: sentence-transformers itself, 494 MB resident.
+    # onnx (default): MiniLM exported to ONNX and quantised to int8 once per machine; 3.2-4.0x faster than torch
+    # on the VNNI CPUs measured, AMD EPYC and Intel Xeon (2.5-2.7x without VNNI, still faster than onnx-fp32
+    # there), 190 MB resident, and the same routing tier as torch for 99.2% / 99.4% of two disjoint validation
+    # sets (issue 3 asks >= 99%). Its time inside a busy gateway also varies less than fp32's, which is what keeps
+    # `auto`'s added latency near 1 ms beyond the classifier's own (docs/benchmarks.md, "bench.floor").
+    # onnx-fp32: the same vectors as torch exactly (100% of tiers), 2.1x torch. torch: sentence-transformers
+    # itself, 494 MB resident.
     encoder: Literal["torch", "onnx-fp32", "onnx"] = "onnx"
     # Bounded so a burst of requests can't pile up unbounded encoder work behind one core.
     classifier_threads: int = Field(default=1, ge=1, le=64)
     classifier_max_batch: int = Field(default=32, ge=1, le=512)
     classifier_max_wait_ms: float = Field(default=0.0, ge=0.0, le=100.0)
-    # Score on the event loop's thread when no other request is in progress (saves the ~0.3 ms thread hand-off;
-    # gateway/batching.py says why that is safe). False: always hand off to the classifier thread.
+    # Score on the event loop's thread when no other request is in progress: saves the 0.1-0.3 ms hand-off to
+    # the classifier thread, measured side by side (gateway/batching.py says why that is safe). False: always
+    # hand off.
     classifier_inline_when_idle: bool = True
     # Response cache: a Redis URL (redis://host:port/db), or unset for the in-process LRU.
     cache_url: str | None = None
