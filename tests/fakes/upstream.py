@@ -5,8 +5,8 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
 latency. Every request it receives is kept in `received`, so tests can see what really crossed the wire; started
 as a program (`python -m tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows
-by every request makes the process's garbage collection pause longer and longer (0.03 s after 100k requests, 0.4 s
-after 360k, measured), and those pauses would show up as the gateways' tail latency.
+by every request makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s
+after ~330k, measured), and those pauses would show up as the gateways' tail latency.
 Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
 last user message, else ln(0.9).
 """
