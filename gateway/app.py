@@ -144,8 +144,13 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def app_from_env() -> Front:
-    """Factory for uvicorn's worker processes: each builds its own app from TIERGATE_* variables."""
-    app = create_app(Settings())
+def serving_app(settings: Settings) -> Front:
+    """The app of a process that will serve it: built, then its start-up heap settled (`settle_heap`)."""
+    app = create_app(settings)
     settle_heap()
     return app
+
+
+def app_from_env() -> Front:
+    """Factory for uvicorn's worker processes: each builds its own app from TIERGATE_* variables."""
+    return serving_app(Settings())

@@ -32,7 +32,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from gateway.app import create_app, settle_heap
+    from gateway.app import serving_app
     from gateway.policy_file import PolicyFileError, load
 
     settings = Settings(config=_config_path(args.config), host=args.host, port=args.port)
@@ -43,10 +43,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     workers = args.workers or os.cpu_count() or 1
     if workers == 1:
-        app = create_app(settings)
-        settle_heap()
         uvicorn.run(
-            app,
+            serving_app(settings),
             host=settings.host,
             port=settings.port,
             log_level=settings.log_level,
