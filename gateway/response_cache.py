@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import os
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -33,6 +34,7 @@ from gateway.protocol import ChatCompletionRequest
 from router.policy import CachePolicy, Policy, TiergateConfig
 
 TTL_HEADER = "x-tiergate-cache-ttl"
+_SECONDS = re.compile(r"[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,11 @@ def decide(req: ChatCompletionRequest, policy: CachePolicy, headers: Mapping[str
     cc = {d.strip().lower() for d in headers.get("cache-control", "").split(",")}
     ttl = policy.ttl_s
     if (raw := headers.get(TTL_HEADER)) is not None:
-        if not raw.strip().isdigit() or not 1 <= int(raw) <= 30 * 86400:
-            raise InvalidRequest(f"'{TTL_HEADER}' must be a whole number of seconds from 1 to 2592000.", TTL_HEADER)
+        # ASCII digits only: str.isdigit() also accepts "²" (a Latin-1 header byte), which int() then refuses.
+        if _SECONDS.fullmatch(raw.strip()) is None or not 1 <= int(raw) <= 30 * 86400:
+            raise InvalidRequest(
+                f"'{TTL_HEADER}' must be a whole number of seconds from 1 to 2592000.", TTL_HEADER, "invalid_value"
+            )
         ttl = int(raw)
     if "no-store" in cc:
         return NO_CACHE

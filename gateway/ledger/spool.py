@@ -75,7 +75,7 @@ class Spool:
                 yield p
             elif p.name.startswith("active-") and p != self._active:
                 pid = p.stem.removeprefix("active-")
-                if pid.isdigit() and not _pid_alive(int(pid)):
+                if pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
                     yield p  # left by a process that died before replaying it
 
     def replay(self, insert: Callable[[Sequence[LedgerRecord]], None], chunk: int = 1000) -> int:
