@@ -15,6 +15,7 @@ Anything else is a bug: 500 server_error with a request id and no traceback or u
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -73,9 +74,11 @@ def internal_error(request_id: str | None) -> GatewayError:
     return GatewayError(f"Internal error in the gateway (request {request_id}); see its log.")
 
 
-def error_response(err: GatewayError, request_id: str | None = None) -> JSONResponse:
-    headers = {"x-request-id": request_id} if request_id else None
-    return JSONResponse(err.body().model_dump(), status_code=err.status, headers=headers)
+def error_response(
+    err: GatewayError, request_id: str | None = None, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    out = {**(headers or {}), **({"x-request-id": request_id} if request_id else {})}
+    return JSONResponse(err.body().model_dump(), status_code=err.status, headers=out or None)
 
 
 def _first_bad_field(loc: tuple[object, ...]) -> str | None:
@@ -92,6 +95,10 @@ def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
             f"We could not parse the JSON body of your request: {first.get('msg')}", None, "invalid_json"
         )
     param = _first_bad_field(loc)
+    if param is None:  # the body as a whole: absent, or JSON that is not an object
+        if first.get("type") == "missing":
+            return InvalidRequest("The request has no body: send a JSON object.", None, "invalid_json")
+        return InvalidRequest(f"The request body must be a JSON object: {first.get('msg')}", None, "invalid_value")
     return InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}", param, "invalid_value")
 
 
@@ -109,7 +116,7 @@ def install(app: FastAPI) -> None:
         cls = NotFound if exc.status_code == 404 else InvalidRequest
         err = cls(str(exc.detail), None, None)
         err.status = exc.status_code
-        return error_response(err)
+        return error_response(err, headers=exc.headers)  # e.g. a 405's Allow, which RFC 9110 requires
 
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", None)

@@ -48,11 +48,12 @@ class Front:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
         if scope["path"] == CHAT_PATH:
+            if scope["method"] != "POST":
+                err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")
+                err.status = 405
+                await error_response(err, rid, {"allow": "POST"})(scope, receive, send)
+                return
             try:
-                if scope["method"] != "POST":
-                    err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")
-                    err.status = 405
-                    raise err
                 response = await handle_chat(self.app.state.services, scope, receive, rid)
             except GatewayError as e:
                 response = error_response(e, rid)

@@ -22,7 +22,7 @@ from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, r
 from router import cascade
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
-from router.select import Decision, NoModelAvailable, NotAllowed, direct, select
+from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
 T = TypeVar("T")
@@ -101,6 +101,17 @@ def key_id(headers: Mapping[str, str]) -> str | None:
     return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
 
 
+# The request field a client changes to satisfy each kind of need (router/select.py's Unmet.kind).
+_NEED_PARAM = {"tools": "tools", "vision": "messages", "json_mode": "response_format", "context": "messages"}
+
+
+def unsatisfiable(e: Unsatisfiable) -> InvalidRequest:
+    """A request no allowed model could ever serve, as OpenAI reports one a model cannot: a 400 (not a 503, which
+    clients such as the openai SDK retry), `context_length_exceeded` when it is too long for every model."""
+    code = "context_length_exceeded" if e.need == "context" else "unsupported_capability"
+    return InvalidRequest(e.reason[0].upper() + e.reason[1:] + ".", _NEED_PARAM.get(e.need or ""), code)
+
+
 def spec_name(trace: Trace) -> str:
     assert trace.routed is not None
     return trace.routed.name
@@ -172,6 +183,8 @@ class ChatPipeline:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
+        except Unsatisfiable as e:
+            raise unsatisfiable(e) from e
         trace.degraded = decision.degraded
         plan = (
             cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision)

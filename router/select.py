@@ -43,18 +43,55 @@ class NoModelAvailable(Exception):
         self.reason = reason
 
 
-def unmet_need(model: ModelSpec, needs: Needs) -> str | None:
+class Unsatisfiable(Exception):
+    """Every model the policy allows lacks something the request needs: no wait or retry can serve it, so it is the
+    client's to change (the gateway answers 400), unlike NoModelAvailable, where a model that would do is down."""
+
+    def __init__(self, reason: str, need: str | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.need = need  # the one kind of need every model fails ("tools", "context", ...); None if they differ
+
+
+@dataclass(frozen=True)
+class Unmet:
+    """A capability the request needs that a model lacks: its kind (a field of Needs) and a readable text."""
+
+    kind: str
+    text: str
+
+
+def unmet_need(model: ModelSpec, needs: Needs) -> Unmet | None:
     """The first capability the request needs that the model lacks, or None."""
     caps = model.capabilities
     if needs.tools and not caps.tools:
-        return "no tool calling"
+        return Unmet("tools", "no tool calling")
     if needs.vision and not caps.vision:
-        return "no vision"
+        return Unmet("vision", "no vision")
     if needs.json_mode and not caps.json_mode:
-        return "no JSON mode"
-    if needs.context_tokens + needs.expected_output_tokens > caps.context_window:
-        return f"context window {caps.context_window} < {needs.context_tokens + needs.expected_output_tokens} tokens"
+        return Unmet("json_mode", "no JSON mode")
+    wanted = needs.context_tokens + needs.expected_output_tokens
+    if wanted > caps.context_window:
+        return Unmet(
+            "context",
+            f"context window {caps.context_window} < {wanted} tokens "
+            f"(~{needs.context_tokens} in the messages, {needs.expected_output_tokens} for the answer)",
+        )
     return None
+
+
+def _never_servable(candidates: list[ModelSpec], needs: Needs) -> None:
+    """Raise Unsatisfiable when no candidate, available or not, has what the request needs."""
+    lacks = [(m.name, unmet_need(m, needs)) for m in candidates]
+    if not lacks or any(u is None for _, u in lacks):
+        return
+    kinds = {u.kind for _, u in lacks if u is not None}
+    raise Unsatisfiable(
+        "no model this policy allows can serve this request ("
+        + ", ".join(f"{name}: {u.text}" for name, u in sorted(lacks) if u is not None)
+        + ")",
+        kinds.pop() if len(kinds) == 1 else None,
+    )
 
 
 def select(
@@ -66,6 +103,7 @@ def select(
     unavailable: Collection[str],
 ) -> Decision:
     """Route on the score: adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
+    Raises Unsatisfiable if no allowed model could serve the request even when up, NoModelAvailable if none is up.
 
     Ties in price go to the lower tier, then to the name, so the same inputs always give the same chain.
     """
@@ -74,13 +112,14 @@ def select(
     skipped: dict[str, str] = {}
     usable: list[ModelSpec] = []
     allowed = set(policy.allowed_models) if policy.allowed_models is not None else None
+    _never_servable([m for m in config.models if allowed is None or m.name in allowed], needs)
     for m in config.models:
         if allowed is not None and m.name not in allowed:
             skipped[m.name] = "not allowed by policy"
         elif m.name in unavailable:
             skipped[m.name] = "unavailable"
         elif (why := unmet_need(m, needs)) is not None:
-            skipped[m.name] = why
+            skipped[m.name] = why.text
         else:
             usable.append(m)
     adequate = sorted(

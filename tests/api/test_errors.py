@@ -78,6 +78,31 @@ def test_policy_forbidding_a_model_is_403(gateway_factory: GatewayFactory, fresh
     assert e.value.code == "model_not_allowed"
 
 
+def test_a_request_no_model_could_serve_is_400_not_a_retried_503(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    with pytest.raises(openai.BadRequestError) as e:  # no model in api_config declares JSON mode
+        client.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": "x"}], response_format={"type": "json_object"}
+        )
+    assert (e.value.code, e.value.param) == ("unsupported_capability", "response_format")
+    assert "flaky: no JSON mode" in e.value.message
+    with pytest.raises(openai.BadRequestError) as long:
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], max_tokens=10**6)
+    assert (long.value.code, long.value.param) == ("context_length_exceeded", "messages")
+    # Tools exist on gpt-4o and mid: the request is servable, so it goes through.
+    ok = client.chat.completions.create(
+        model="auto",
+        messages=[{"role": "user", "content": "x"}],
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    )
+    assert ok.choices[0].message is not None
+    assert fresh_upstream.calls_for("local-small") == 0
+    assert [r["status"] for r in svc.ledger.rows()] == [400, 400, 200]
+
+
 def test_unknown_route_and_method_use_the_envelope(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
@@ -85,8 +110,25 @@ def test_unknown_route_and_method_use_the_envelope(
     assert httpx.get(f"{server.url}/v1/nope").status_code == 404
     _envelope(httpx.get(f"{server.url}/v1/nope"))
     r = httpx.get(f"{server.url}/v1/chat/completions")
-    assert r.status_code == 405
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
     _envelope(r)
+    r = httpx.delete(f"{server.url}/v1/models")  # FastAPI's own routes: the Allow header survives the envelope
+    assert r.status_code == 405 and r.headers["allow"] == "GET"
+    _envelope(r)
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "words"),
+    [(b"", "invalid_json", "no body"), (b"[1, 2]", "invalid_value", "must be a JSON object")],
+)
+def test_a_missing_or_non_object_body_is_named_as_such(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, content: bytes, code: str, words: str
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    r = httpx.post(f"{server.url}/v1/feedback", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == 400
+    err = _envelope(r)
+    assert err["code"] == code and words in str(err["message"]) and err["param"] is None
 
 
 def test_upstream_400_is_the_clients_fault_and_not_retried(

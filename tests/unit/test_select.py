@@ -4,7 +4,7 @@ import pytest
 
 from router.policy import Price
 from router.pricing import PriceTable, Usage, cost_usd
-from router.select import Decision, Needs, NoModelAvailable, NotAllowed, direct, select
+from router.select import Decision, Needs, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 from tests.policies import config
 
 
@@ -42,6 +42,23 @@ def test_context_window_counts_prompt_and_expected_output() -> None:
     d = _select(0.0, Needs(context_tokens=1900, expected_output_tokens=256))
     assert d.chain[0].name == "mid"
     assert "context window 2048" in d.skipped["local"]
+
+
+def test_a_need_no_allowed_model_has_is_unsatisfiable_not_unavailable() -> None:
+    with pytest.raises(Unsatisfiable, match="local: context window 2048") as long:
+        _select(0.0, Needs(context_tokens=10**7))
+    assert long.value.need == "context"
+    with pytest.raises(Unsatisfiable) as mixed:
+        _select(0.0, Needs(vision=True), allowed_models=["local", "mid"])
+    assert mixed.value.need == "vision"
+    with pytest.raises(Unsatisfiable) as differ:
+        _select(0.0, Needs(vision=True, context_tokens=10**7))
+    assert differ.value.need is None  # local/mid lack vision first, big lacks the window
+
+
+def test_a_capable_model_that_is_down_is_unavailable_not_unsatisfiable() -> None:
+    with pytest.raises(NoModelAvailable):
+        _select(0.0, Needs(vision=True), unavailable=frozenset({"big"}))
 
 
 def test_unavailable_is_skipped_and_best_effort_degrades_to_strongest_available() -> None:
