@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from gateway import errors
+from gateway import errors, openapi
 from gateway.activity import Activity
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     ):
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return Front(app)
 
 

@@ -15,6 +15,7 @@ from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
+from gateway.openapi import error_docs
 from gateway.pipeline import key_id
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
@@ -27,7 +28,18 @@ def _b64(vec: list[float]) -> str:
     return base64.b64encode(np.asarray(vec, dtype="<f4").tobytes()).decode()
 
 
-@router.post("/v1/embeddings")
+# The body is parsed here (not by FastAPI) so a bad one is recorded in the ledger too; so it is declared for the
+# OpenAPI document by hand (gateway/openapi.py adds the schema).
+@router.post(
+    "/v1/embeddings",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}},
+        }
+    },
+    responses=error_docs({404: "No such embedding model.", 502: "The configured embedding model failed."}),
+)
 async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     rid: str = request.state.request_id
     started = time.perf_counter()

@@ -11,13 +11,16 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from gateway.deps import Services, ledger_call
+from gateway.openapi import error_docs
 from gateway.pipeline import key_id
 from gateway.protocol import FeedbackRequest
 
 router = APIRouter()
 
 
-@router.post("/v1/feedback", status_code=201)
+@router.post(
+    "/v1/feedback", status_code=201, responses=error_docs({503: "The ledger database is down: not stored, retry."})
+)
 async def feedback(body: FeedbackRequest, request: Request, services: Services) -> dict[str, Any]:
     key = key_id({"authorization": request.headers.get("authorization", "")})
     fid = await ledger_call(services.ledger.add_feedback, body.request_id, body.score, key)

@@ -17,7 +17,7 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", responses={503: {"description": "Not ready: the ledger writer has stopped."}})
 async def readyz(services: Services) -> JSONResponse:
     cache = services.pipeline.cache
     checks: dict[str, Any] = {

@@ -74,7 +74,11 @@ async def stats(services: Services, q: Filters) -> dict[str, Any]:
     return await _report(services, q)
 
 
-@router.get("/api/stats.csv")
+class CSVResponse(Response):
+    media_type = "text/csv"
+
+
+@router.get("/api/stats.csv", response_class=CSVResponse)
 async def stats_csv(services: Services, q: Filters, table: str = "models") -> Response:
     if table not in ("models", "series"):
         raise InvalidRequest("'table' must be 'models' or 'series'.", "table", "invalid_value")
@@ -83,8 +87,7 @@ async def stats_csv(services: Services, q: Filters, table: str = "models") -> Re
     w = csv.DictWriter(out, MODEL_COLUMNS if table == "models" else SERIES_COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(data[table])
-    return Response(
+    return CSVResponse(
         out.getvalue(),
-        media_type="text/csv",
         headers={"content-disposition": f'attachment; filename="tiergate-{table}.csv"'},
     )

@@ -1,0 +1,93 @@
+"""The gateway's OpenAPI document as the gateway really answers: FastAPI's, plus the chat endpoint that
+gateway/front.py serves ahead of FastAPI, with errors in OpenAI's envelope and 400 where FastAPI would say 422.
+
+Without this, /docs and any client generated from /openapi.json would miss the one endpoint apps use and promise
+422 bodies the gateway never sends (gateway/errors.py turns every validation failure into a 400).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from pydantic import BaseModel
+
+from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
+from gateway.routes.chat import CHAT_PATH
+
+_REF = "#/components/schemas/{model}"
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorResponse")}}},
+    }
+
+
+def error_docs(by_status: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """A route's documented error answers (FastAPI's `responses=`), each in OpenAI's envelope."""
+    return {status: _error(text) for status, text in by_status.items()}
+
+
+def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
+    for model in models:
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+
+
+def _chat_operation() -> dict[str, Any]:
+    return {
+        "summary": "Chat completion (routed)",
+        "description": (
+            "OpenAI's chat completion. `model` is `auto` (the default policy), a policy's name (routed by that "
+            "policy) or a concrete model's name. Unknown parameters are forwarded to the upstream. With "
+            "`stream: true` the answer is a server-sent event stream ending in `data: [DONE]`. Response headers "
+            "say where it went and what it cost: x-tiergate-model, -tier, -score, -cost-usd, -cache."
+        ),
+        "operationId": "create_chat_completion",
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model="ChatCompletionRequest")}}},
+        },
+        "responses": {
+            "200": {
+                "description": "The completion (JSON), or its chunks (text/event-stream) when `stream` is true.",
+                "content": {
+                    "application/json": {"schema": {"type": "object"}},
+                    "text/event-stream": {"schema": {"type": "string"}},
+                },
+            },
+            "400": _error(
+                "Malformed JSON, a schema violation (`param` names the field), or a request no model "
+                "the policy allows could serve."
+            ),
+            "403": _error("The policy does not allow this model to be requested directly."),
+            "404": _error("No such model or policy."),
+            "413": _error("The body exceeds the size limit."),
+            "502": _error("Every candidate model failed upstream."),
+            "503": _error("No model that could serve the request is available now."),
+            "504": _error("Every candidate model timed out."),
+        },
+    }
+
+
+def build(app: FastAPI) -> dict[str, Any]:
+    """The document for `app` (built by gateway/app.create_app); computed once, then served as is."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(name, None)
+    _add_models(schemas, ChatCompletionRequest, EmbeddingRequest, ErrorResponse)
+    for ops in doc["paths"].values():
+        for op in ops.values():
+            responses = op.setdefault("responses", {})
+            if responses.pop("422", None) is not None or "parameters" in op or "requestBody" in op:
+                responses.setdefault("400", _error("The request is invalid: `param` names the field."))
+    doc["paths"] = {CHAT_PATH: {"post": _chat_operation()}, **doc["paths"]}
+    app.openapi_schema = doc
+    return doc
