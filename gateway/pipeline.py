@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -58,6 +58,7 @@ class Trace:
     degraded: bool = False
     fallbacks: list[str] = field(default_factory=list)
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
+    usage_estimated: bool = False  # the upstream reported none: `usage` is estimate_usage's
     ttft_ms: float | None = None
     status: int = 200
     error_type: str | None = None
@@ -92,6 +93,28 @@ def usage_of(body: dict[str, Any]) -> Usage | None:
     if not isinstance(u, dict):
         return None
     return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+def content_chars(parts: Iterable[Any]) -> int:
+    """Characters of generated text in answer messages or stream deltas: content and tool-call arguments.
+    Tolerant of any shape: it reads what upstreams sent."""
+    n = 0
+    for p in parts:
+        if not isinstance(p, Mapping):
+            continue
+        content = p.get("content")
+        n += len(content) if isinstance(content, str) else 0
+        calls = p.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, Mapping) else None
+            n += len(str(fn.get("arguments") or "")) if isinstance(fn, Mapping) else 0
+    return n
+
+
+def estimate_usage(req: ChatCompletionRequest, completion_tokens: int) -> Usage:
+    """Tokens an upstream did not report, so the record's cost is an estimate, not a silent 0: the prompt at the
+    router's ~4 characters a token, the answer as the caller counted it."""
+    return Usage(req.needs().context_tokens, completion_tokens)
 
 
 def key_id(headers: Mapping[str, str]) -> str | None:
@@ -271,7 +294,10 @@ class ChatPipeline:
                 )
             trace.upstream_ms = (time.perf_counter() - t0) * 1000.0
             assert trace.routed is not None
-            trace.usage = usage_of(body) or Usage(0, 0)
+            if (usage := usage_of(body)) is None:
+                answers = [c.get("message") for c in body.get("choices") or () if isinstance(c, dict)]
+                usage, trace.usage_estimated = estimate_usage(req, -(-content_chars(answers) // 4)), True
+            trace.usage = usage
             body["model"] = trace.routed.name
             if cd.store:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
@@ -353,7 +379,7 @@ class ChatPipeline:
                 if cd.store
                 else None
             )
-            relay = self._relay(trace, first, rest, req.wants_usage_chunk(), on_done)
+            relay = self._relay(trace, req, first, rest, on_done)
             return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
         except GatewayError as e:
             if trace.status == 200:
@@ -368,26 +394,36 @@ class ChatPipeline:
     async def _relay(
         self,
         trace: Trace,
+        req: ChatCompletionRequest,
         first: dict[str, Any],
         rest: AsyncIterator[dict[str, Any]],
-        include_usage: bool,
         on_done: Callable[[dict[str, Any]], None] | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
         """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
 
-        Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked.
+        Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked. A
+        stream that ends without it (cut short by the client or the upstream, or a server that never sends it)
+        is recorded with estimated usage: what was generated until then is billed all the same.
         """
         assert trace.routed is not None
+        include_usage = req.wants_usage_chunk()
         seen: list[dict[str, Any]] = []
+        got_usage = False
+        pieces = chars = 0  # generated deltas and their characters, for the estimate
         try:
             chunk: dict[str, Any] | None = first
             while chunk is not None:
                 if on_done is not None:
                     seen.append(dict(chunk))  # below we only set "model" and drop "usage" at the top level
                 if (u := usage_of(chunk)) is not None:
-                    trace.usage = u
+                    trace.usage, got_usage = u, True
                     if not include_usage:
                         chunk.pop("usage")
+                if not got_usage and (
+                    deltas := [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
+                ):
+                    n = content_chars(deltas)
+                    pieces, chars = pieces + (n > 0), chars + n
                 chunk["model"] = trace.routed.name
                 if include_usage or chunk.get("choices"):
                     yield chunk
@@ -402,6 +438,9 @@ class ChatPipeline:
             trace.status, trace.error_type = 499, "client_closed"
             raise
         finally:
+            if not got_usage:
+                # Streams send about one token a delta; a server that packs several is counted by characters.
+                trace.usage, trace.usage_estimated = estimate_usage(req, max(pieces, -(-chars // 4))), True
             self._ledger.record(self.record(trace))
 
     def reject(
@@ -486,4 +525,5 @@ class ChatPipeline:
             draft_model=trace.draft_model,
             draft_confidence=trace.draft_confidence,
             draft_cost_usd=trace.draft_cost,
+            usage_estimated=trace.usage_estimated,
         )

@@ -38,11 +38,13 @@ class LedgerRecord:
     draft_model: str | None = None
     draft_confidence: float | None = None
     draft_cost_usd: float = 0.0  # an escalated draft's cost, included in cost_usd
+    usage_estimated: bool = False  # the upstream reported no usage: the tokens are the gateway's estimate
 
 
 COLUMNS = [f.name for f in fields(LedgerRecord)]
 _values = attrgetter(*COLUMNS)
-_FALLBACKS, _STREAM, _DEGRADED = COLUMNS.index("fallbacks"), COLUMNS.index("stream"), COLUMNS.index("degraded")
+_FALLBACKS = COLUMNS.index("fallbacks")
+_FLAGS = [COLUMNS.index(name) for name in ("stream", "degraded", "usage_estimated")]
 
 
 def to_row(r: LedgerRecord) -> tuple[Any, ...]:
@@ -52,7 +54,8 @@ def to_row(r: LedgerRecord) -> tuple[Any, ...]:
     full request rate while sharing the interpreter lock with it."""
     v = list(_values(r))
     v[_FALLBACKS] = json.dumps(v[_FALLBACKS]) if v[_FALLBACKS] else "[]"
-    v[_STREAM], v[_DEGRADED] = int(v[_STREAM]), int(v[_DEGRADED])
+    for i in _FLAGS:
+        v[i] = int(v[i])
     return tuple(v)
 
 

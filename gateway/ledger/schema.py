@@ -53,6 +53,11 @@ _STEPS: list[list[str]] = [
         " id {pk}, ts {real} NOT NULL, request_id TEXT NOT NULL, score {real} NOT NULL, key_id TEXT)",
         "CREATE INDEX IF NOT EXISTS feedback_request ON feedback (request_id)",
     ],
+    [
+        # 1 when the upstream reported no usage (a stream cut short, a server that omits it) and the tokens, hence
+        # the cost, are the gateway's estimate rather than a bill of 0.
+        "ALTER TABLE requests ADD COLUMN usage_estimated {int} NOT NULL DEFAULT 0",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

@@ -170,6 +170,25 @@ def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_
     assert rows[1]["prompt_tokens"] == 2 and rows[1]["completion_tokens"] == 3
     assert rows[1]["cost_usd"] == pytest.approx((2 * 0.5 + 3 * 1.5) / 1e6)
     assert rows[1]["ttft_ms"] is not None
+    assert [r["usage_estimated"] for r in rows] == [0, 0]
+
+
+def test_an_upstream_that_reports_no_usage_gets_estimated_costs_not_zero(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    fresh_upstream.script("mid", usage=False)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    q = [{"role": "user", "content": "a b c d"}]  # 7 characters + one message: ~5 prompt tokens by the router's rule
+    answer = client.chat.completions.create(model="mid", messages=q)
+    assert answer.usage is None and answer.choices[0].message.content == "echo: a b c d"
+    streamed = list(client.chat.completions.create(model="mid", messages=q, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "echo: a b c d"
+    rows = svc.ledger.rows()
+    assert [r["usage_estimated"] for r in rows] == [1, 1]
+    # Not streamed: 14 answer characters, 4 tokens at ~4 a token. Streamed: 5 deltas, about a token each.
+    assert [(r["prompt_tokens"], r["completion_tokens"]) for r in rows] == [(5, 4), (5, 5)]
+    assert rows[0]["cost_usd"] == pytest.approx((5 * 0.5 + 4 * 1.5) / 1e6)
 
 
 def test_streaming_falls_back_before_first_chunk(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:

@@ -3,7 +3,7 @@
 Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
-latency. Every request it receives is kept in `received`, so tests can see what really crossed the wire; started
+latency, `{"usage": false}` leaves token usage out, as some OpenAI-compatible servers do. Every request it receives is kept in `received`, so tests can see what really crossed the wire; started
 as a program (`python -m tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows
 by every request makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s
 after ~330k, measured), and those pauses would show up as the gateways' tail latency.
@@ -55,6 +55,7 @@ class Script:
     delay_s: float = 0.0
     message: str | None = None  # the error message of a scripted failure
     code: str | None = None
+    usage: bool = True  # False: an OpenAI-compatible server that reports no token usage, streamed or not
     calls: int = 0
 
 
@@ -127,10 +128,10 @@ class FakeUpstream:
                     "created": created,
                     "model": model,
                     "choices": [choice],
-                    "usage": usage,
+                    **({"usage": usage} if sc.usage else {}),
                 }
             )
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        include_usage = sc.usage and bool((body.get("stream_options") or {}).get("include_usage"))
 
         async def events() -> AsyncIterator[bytes]:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}

@@ -76,6 +76,25 @@ def test_easy_prompt_streams_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert row["stream"] == 1 and row["completion_tokens"] == chunks[-1].usage.completion_tokens
 
 
+def test_a_stream_the_client_cuts_is_recorded_with_what_was_generated(tiergate: Gateway) -> None:
+    with _client(tiergate).chat.completions.with_streaming_response.create(
+        model="smollm2-local",
+        messages=[{"role": "user", "content": "Tell a very long story about a dragon who learns to cook."}],
+        max_tokens=400,
+        temperature=0.8,  # never served from the cache
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as r:
+        rid = r.headers["x-request-id"]
+        events = r.parse()
+        got = [next(events) for _ in range(6)]  # then the client goes away, long before the usage chunk
+    assert all(c.usage is None for c in got)
+    row = _ledger(tiergate, rid)
+    assert (row["status"], row["error_type"], row["usage_estimated"]) == (499, "client_closed", 1)
+    assert row["prompt_tokens"] > 10 and 4 <= row["completion_tokens"] < 400
+    assert row["baseline_cost_usd"] > 0  # priced like any answer, as the generated tokens are billed all the same
+
+
 @pytest.mark.parametrize(("policy", "outcome"), [("cascade-keep", "kept"), ("cascade-escalate", "escalated")])
 def test_cascade_judges_llama_cpp_drafts_by_their_token_logprobs(tiergate: Gateway, policy: str, outcome: str) -> None:
     r = _client(tiergate).chat.completions.with_raw_response.create(
