@@ -3,10 +3,11 @@
 Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
-latency, `{"usage": false}` leaves token usage out, as some OpenAI-compatible servers do. Every request it receives is kept in `received`, so tests can see what really crossed the wire; started
-as a program (`python -m tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows
-by every request makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s
-after ~330k, measured), and those pauses would show up as the gateways' tail latency.
+latency, `{"usage": false}` leaves token usage out (as some OpenAI-compatible servers do). Every request it receives
+is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
+tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
+makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
+measured), and those pauses would show up as the gateways' tail latency.
 Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
 last user message, else ln(0.9).
 """
