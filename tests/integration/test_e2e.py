@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -74,6 +75,26 @@ def test_easy_prompt_streams_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     row = _ledger(tiergate, rid)
     assert row["stream"] == 1 and row["completion_tokens"] == chunks[-1].usage.completion_tokens
+
+
+def test_json_mode_on_llama_cpp_is_grammar_constrained(tiergate: Gateway) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+    }
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="smollm2-local",
+        messages=[{"role": "user", "content": "Invent a person."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        max_tokens=80,
+        temperature=0,
+    )
+    assert r.headers["x-tiergate-model"] == "smollm2-local"
+    choice = r.parse().choices[0]
+    assert choice.finish_reason == "stop" and choice.message.content is not None
+    person = json.loads(choice.message.content)
+    assert set(person) == {"name", "age"} and isinstance(person["age"], int)
 
 
 def test_a_stream_the_client_cuts_is_recorded_with_what_was_generated(tiergate: Gateway) -> None:

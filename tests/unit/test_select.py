@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from gateway.policy_file import load
+from gateway.settings import PACKAGE_ROOT
 from router.policy import Price
 from router.pricing import PriceTable, Usage, cost_usd
 from router.select import Decision, Needs, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
@@ -54,6 +56,13 @@ def test_a_need_no_allowed_model_has_is_unsatisfiable_not_unavailable() -> None:
     with pytest.raises(Unsatisfiable) as differ:
         _select(0.0, Needs(vision=True, context_tokens=10**7))
     assert differ.value.need is None  # local/mid lack vision first, big lacks the window
+
+
+def test_the_shipped_local_model_serves_json_mode_when_the_hosted_ones_are_down() -> None:
+    cfg = load(PACKAGE_ROOT / "config" / "tiergate.yaml")
+    hosted = frozenset(m.name for m in cfg.models if not m.local)
+    d = select(cfg, cfg.policies["default"], 0.0, Needs(json_mode=True), PriceTable(cfg, {}), hosted)
+    assert d.chain[0].name == "smollm2-local"
 
 
 def test_a_capable_model_that_is_down_is_unavailable_not_unsatisfiable() -> None:
