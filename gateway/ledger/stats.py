@@ -56,7 +56,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     rows = db.query(
         "SELECT routed_model, MAX(tier), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
         " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd), SUM(saved_usd),"
-        " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END)"
+        " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END),"
+        " SUM(usage_estimated)"
         f" FROM requests WHERE {where} GROUP BY routed_model",
         params,
     )
@@ -64,7 +65,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     for model, ms in db.query(f"SELECT routed_model, latency_ms FROM requests WHERE {where} AND status < 400", params):
         lat[model].append(float(ms))
     out = []
-    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked in rows:
+    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated in rows:
         ms = sorted(lat.get(model, []))
         out.append(
             {
@@ -74,6 +75,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
                 "errors": int(errors or 0),
                 "prompt_tokens": int(pt or 0),
                 "completion_tokens": int(ct or 0),
+                # Records whose tokens (so cost) the gateway estimated: the upstream reported no usage.
+                "estimated_usage": int(estimated or 0),
                 "cost_usd": _money(cost),
                 "baseline_cost_usd": _money(base),
                 "saved_usd": _money((base or 0) - (cost or 0)),
@@ -146,7 +149,7 @@ def cascade_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
 
 
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "cache_hits")
+    keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "estimated_usage", "cache_hits")
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
     t: dict[str, Any] = {k: sum(r[k] for r in table) for k in keys}
     t.update({k: _money(sum(r[k] for r in table)) for k in money})
@@ -181,6 +184,7 @@ MODEL_COLUMNS = [
     "errors",
     "prompt_tokens",
     "completion_tokens",
+    "estimated_usage",
     "cost_usd",
     "baseline_cost_usd",
     "saved_usd",

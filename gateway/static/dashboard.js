@@ -64,6 +64,7 @@ const MODEL_COLUMNS = [
   ["errors", int, true],
   ["prompt_tokens", int, true],
   ["completion_tokens", int, true],
+  ["estimated_usage", int, true],
   ["cost_usd", usd, true],
   ["baseline_cost_usd", usd, true],
   ["saved_usd", usd, true],

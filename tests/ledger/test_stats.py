@@ -49,6 +49,7 @@ def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
                 status=502 if failed else 200,
                 cache="hit" if hit else rnd.choice(["miss", "bypass"]),
                 key_id=rnd.choice(["key-a", "key-b", None]),
+                usage_estimated=not failed and rnd.random() < 0.1,
             )
         )
     return out
@@ -68,6 +69,7 @@ def expected(recs: list[LedgerRecord], since: float, until: float, **eq: Any) ->
             "errors": sum(r.status >= 400 for r in rs),
             "prompt_tokens": sum(r.prompt_tokens for r in rs),
             "completion_tokens": sum(r.completion_tokens for r in rs),
+            "estimated_usage": sum(r.usage_estimated for r in rs),
             "cost_usd": pytest.approx(sum(r.cost_usd for r in rs), abs=1e-9),
             "baseline_cost_usd": pytest.approx(sum(r.baseline_cost_usd for r in rs), abs=1e-9),
             "saved_usd": pytest.approx(sum(r.baseline_cost_usd - r.cost_usd for r in rs), abs=1e-9),
