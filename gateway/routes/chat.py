@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 
 import orjson
@@ -23,11 +22,12 @@ MAX_BODY_BYTES = 32 << 20
 
 
 def _requested_model(raw: bytes) -> str:
-    """Best-effort `model` of a body that failed validation, for its ledger record."""
+    """Best-effort `model` of a body that failed validation, for its ledger record. orjson, not json: a body nested
+    deeper than the stdlib parser's recursion allows would raise RecursionError here, past the record."""
     try:
-        v = json.loads(raw).get("model")
+        v = orjson.loads(raw).get("model")
         return v if isinstance(v, str) else ""
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
 
 

@@ -35,6 +35,23 @@ def test_malformed_json_is_400(gateway_factory: GatewayFactory, fresh_upstream: 
     assert row["status"] == 400 and row["error_type"] == "invalid_request_error"
 
 
+@pytest.mark.parametrize("where", ["extra", "content"])
+def test_a_body_nested_too_deep_is_400_and_recorded(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, where: str
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    deep = b"[" * 100_000 + b"]" * 100_000
+    body = (
+        b'{"model": "auto", "messages": [{"role": "user", "content": "x"}], "x": ' + deep + b"}"
+        if where == "extra"
+        else b'{"model": "auto", "messages": [{"role": "user", "content": ' + deep + b"}]}"
+    )
+    r = httpx.post(f"{server.url}/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and _envelope(r)["code"] == "invalid_json"
+    (row,) = svc.ledger.rows()
+    assert (row["status"], row["requested_model"]) == (400, "")
+
+
 @pytest.mark.parametrize(
     ("body", "param"),
     [
