@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import logging
@@ -21,6 +22,7 @@ from gateway.encoders import make_encoder
 from gateway.front import Front
 from gateway.ledger import Ledger, open_ledger
 from gateway.metrics import Metrics
+from gateway.metrics_share import SharedSnapshots
 from gateway.pipeline import ChatPipeline, ScoreFn
 from gateway.policy_file import load
 from gateway.provider import reference_prices, unavailable_models
@@ -70,7 +72,11 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
     # The classifier's identity keys cached routed answers: a retrained classifier may route them differently.
     router_id = f"{settings.encoder}:{hashlib.sha256(settings.classifier_artifact.read_bytes()).hexdigest()[:16]}"
     cache = ChatCache(store, cfg, classifier.embed_one, encoder.dim, router_id)
-    svc = wire_services(cfg, classifier, provider, ledger, cache, activity=activity)
+    # Named by pid and a random suffix: a later worker that happens to get a dead one's pid must not overwrite the
+    # dead one's last counts.
+    me = f"{os.getpid()}-{os.urandom(4).hex()}"
+    share = SharedSnapshots(settings.metrics_dir, me) if settings.metrics_dir else None
+    svc = wire_services(cfg, classifier, provider, ledger, cache, activity=activity, metrics_share=share)
     if svc.pipeline.unavailable:
         log.warning("unavailable (API key variable unset): %s", sorted(svc.pipeline.unavailable))
     return svc
@@ -84,9 +90,10 @@ def wire_services(
     cache: ChatCache,
     score: ScoreFn | None = None,
     activity: Activity | None = None,
+    metrics_share: SharedSnapshots | None = None,
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger and the metrics."""
-    meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]))
+    meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]), share=metrics_share)
     recorder = Recorder(ledger, meters)
     pipeline = ChatPipeline(
         cfg,
@@ -100,13 +107,28 @@ def wire_services(
     return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder, activity or Activity())
 
 
+async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
+    """Keep this worker's metrics snapshot at most `every_s` old for the other workers' scrapes. A few KB of JSON a
+    second, written on the loop: cheaper than the thread hand-off that would move it off."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            metrics.publish()
+        except OSError as e:  # a full or vanished folder must not end the loop: scrapes then miss this worker
+            log.warning("could not publish metrics: %s", e)
+
+
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:
     settings = settings or Settings()
     svc = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        publisher = asyncio.create_task(_publish_metrics(svc.metrics)) if svc.metrics.share is not None else None
         yield
+        if publisher is not None:
+            publisher.cancel()
+            svc.metrics.publish()  # this worker's final counts stay in the sums
         await svc.pipeline.cache.drain()
         if svc.pipeline.cache.store is not None:
             await svc.pipeline.cache.store.close()

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,18 +53,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             proxy_headers=False,  # the client's address is not used; parsing X-Forwarded-* costs every request
         )
         return 0
-    # Worker processes build their own app from the environment; hand them the resolved config path.
+    # Worker processes build their own app from the environment; hand them the resolved config path, and one
+    # folder for their metrics snapshots (any worker answers a scrape for all: gateway/metrics_share.py).
     os.environ["TIERGATE_CONFIG"] = str(settings.config.resolve())
-    uvicorn.run(
-        "gateway.app:app_from_env",
-        factory=True,
-        workers=workers,
-        host=settings.host,
-        port=settings.port,
-        log_level=settings.log_level,
-        access_log=settings.access_log,
-        proxy_headers=False,
-    )
+    with tempfile.TemporaryDirectory(prefix="tiergate-metrics-") as metrics_dir:
+        os.environ["TIERGATE_METRICS_DIR"] = metrics_dir
+        uvicorn.run(
+            "gateway.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_level=settings.log_level,
+            access_log=settings.access_log,
+            proxy_headers=False,
+        )
     return 0
 
 

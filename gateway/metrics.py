@@ -5,19 +5,22 @@ client library's own Counter and Histogram take a lock and several calls per inc
 request that was ~15 us of a ~0.1 ms cache hit (docs/benchmarks.md), paid on the hot path for a page that is read
 every few seconds at most.
 
-Per process: with `--workers N` each worker exposes its own counters (scrape each, or sum in Prometheus); the
-ledger, not these counters, is the record of account.
+With `--workers N` the workers' counters are summed at scrape time through snapshot files
+(gateway/metrics_share.py), so any worker answers for all; the ledger, not these counters, is the record of
+account.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 from gateway.ledger import LedgerRecord
+from gateway.metrics_share import SharedSnapshots
 
 # Seconds. A cache hit is a few ms, a local model tens of ms to seconds, a frontier model seconds to a minute.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -39,6 +42,10 @@ class Histogram:
         self.counts[bisect_left(_LATENCY_BUCKETS, seconds)] += 1  # first bucket whose bound is >= the value
         self.total += seconds
 
+    def add(self, counts: list[int], total: float) -> None:
+        self.counts = [a + b for a, b in zip(self.counts, counts, strict=True)]
+        self.total += total
+
     def cumulative(self) -> list[tuple[str, float]]:
         out, running = [], 0
         for bound, n in zip([*map(str, _LATENCY_BUCKETS), "+Inf"], self.counts, strict=True):
@@ -58,13 +65,31 @@ class Answered:
         self.latency = Histogram()
         self.ttft = Histogram()
 
+    def dump(self) -> list[Any]:
+        return [self.cost, self.baseline, self.prompt, self.completion, self.hits, *self._hists()]
+
+    def _hists(self) -> list[Any]:
+        return [self.latency.counts, self.latency.total, self.ttft.counts, self.ttft.total]
+
+    def add(self, dumped: list[Any]) -> None:
+        """Add another worker's `dump()` to these sums."""
+        cost, baseline, prompt, completion, hits, lat_counts, lat_total, ttft_counts, ttft_total = dumped
+        self.cost += cost
+        self.baseline += baseline
+        self.prompt += prompt
+        self.completion += completion
+        self.hits += hits
+        self.latency.add(lat_counts, lat_total)
+        self.ttft.add(ttft_counts, ttft_total)
+
 
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, spooled: Callable[[], float] | None = None) -> None:
+    def __init__(self, spooled: Callable[[], float] | None = None, share: SharedSnapshots | None = None) -> None:
         self._outcomes: dict[tuple[str, str, str, str, str], int] = {}
         self._answered: dict[Labels, Answered] = {}
+        self.share = share
         r = CollectorRegistry()
         r.register(self)  # a collector is anything with collect()
         if spooled is not None:  # read at scrape time
@@ -92,14 +117,40 @@ class Metrics:
         if rec.ttft_ms is not None:
             a.ttft.observe(rec.ttft_ms / 1000.0)
 
+    def snapshot(self) -> dict[str, Any]:
+        """This process's counts as plain JSON values (gateway/metrics_share.py)."""
+        return {
+            "outcomes": [[*k, n] for k, n in list(self._outcomes.items())],
+            "answered": [[*k, a.dump()] for k, a in list(self._answered.items())],
+        }
+
+    def publish(self) -> None:
+        """Write this worker's snapshot for the others' scrapes (no-op for a single process)."""
+        if self.share is not None:
+            self.share.write(self.snapshot())
+
+    def _totals(self) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered]]:
+        """This process's counts plus, across workers, the others' latest snapshots."""
+        mine = self.snapshot()
+        outcomes: dict[tuple[str, ...], int] = {}
+        answered: dict[tuple[str, ...], Answered] = {}
+        for snap in [mine, *(self.share.peers() if self.share is not None else [])]:
+            for *key, n in snap["outcomes"]:
+                outcomes[tuple(key)] = outcomes.get(tuple(key), 0) + n
+            for *key, dumped in snap["answered"]:
+                answered.setdefault(tuple(key), Answered()).add(dumped)
+        return outcomes, answered
+
     def collect(self) -> Iterator[Metric]:
         """The families, from a snapshot of the label sets (a scrape may run beside a request being recorded)."""
+        self.publish()  # the other workers' scrapes see this one's counts as of now
+        outcomes, answered_by = self._totals()
         doc = "Requests by routed model, outcome and cache status"
         requests = CounterMetricFamily("tiergate_requests", doc, labels=[*_BASE, "status", "cache"])
-        for key, n in list(self._outcomes.items()):
+        for key, n in outcomes.items():
             requests.add_metric(list(key), n)
         yield requests
-        answered = list(self._answered.items())
+        answered = list(answered_by.items())
         sums: list[tuple[str, str, Callable[[Answered], float]]] = [
             ("tiergate_cost_usd", "Spend in USD", lambda a: a.cost),
             ("tiergate_baseline_cost_usd", "What the baseline model would have cost, USD", lambda a: a.baseline),

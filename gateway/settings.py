@@ -57,5 +57,8 @@ class Settings(BaseSettings):
     # Calls in flight per upstream host and worker on the direct path (gateway/h1client.py); more wait their turn.
     upstream_max_connections: int = Field(default=256, ge=1, le=65536)
     log_level: str = "info"
+    # Where the workers of one `tiergate serve --workers N` leave their metrics snapshots, so that any of them can
+    # answer a /metrics scrape for all (gateway/metrics_share.py). Set by `serve` itself; unset for one process.
+    metrics_dir: Path | None = None
     # One access-log line per request costs CPU on the hot path and repeats what the ledger records.
     access_log: bool = False

@@ -1,4 +1,5 @@
-"""`tiergate serve --workers 2`: two worker processes answer, and both write one ledger without losing a record."""
+"""`tiergate serve --workers 2`: two worker processes answer, both write one ledger without losing a record, and
+whichever answers a /metrics scrape counts both workers' requests."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import FakeUpstream, free_port
@@ -70,6 +73,18 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(ask, range(60)))
         assert len(set(ids)) == 60
+        time.sleep(2.5)  # each worker publishes its metrics snapshot every second
+
+        def answered(text: str) -> float:
+            return sum(
+                s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+                if s.name == "tiergate_requests_total" and s.labels["status"] == "200"
+            )
+
+        # New connections, so the scrapes land on either worker: every one must count all 60.
+        assert [answered(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(8)] == [60.0] * 8
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)

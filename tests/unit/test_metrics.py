@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.ledger import LedgerRecord
 from gateway.metrics import Metrics
+from gateway.metrics_share import SharedSnapshots
 
 
 def _rec(**kw: object) -> LedgerRecord:
@@ -50,3 +53,37 @@ def test_counters_histograms_and_failures_are_exposed_per_label_set() -> None:
     assert s[("tiergate_ledger_spooled_records", ())] == 3.0
     # Failed requests add no cost or latency series of their own.
     assert not any(k[0].startswith("tiergate_cost") and ("model", "") in k[1] for k in s)
+
+
+def test_workers_sharing_a_folder_each_answer_for_all(tmp_path: Path) -> None:
+    a = Metrics(share=SharedSnapshots(tmp_path, "1-a"))
+    b = Metrics(share=SharedSnapshots(tmp_path, "2-b"))
+    small = {"routed_model": "small", "tier": 0, "cost_usd": 0.5, "prompt_tokens": 3, "latency_ms": 5.0}
+    a.record(_rec(**small))
+    b.record(_rec(**small))
+    b.record(_rec(**small, cache="hit"))
+    lab = (("model", "small"), ("policy", "p"), ("tier", "0"))
+    b.publish()  # b's periodic write; a's scrape then sums a's live counts with it
+    for m in (a, b):
+        s = _samples(m)
+        assert s[("tiergate_requests_total", tuple(sorted([*lab, ("status", "200"), ("cache", "bypass")])))] == 2
+        assert s[("tiergate_requests_total", tuple(sorted([*lab, ("status", "200"), ("cache", "hit")])))] == 1
+        assert s[("tiergate_cost_usd_total", lab)] == 1.5
+        assert s[("tiergate_request_latency_seconds_count", lab)] == 3
+    # A scrape publishes the scraped worker's own counts: what a records now, b sees on its next scrape.
+    a.record(_rec(**small))
+    _samples(a)
+    assert _samples(b)[("tiergate_request_latency_seconds_count", lab)] == 4
+    # A worker that is gone leaves its last counts in the sums: counters never go backwards.
+    c = Metrics(share=SharedSnapshots(tmp_path, "3-c"))
+    assert _samples(c)[("tiergate_request_latency_seconds_count", lab)] == 4
+
+
+def test_an_unreadable_snapshot_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "9-x.json").write_text("{not json")
+    m = Metrics(share=SharedSnapshots(tmp_path, "1-a"))
+    m.record(_rec(routed_model="small", tier=0))
+    assert (
+        _samples(m)[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))]
+        == 1
+    )
