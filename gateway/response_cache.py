@@ -127,13 +127,16 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dict[str, Any]]:
-    """A stored completion as the chunks an upstream would have streamed."""
+    """A stored completion as the chunks an upstream would have streamed: its text, its tool calls (a stored
+    non-streamed answer may hold some: each becomes one delta with its index), then the finish and the usage."""
     base = {"id": body["id"], "object": "chat.completion.chunk", "created": body["created"], "model": body["model"]}
     choice = body["choices"][0]
     msg = choice.get("message") or {}
     yield {**base, "choices": [{"index": 0, "delta": {"role": msg.get("role", "assistant"), "content": ""}}]}
     if msg.get("content"):
         yield {**base, "choices": [{"index": 0, "delta": {"content": msg["content"]}}]}
+    for i, call in enumerate(msg.get("tool_calls") or ()):
+        yield {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}]}
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]}
     if include_usage and body.get("usage"):
         yield {**base, "choices": [], "usage": body["usage"]}

@@ -126,6 +126,28 @@ def test_streamed_answer_is_cached_and_replayed_as_a_stream(
     assert fresh_upstream.calls_for("mid") == 1
 
 
+def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    c = _client(server.url)
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    q = [{"role": "user", "content": "find it [tool]"}]
+    ask = {"model": "mid", "messages": q, "temperature": 0, "tools": tools}
+    first = c.chat.completions.create(**ask).choices[0]  # type: ignore[call-overload]
+    assert first.finish_reason == "tool_calls" and first.message.tool_calls[0].function.name == "lookup"
+    time.sleep(0.2)
+    with c.chat.completions.with_streaming_response.create(**ask, stream=True) as r:  # type: ignore[call-overload]
+        assert r.headers["x-tiergate-cache"] == "hit"  # the stored non-streamed answer
+        chunks = list(r.parse())
+    calls = [t for ch in chunks if ch.choices for t in ch.choices[0].delta.tool_calls or []]
+    assert [(t.index, t.id, t.function.name, t.function.arguments) for t in calls] == [
+        (0, first.message.tool_calls[0].id, "lookup", first.message.tool_calls[0].function.arguments)
+    ]
+    assert chunks[-1].choices[0].finish_reason == "tool_calls"
+    assert fresh_upstream.calls_for("mid") == 1
+
+
 def test_scope_never_crosses_model_system_prompt_or_temperature(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:

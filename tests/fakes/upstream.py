@@ -9,7 +9,8 @@ tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
 measured), and those pauses would show up as the gateways' tail latency.
 Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
-last user message, else ln(0.9).
+last user message, else ln(0.9). Given `tools` and a `[tool]` mark, it answers (not streamed) with a call of the first
+tool, arguments `{"q": <last user text>}`, instead of text.
 """
 
 from __future__ import annotations
@@ -116,6 +117,11 @@ class FakeUpstream:
                 "message": {"role": "assistant", "content": answer},
                 "finish_reason": "stop",
             }
+            if body.get("tools") and "[tool]" in last_user:
+                fn = {"name": body["tools"][0]["function"]["name"], "arguments": json.dumps({"q": last_user})}
+                call = {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function", "function": fn}
+                choice.update(message={"role": "assistant", "content": None, "tool_calls": [call]})
+                choice["finish_reason"] = "tool_calls"
             if body.get("logprobs"):
                 mark = CONF_MARK.search(last_user)
                 lp = math.log(float(mark.group(1))) if mark else math.log(0.9)
