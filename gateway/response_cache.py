@@ -101,6 +101,7 @@ def decode(raw: bytes, rng: random.Random) -> dict[str, Any]:
 def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A streamed answer as a chat.completion body, or None if it can't be replayed faithfully (tool calls)."""
     content: list[str] = []
+    token_logprobs: list[Any] = []
     finish: str | None = None
     usage: dict[str, Any] | None = None
     role = "assistant"
@@ -114,13 +115,15 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
             role = delta.get("role") or role
             content.append(delta.get("content") or "")
             finish = ch.get("finish_reason") or finish
+            if isinstance(lp := ch.get("logprobs"), dict) and isinstance(lp.get("content"), list):
+                token_logprobs.extend(lp["content"])
     if finish is None:
         return None  # the stream did not end normally
     message = {"role": role, "content": "".join(content)}
-    body: dict[str, Any] = {
-        "object": "chat.completion",
-        "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-    }
+    choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
+    if token_logprobs:
+        choice["logprobs"] = {"content": token_logprobs}
+    body: dict[str, Any] = {"object": "chat.completion", "choices": [choice]}
     if usage is not None:
         body["usage"] = usage
     return body
@@ -134,7 +137,10 @@ async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dic
     msg = choice.get("message") or {}
     yield {**base, "choices": [{"index": 0, "delta": {"role": msg.get("role", "assistant"), "content": ""}}]}
     if msg.get("content"):
-        yield {**base, "choices": [{"index": 0, "delta": {"content": msg["content"]}}]}
+        text: dict[str, Any] = {"index": 0, "delta": {"content": msg["content"]}}
+        if choice.get("logprobs"):  # asked for (the request's logprobs are part of its cache key): all in one chunk
+            text["logprobs"] = choice["logprobs"]
+        yield {**base, "choices": [text]}
     for i, call in enumerate(msg.get("tool_calls") or ()):
         yield {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}]}
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]}

@@ -148,6 +148,34 @@ def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
     assert fresh_upstream.calls_for("mid") == 1
 
 
+def test_logprobs_survive_the_cache_both_ways(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    c = _client(server.url)
+
+    def tokens(lp: object) -> list[str]:
+        return [t.token for t in lp.content] if lp is not None else []  # type: ignore[attr-defined]
+
+    def streamed(q: list[dict[str, str]]) -> tuple[str, list[str]]:
+        with c.chat.completions.with_streaming_response.create(
+            model="mid", messages=q, temperature=0, logprobs=True, stream=True
+        ) as r:
+            chunks = [ch for ch in r.parse() if ch.choices]
+            return r.headers["x-tiergate-cache"], [t for ch in chunks for t in tokens(ch.choices[0].logprobs)]
+
+    # Stored from a plain answer, replayed to a stream.
+    q1 = [{"role": "user", "content": "one two"}]
+    plain = c.chat.completions.create(model="mid", messages=q1, temperature=0, logprobs=True)  # type: ignore[arg-type]
+    time.sleep(0.2)
+    assert streamed(q1) == ("hit", tokens(plain.choices[0].logprobs)) and tokens(plain.choices[0].logprobs)
+    # Stored from a stream, served plain.
+    q2 = [{"role": "user", "content": "three four"}]
+    status, first = streamed(q2)
+    time.sleep(0.2)
+    again = c.chat.completions.with_raw_response.create(model="mid", messages=q2, temperature=0, logprobs=True)  # type: ignore[arg-type]
+    assert (status, again.headers["x-tiergate-cache"]) == ("miss", "hit")
+    assert tokens(again.parse().choices[0].logprobs) == first == ["echo:", "three", "four"]
+
+
 def test_scope_never_crosses_model_system_prompt_or_temperature(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:

@@ -111,6 +111,12 @@ class FakeUpstream:
         }
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
+        mark = CONF_MARK.search(last_user)
+        lp = math.log(float(mark.group(1))) if mark else math.log(0.9)
+
+        def token_logprobs(text: str) -> dict[str, Any]:
+            return {"content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w in text.split()]}
+
         if not body.get("stream"):
             choice: dict[str, Any] = {
                 "index": 0,
@@ -123,11 +129,7 @@ class FakeUpstream:
                 choice.update(message={"role": "assistant", "content": None, "tool_calls": [call]})
                 choice["finish_reason"] = "tool_calls"
             if body.get("logprobs"):
-                mark = CONF_MARK.search(last_user)
-                lp = math.log(float(mark.group(1))) if mark else math.log(0.9)
-                choice["logprobs"] = {
-                    "content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w in answer.split()]
-                }
+                choice["logprobs"] = token_logprobs(answer)
             return JSONResponse(
                 {
                     "id": cid,
@@ -147,7 +149,10 @@ class FakeUpstream:
                 delta: dict[str, Any] = {"content": w if i == 0 else " " + w}
                 if i == 0:
                     delta["role"] = "assistant"
-                chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                streamed: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
+                if body.get("logprobs"):
+                    streamed["logprobs"] = token_logprobs(w)
+                chunk = {**base, "choices": [streamed]}
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
             stop = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             yield f"data: {json.dumps(stop)}\n\n".encode()
