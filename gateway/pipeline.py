@@ -408,7 +408,7 @@ class ChatPipeline:
         assert trace.routed is not None
         include_usage = req.wants_usage_chunk()
         seen: list[dict[str, Any]] = []
-        got_usage = False
+        got_usage = finished = False
         pieces = chars = 0  # generated deltas and their characters, for the estimate
         try:
             chunk: dict[str, Any] | None = first
@@ -419,15 +419,20 @@ class ChatPipeline:
                     trace.usage, got_usage = u, True
                     if not include_usage:
                         chunk.pop("usage")
-                if not got_usage and (
-                    deltas := [c.get("delta") for c in chunk.get("choices") or () if isinstance(c, dict)]
-                ):
-                    n = content_chars(deltas)
-                    pieces, chars = pieces + (n > 0), chars + n
+                if choices := [c for c in chunk.get("choices") or () if isinstance(c, dict)]:
+                    finished = finished or any(c.get("finish_reason") for c in choices)
+                    if not got_usage:
+                        n = content_chars(c.get("delta") for c in choices)
+                        pieces, chars = pieces + (n > 0), chars + n
                 chunk["model"] = trace.routed.name
                 if include_usage or chunk.get("choices"):
                     yield chunk
                 chunk = await anext(rest, None)
+            if not finished:
+                # Every OpenAI-compatible server ends an answer with a finish_reason. A stream that stops before one
+                # was cut (the upstream died, or closed a close-delimited body early); relayed as it is, the
+                # client would take half an answer for a whole one.
+                raise UpstreamError(trace.routed.name, 502, "the stream ended before the answer did", False)
             if on_done is not None and (body := assemble(seen)) is not None:
                 on_done(body)
         except UpstreamError as e:

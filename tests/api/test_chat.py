@@ -191,6 +191,22 @@ def test_an_upstream_that_reports_no_usage_gets_estimated_costs_not_zero(
     assert rows[0]["cost_usd"] == pytest.approx((5 * 0.5 + 4 * 1.5) / 1e6)
 
 
+def test_a_stream_the_upstream_ends_before_its_answer_is_an_error_not_a_short_answer(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    fresh_upstream.script("mid", cut_stream=True)  # the body ends cleanly after one word: no finish, no [DONE]
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    got: list[str] = []
+    with pytest.raises(openai.APIError, match="failed mid-stream"):
+        for chunk in _client(server.url).chat.completions.create(
+            model="mid", messages=[{"role": "user", "content": "a b c"}], stream=True
+        ):
+            got.extend(c.delta.content or "" for c in chunk.choices)
+    assert "".join(got) == "echo:"
+    (row,) = svc.ledger.rows()
+    assert (row["status"], row["error_type"], row["usage_estimated"]) == (502, "server_error", 1)
+
+
 def test_streaming_falls_back_before_first_chunk(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     fresh_upstream.script("flaky", status=500)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))

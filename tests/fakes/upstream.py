@@ -3,7 +3,8 @@
 Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
-latency, `{"usage": false}` leaves token usage out (as some OpenAI-compatible servers do). Every request it receives
+latency, `{"usage": false}` leaves token usage out (as some OpenAI-compatible servers do), `{"cut_stream": true}`
+ends a stream's body after its first word. Every request it receives
 is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
@@ -58,6 +59,7 @@ class Script:
     message: str | None = None  # the error message of a scripted failure
     code: str | None = None
     usage: bool = True  # False: an OpenAI-compatible server that reports no token usage, streamed or not
+    cut_stream: bool = False  # True: a stream's body ends cleanly after its first word, with no finish and no [DONE]
     calls: int = 0
 
 
@@ -154,6 +156,8 @@ class FakeUpstream:
                     streamed["logprobs"] = token_logprobs(w)
                 chunk = {**base, "choices": [streamed]}
                 yield f"data: {json.dumps(chunk)}\n\n".encode()
+                if sc.cut_stream:
+                    return
             stop = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
             yield f"data: {json.dumps(stop)}\n\n".encode()
             if include_usage:

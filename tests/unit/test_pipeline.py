@@ -39,6 +39,7 @@ class FakeProvider:
             if self.break_after is not None and i == self.break_after:
                 raise UpstreamError(spec.name, 500, "connection reset", True)
             yield {"choices": [{"index": 0, "delta": {"content": f"w{i}"}}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # as every real server ends
         yield {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3}}
 
 
