@@ -94,7 +94,8 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     request_id: str = Field(min_length=1, max_length=200)
-    score: float = Field(ge=0.0, le=1.0)
+    # Strict: a number, not `true` or "1" (lax mode read `false` as a judgement of 0, a label for retraining).
+    score: float = Field(ge=0.0, le=1.0, strict=True)
 
 
 class ErrorDetail(BaseModel):

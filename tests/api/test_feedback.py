@@ -63,3 +63,13 @@ def test_a_judgement_the_ledger_cannot_store_is_refused_not_dropped(
     server, _ = gateway_factory(api_config(fresh_upstream.base_url), ledger_url=down)
     r = httpx.post(f"{server.url}/v1/feedback", json={"request_id": "tg-1", "score": 1})
     assert r.status_code == 503 and r.json()["error"]["code"] == "ledger_unavailable"
+
+
+def test_a_judgement_must_be_a_number_in_range(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    url = f"{server.url}/v1/feedback"
+    for bad in (True, False, "1", 1.5, -0.1, None):
+        r = httpx.post(url, json={"request_id": "tg-x", "score": bad})
+        assert r.status_code == 400 and r.json()["error"]["param"] == "score", bad
+    for good in (0, 1, 0.25):
+        assert httpx.post(url, json={"request_id": "tg-x", "score": good}).status_code == 201, good
