@@ -112,10 +112,7 @@ async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
     second, written on the loop: cheaper than the thread hand-off that would move it off."""
     while True:
         await asyncio.sleep(every_s)
-        try:
-            metrics.publish()
-        except OSError as e:  # a full or vanished folder must not end the loop: scrapes then miss this worker
-            log.warning("could not publish metrics: %s", e)
+        metrics.publish()
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:

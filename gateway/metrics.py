@@ -12,6 +12,7 @@ account.
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -21,6 +22,8 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, M
 
 from gateway.ledger import LedgerRecord
 from gateway.metrics_share import SharedSnapshots
+
+log = logging.getLogger("tiergate.metrics")
 
 # Seconds. A cache hit is a few ms, a local model tens of ms to seconds, a frontier model seconds to a minute.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
@@ -125,9 +128,14 @@ class Metrics:
         }
 
     def publish(self) -> None:
-        """Write this worker's snapshot for the others' scrapes (no-op for a single process)."""
-        if self.share is not None:
+        """Write this worker's snapshot for the others' scrapes (no-op for a single process). A folder that is full
+        or gone costs the other workers' scrapes this worker's counts, never a failed scrape or request."""
+        if self.share is None:
+            return
+        try:
             self.share.write(self.snapshot())
+        except OSError as e:
+            log.warning("could not publish metrics to %s: %s", self.share.folder, e)
 
     def _totals(self) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered]]:
         """This process's counts plus, across workers, the others' latest snapshots."""

@@ -87,3 +87,14 @@ def test_an_unreadable_snapshot_is_skipped(tmp_path: Path) -> None:
         _samples(m)[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))]
         == 1
     )
+
+
+def test_a_vanished_folder_costs_the_sums_not_the_scrape(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    m = Metrics(share=SharedSnapshots(folder, "1-a"))
+    m.record(_rec(routed_model="small", tier=0))
+    folder.rmdir()  # e.g. a /tmp cleaner; nothing was published yet, so it is empty
+    assert (
+        _samples(m)[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))]
+        == 1
+    )
