@@ -69,10 +69,19 @@ class Answered:
         self.ttft = Histogram()
 
     def dump(self) -> list[Any]:
-        return [self.cost, self.baseline, self.prompt, self.completion, self.hits, *self._hists()]
-
-    def _hists(self) -> list[Any]:
-        return [self.latency.counts, self.latency.total, self.ttft.counts, self.ttft.total]
+        """These sums as JSON values, in the order `add` reads them."""
+        lat, ttft = self.latency, self.ttft
+        return [
+            self.cost,
+            self.baseline,
+            self.prompt,
+            self.completion,
+            self.hits,
+            lat.counts,
+            lat.total,
+            ttft.counts,
+            ttft.total,
+        ]
 
     def add(self, dumped: list[Any]) -> None:
         """Add another worker's `dump()` to these sums."""
