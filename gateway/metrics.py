@@ -17,8 +17,8 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from gateway.ledger import LedgerRecord
 from gateway.metrics_share import SharedSnapshots
@@ -28,6 +28,9 @@ log = logging.getLogger("tiergate.metrics")
 # Seconds. A cache hit is a few ms, a local model tens of ms to seconds, a frontier model seconds to a minute.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 _BASE = ["model", "tier", "policy"]
+# A worker's snapshot older than this is from a worker that is gone: its counters stay in the sums (they happened),
+# its gauges do not (its last value would never come down, even once the others have replayed its spool).
+_LIVE_S = 5.0
 
 Labels = tuple[str, str, str]
 
@@ -102,12 +105,9 @@ class Metrics:
         self._outcomes: dict[tuple[str, str, str, str, str], int] = {}
         self._answered: dict[Labels, Answered] = {}
         self.share = share
+        self._spooled = spooled  # read at scrape time
         r = CollectorRegistry()
         r.register(self)  # a collector is anything with collect()
-        if spooled is not None:  # read at scrape time
-            Gauge(
-                "tiergate_ledger_spooled_records", "Ledger records waiting in the local spool", registry=r
-            ).set_function(spooled)
         self._registry = r
 
     def record(self, rec: LedgerRecord) -> None:
@@ -134,6 +134,7 @@ class Metrics:
         return {
             "outcomes": [[*k, n] for k, n in list(self._outcomes.items())],
             "answered": [[*k, a.dump()] for k, a in list(self._answered.items())],
+            "spooled": self._spooled() if self._spooled is not None else 0.0,
         }
 
     def publish(self) -> None:
@@ -146,22 +147,29 @@ class Metrics:
         except OSError as e:
             log.warning("could not publish metrics to %s: %s", self.share.folder, e)
 
-    def _totals(self) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered]]:
-        """This process's counts plus, across workers, the others' latest snapshots."""
-        mine = self.snapshot()
+    def _totals(self) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float]:
+        """This process's counts plus, across workers, the others' latest snapshots; and the records spooled now
+        by the live workers."""
         outcomes: dict[tuple[str, ...], int] = {}
         answered: dict[tuple[str, ...], Answered] = {}
-        for snap in [mine, *(self.share.peers() if self.share is not None else [])]:
+        spooled = 0.0
+        for snap, age in [(self.snapshot(), 0.0), *(self.share.peers() if self.share is not None else [])]:
             for *key, n in snap["outcomes"]:
                 outcomes[tuple(key)] = outcomes.get(tuple(key), 0) + n
             for *key, dumped in snap["answered"]:
                 answered.setdefault(tuple(key), Answered()).add(dumped)
-        return outcomes, answered
+            if age < _LIVE_S:
+                spooled += float(snap.get("spooled", 0.0))
+        return outcomes, answered, spooled
 
     def collect(self) -> Iterator[Metric]:
         """The families, from a snapshot of the label sets (a scrape may run beside a request being recorded)."""
         self.publish()  # the other workers' scrapes see this one's counts as of now
-        outcomes, answered_by = self._totals()
+        outcomes, answered_by, spooled = self._totals()
+        if self._spooled is not None:
+            yield GaugeMetricFamily(
+                "tiergate_ledger_spooled_records", "Ledger records waiting in the local spools", value=spooled
+            )
         doc = "Requests by routed model, outcome and cache status"
         requests = CounterMetricFamily("tiergate_requests", doc, labels=[*_BASE, "status", "cache"])
         for key, n in outcomes.items():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,17 @@ class SharedSnapshots:
         tmp.write_text(json.dumps(snapshot, separators=(",", ":")), encoding="utf-8")
         os.replace(tmp, self.folder / f"{self.me}.json")
 
-    def peers(self) -> list[dict[str, Any]]:
-        """The other workers' latest snapshots; one that cannot be read is skipped (and logged), not fatal."""
+    def peers(self) -> list[tuple[dict[str, Any], float]]:
+        """The other workers' latest snapshots, each with its age in seconds (a live worker's is at most ~1 s old;
+        a dead one's only grows). One that cannot be read is skipped (and logged), not fatal."""
         out = []
+        now = time.time()
         for path in sorted(self.folder.glob("*.json")):
             if path.stem == self.me:
                 continue
             try:
-                out.append(json.loads(path.read_text(encoding="utf-8")))
+                age = now - path.stat().st_mtime
+                out.append((json.loads(path.read_text(encoding="utf-8")), age))
             except (OSError, ValueError) as e:
                 log.warning("metrics snapshot %s unreadable: %s", path, e)
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -98,3 +100,17 @@ def test_a_vanished_folder_costs_the_sums_not_the_scrape(tmp_path: Path) -> None
         _samples(m)[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))]
         == 1
     )
+
+
+def test_spooled_records_are_summed_over_live_workers_only(tmp_path: Path) -> None:
+    a = Metrics(spooled=lambda: 2.0, share=SharedSnapshots(tmp_path, "1-a"))
+    b = Metrics(spooled=lambda: 5.0, share=SharedSnapshots(tmp_path, "2-b"))
+    gone = Metrics(spooled=lambda: 7.0, share=SharedSnapshots(tmp_path, "3-c"))
+    gone.record(_rec(routed_model="small", tier=0))
+    b.publish()
+    gone.publish()
+    stale = time.time() - 60
+    os.utime(tmp_path / "3-c.json", (stale, stale))  # a worker that stopped publishing a minute ago
+    s = _samples(a)
+    assert s[("tiergate_ledger_spooled_records", ())] == 7.0  # a's 2 and b's 5, not the gone worker's frozen 7
+    assert s[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))] == 1
