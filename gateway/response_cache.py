@@ -101,6 +101,7 @@ def decode(raw: bytes, rng: random.Random) -> dict[str, Any]:
 def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
     """A streamed answer as a chat.completion body, or None if it can't be replayed faithfully (tool calls)."""
     content: list[str] = []
+    refusal: list[str] = []
     token_logprobs: list[Any] = []
     finish: str | None = None
     usage: dict[str, Any] | None = None
@@ -114,12 +115,15 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
                 return None
             role = delta.get("role") or role
             content.append(delta.get("content") or "")
+            refusal.append(delta.get("refusal") or "")
             finish = ch.get("finish_reason") or finish
             if isinstance(lp := ch.get("logprobs"), dict) and isinstance(lp.get("content"), list):
                 token_logprobs.extend(lp["content"])
     if finish is None:
         return None  # the stream did not end normally
-    message = {"role": role, "content": "".join(content)}
+    message: dict[str, Any] = {"role": role, "content": "".join(content)}
+    if any(refusal):
+        message["refusal"] = "".join(refusal)
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}
     if token_logprobs:
         choice["logprobs"] = {"content": token_logprobs}
@@ -141,6 +145,8 @@ async def replay(body: dict[str, Any], include_usage: bool) -> AsyncIterator[dic
         if choice.get("logprobs"):  # asked for (the request's logprobs are part of its cache key): all in one chunk
             text["logprobs"] = choice["logprobs"]
         yield {**base, "choices": [text]}
+    if msg.get("refusal"):  # structured outputs: the model declined, and says why here instead of in content
+        yield {**base, "choices": [{"index": 0, "delta": {"refusal": msg["refusal"]}}]}
     for i, call in enumerate(msg.get("tool_calls") or ()):
         yield {**base, "choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}}]}
     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice.get("finish_reason") or "stop"}]}
