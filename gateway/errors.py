@@ -3,7 +3,8 @@
 Exception tree (all carry status, OpenAI `type`, `param`, `code`):
 
     GatewayError
-    ├── InvalidRequest      400 invalid_request_error   malformed JSON, schema violation (param = first bad field)
+    ├── InvalidRequest      400 invalid_request_error   malformed JSON, schema violation (param = first bad field),
+    │                                                   a request no allowed model could serve (from_unsatisfiable)
     ├── PermissionDenied    403 permission_error        the policy forbids this model
     ├── NotFound            404 invalid_request_error   unknown model or policy (code model_not_found)
     ├── Unavailable         503 server_error            no model may serve the request now
@@ -24,6 +25,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gateway.protocol import ErrorDetail, ErrorResponse
+from router.select import Unsatisfiable
 
 log = logging.getLogger("tiergate.errors")
 
@@ -84,6 +86,17 @@ def error_response(
 def _first_bad_field(loc: tuple[object, ...]) -> str | None:
     parts = [str(p) for p in loc if p not in ("body",)]
     return ".".join(parts) or None
+
+
+# The request field a client changes to satisfy each kind of need (router/select.py's Unmet.kind).
+_NEED_PARAM = {"tools": "tools", "vision": "messages", "json_mode": "response_format", "context": "messages"}
+
+
+def from_unsatisfiable(e: Unsatisfiable) -> InvalidRequest:
+    """A request no allowed model could ever serve, as OpenAI reports one a model cannot: a 400 (not a 503, which
+    clients such as the openai SDK retry), `context_length_exceeded` when it is too long for every model."""
+    code = "context_length_exceeded" if e.need == "context" else "unsupported_capability"
+    return InvalidRequest(e.reason[0].upper() + e.reason[1:] + ".", _NEED_PARAM.get(e.need or ""), code)
 
 
 def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:

@@ -7,18 +7,27 @@ stream ends, is broken off, or the client goes away).
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
-from gateway.errors import GatewayError, InvalidRequest, NotFound, PermissionDenied, Unavailable, UpstreamFailed
+from gateway.errors import (
+    GatewayError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+    UpstreamFailed,
+    from_unsatisfiable,
+)
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, routed_target
+from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
+from gateway.usage import content_chars, estimate_usage, usage_of
 from router import cascade
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
@@ -42,102 +51,11 @@ class Ledger(Protocol):
     def record(self, rec: LedgerRecord) -> None: ...
 
 
-@dataclass
-class Trace:
-    """What is known about a request so far; becomes its ledger record."""
-
-    request_id: str
-    requested_model: str
-    stream: bool
-    started: float = field(default_factory=time.perf_counter)
-    ts: float = field(default_factory=time.time)
-    policy: str = ""
-    baseline_model: str | None = None
-    routed: ModelSpec | None = None
-    score: float | None = None
-    degraded: bool = False
-    fallbacks: list[str] = field(default_factory=list)
-    usage: Usage = field(default_factory=lambda: Usage(0, 0))
-    usage_estimated: bool = False  # the upstream reported none: `usage` is estimate_usage's
-    ttft_ms: float | None = None
-    status: int = 200
-    error_type: str | None = None
-    cache: str = "bypass"
-    cache_similarity: float | None = None  # set on a semantic hit
-    key_id: str | None = None
-    prompt: str | None = None  # kept only when the policy records prompts
-    cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
-    draft_model: str | None = None
-    draft_confidence: float | None = None
-    draft_cost: float = 0.0  # what an escalated draft cost, on top of the answer's own cost
-    classify_ms: float | None = None  # time to score the prompt (Server-Timing)
-    upstream_ms: float | None = None  # time in upstream calls, fallbacks and drafts included (non-streams)
-
-    def elapsed_ms(self) -> float:
-        return (time.perf_counter() - self.started) * 1000.0
-
-    def fail(self, err: GatewayError) -> GatewayError:
-        self.status, self.error_type = err.status, err.type
-        return err
-
-
 @dataclass(frozen=True)
 class ChatResult:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     chunks: AsyncIterator[dict[str, Any]] | None = None
-
-
-def usage_of(body: dict[str, Any]) -> Usage | None:
-    u = body.get("usage")
-    if not isinstance(u, dict):
-        return None
-    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
-
-
-def content_chars(parts: Iterable[Any]) -> int:
-    """Characters of generated text in answer messages or stream deltas: content and tool-call arguments.
-    Tolerant of any shape: it reads what upstreams sent."""
-    n = 0
-    for p in parts:
-        if not isinstance(p, Mapping):
-            continue
-        content = p.get("content")
-        n += len(content) if isinstance(content, str) else 0
-        calls = p.get("tool_calls")
-        for call in calls if isinstance(calls, list) else ():
-            fn = call.get("function") if isinstance(call, Mapping) else None
-            n += len(str(fn.get("arguments") or "")) if isinstance(fn, Mapping) else 0
-    return n
-
-
-def estimate_usage(req: ChatCompletionRequest, completion_tokens: int) -> Usage:
-    """Tokens an upstream did not report, so the record's cost is an estimate, not a silent 0: the prompt at the
-    router's ~4 characters a token, the answer as the caller counted it."""
-    return Usage(req.needs().context_tokens, completion_tokens)
-
-
-def key_id(headers: Mapping[str, str]) -> str | None:
-    """A stable, irreversible id for the caller's API key (the bearer token), for per-key reporting."""
-    auth = headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-    return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
-
-
-# The request field a client changes to satisfy each kind of need (router/select.py's Unmet.kind).
-_NEED_PARAM = {"tools": "tools", "vision": "messages", "json_mode": "response_format", "context": "messages"}
-
-
-def unsatisfiable(e: Unsatisfiable) -> InvalidRequest:
-    """A request no allowed model could ever serve, as OpenAI reports one a model cannot: a 400 (not a 503, which
-    clients such as the openai SDK retry), `context_length_exceeded` when it is too long for every model."""
-    code = "context_length_exceeded" if e.need == "context" else "unsupported_capability"
-    return InvalidRequest(e.reason[0].upper() + e.reason[1:] + ".", _NEED_PARAM.get(e.need or ""), code)
-
-
-def spec_name(trace: Trace) -> str:
-    assert trace.routed is not None
-    return trace.routed.name
 
 
 class ChatPipeline:
@@ -207,7 +125,7 @@ class ChatPipeline:
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
         except Unsatisfiable as e:
-            raise unsatisfiable(e) from e
+            raise from_unsatisfiable(e) from e
         trace.degraded = decision.degraded
         plan = (
             cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision)
@@ -279,7 +197,7 @@ class ChatPipeline:
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
-                return ChatResult(self.headers(trace, with_cost=True), body=hit)
+                return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
             plan = None
             if decision is None:
                 decision, plan = await self.route(req, trace, policy, cascading=True)
@@ -296,12 +214,12 @@ class ChatPipeline:
             assert trace.routed is not None
             if (usage := usage_of(body)) is None:
                 answers = [c.get("message") for c in body.get("choices") or () if isinstance(c, dict)]
-                usage, trace.usage_estimated = estimate_usage(req, -(-content_chars(answers) // 4)), True
+                usage, trace.usage_estimated = estimate_usage(req, content_chars(answers)), True
             trace.usage = usage
             body["model"] = trace.routed.name
             if cd.store:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
-            return ChatResult(self.headers(trace, with_cost=True), body=body)
+            return ChatResult(response_headers(trace, self.prices, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
@@ -310,7 +228,7 @@ class ChatPipeline:
             trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
             raise
         finally:
-            self._ledger.record(self.record(trace))
+            self._ledger.record(ledger_record(trace, self.prices))
 
     async def _draft(
         self,
@@ -355,8 +273,10 @@ class ChatPipeline:
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
-                self._ledger.record(self.record(trace))
-                return ChatResult(self.headers(trace, with_cost=False), chunks=replay(hit, req.wants_usage_chunk()))
+                self._ledger.record(ledger_record(trace, self.prices))
+                return ChatResult(
+                    response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
+                )
             if decision is None:
                 decision, _ = await self.route(req, trace, policy)  # streams are never cascaded
             messages, params = self._call_args(req)
@@ -380,15 +300,15 @@ class ChatPipeline:
                 else None
             )
             relay = self._relay(trace, req, first, rest, on_done)
-            return ChatResult(self.headers(trace, with_cost=False), chunks=relay)
+            return ChatResult(response_headers(trace, self.prices, with_cost=False), chunks=relay)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
-            self._ledger.record(self.record(trace))
+            self._ledger.record(ledger_record(trace, self.prices))
             raise
         except Exception:
             trace.status, trace.error_type = 500, "server_error"
-            self._ledger.record(self.record(trace))
+            self._ledger.record(ledger_record(trace, self.prices))
             raise
 
     async def _relay(
@@ -444,9 +364,8 @@ class ChatPipeline:
             raise
         finally:
             if not got_usage:
-                # Streams send about one token a delta; a server that packs several is counted by characters.
-                trace.usage, trace.usage_estimated = estimate_usage(req, max(pieces, -(-chars // 4))), True
-            self._ledger.record(self.record(trace))
+                trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
+            self._ledger.record(ledger_record(trace, self.prices))
 
     def reject(
         self,
@@ -459,76 +378,4 @@ class ChatPipeline:
         """The ledger record of a request refused before routing (malformed body, bad parameter)."""
         trace = Trace(request_id, requested_model, stream=stream, key_id=key_id(headers or {}))
         trace.fail(err)
-        self._ledger.record(self.record(trace))
-
-    # -- accounting ------------------------------------------------------------------------------------------
-    def costs(self, trace: Trace) -> tuple[float, float, float]:
-        """(cost, baseline cost, saved by the cache): a hit costs nothing and saves what the model would have cost."""
-        cost = (self.prices.cost(trace.routed.name, trace.usage) if trace.routed else 0.0) + trace.draft_cost
-        base = self.prices.cost(trace.baseline_model, trace.usage) if trace.baseline_model else 0.0
-        return (0.0, base, cost) if trace.cache == "hit" else (cost, base, 0.0)
-
-    def headers(self, trace: Trace, with_cost: bool) -> dict[str, str]:
-        assert trace.routed is not None
-        h = {
-            "x-request-id": trace.request_id,
-            "x-tiergate-model": trace.routed.name,
-            "x-tiergate-tier": str(trace.routed.tier),
-            "x-tiergate-policy": trace.policy,
-        }
-        if trace.score is not None:
-            h["x-tiergate-score"] = f"{trace.score:.4f}"
-        h["x-tiergate-cache"] = trace.cache
-        if trace.cache_similarity is not None:
-            h["x-tiergate-cache-match"] = f"semantic {trace.cache_similarity:.3f}"
-        if with_cost:
-            cost, base, _ = self.costs(trace)
-            h["x-tiergate-cost-usd"] = f"{cost:.8f}"
-            h["x-tiergate-baseline-cost-usd"] = f"{base:.8f}"
-        if trace.degraded:
-            h["x-tiergate-degraded"] = "true"
-        if trace.fallbacks:
-            h["x-tiergate-fallbacks"] = ",".join(trace.fallbacks)
-        timing = [
-            (n, v) for n, v in (("classify", trace.classify_ms), ("upstream", trace.upstream_ms)) if v is not None
-        ]
-        if timing:  # the W3C Server-Timing header: browsers' dev tools and benchmarks read where the time went
-            h["server-timing"] = ", ".join(f"{n};dur={v:.3f}" for n, v in timing)
-        if trace.cascade is not None:
-            h["x-tiergate-cascade"] = trace.cascade
-            if trace.draft_confidence is not None:
-                h["x-tiergate-draft-confidence"] = f"{trace.draft_confidence:.4f}"
-        return h
-
-    def record(self, trace: Trace) -> LedgerRecord:
-        cost, base, saved = self.costs(trace)
-        return LedgerRecord(
-            ts=trace.ts,
-            request_id=trace.request_id,
-            policy=trace.policy,
-            requested_model=trace.requested_model,
-            routed_model=trace.routed.name if trace.routed else None,
-            tier=trace.routed.tier if trace.routed else None,
-            score=trace.score,
-            prompt_tokens=trace.usage.prompt_tokens,
-            completion_tokens=trace.usage.completion_tokens,
-            cost_usd=cost,
-            baseline_model=trace.baseline_model,
-            baseline_cost_usd=base,
-            latency_ms=trace.elapsed_ms(),
-            ttft_ms=trace.ttft_ms,
-            status=trace.status,
-            error_type=trace.error_type,
-            fallbacks=list(trace.fallbacks),
-            stream=trace.stream,
-            degraded=trace.degraded,
-            cache=trace.cache,
-            saved_usd=saved,
-            key_id=trace.key_id,
-            prompt=trace.prompt,
-            cascade=trace.cascade,
-            draft_model=trace.draft_model,
-            draft_confidence=trace.draft_confidence,
-            draft_cost_usd=trace.draft_cost,
-            usage_estimated=trace.usage_estimated,
-        )
+        self._ledger.record(ledger_record(trace, self.prices))

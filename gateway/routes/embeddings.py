@@ -16,9 +16,9 @@ from gateway.encoders import MINILM_NAME
 from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
 from gateway.openapi import error_docs
-from gateway.pipeline import key_id
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
+from gateway.trace import key_id
 
 router = APIRouter()
 MAX_INPUTS = 2048

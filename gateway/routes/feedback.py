@@ -12,8 +12,8 @@ from fastapi import APIRouter, Request
 
 from gateway.deps import Services, ledger_call
 from gateway.openapi import error_docs
-from gateway.pipeline import key_id
 from gateway.protocol import FeedbackRequest
+from gateway.trace import key_id
 
 router = APIRouter()
 

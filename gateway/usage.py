@@ -1,0 +1,48 @@
+"""What a request used: the upstream's own usage report, or, when it sent none, the gateway's estimate.
+
+An upstream may report no usage: a stream cut short by the client or the upstream, or an OpenAI-compatible server
+that never sends it. A provider bills what it generated all the same, so the ledger records an estimate (flagged
+`usage_estimated`) rather than a cost of 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from gateway.protocol import ChatCompletionRequest
+from router.pricing import Usage
+
+# The router's rule of thumb (gateway/protocol.py, ChatCompletionRequest.needs): about 4 characters a token.
+_CHARS_PER_TOKEN = 4
+
+
+def usage_of(body: Mapping[str, Any]) -> Usage | None:
+    """The usage an answer or a stream chunk reports, if any."""
+    u = body.get("usage")
+    if not isinstance(u, dict):
+        return None
+    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+
+
+def content_chars(parts: Iterable[Any]) -> int:
+    """Characters of generated text in answer messages or stream deltas: content and tool-call arguments.
+    Tolerant of any shape: it reads what upstreams sent."""
+    n = 0
+    for p in parts:
+        if not isinstance(p, Mapping):
+            continue
+        content = p.get("content")
+        n += len(content) if isinstance(content, str) else 0
+        calls = p.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
+            fn = call.get("function") if isinstance(call, Mapping) else None
+            n += len(str(fn.get("arguments") or "")) if isinstance(fn, Mapping) else 0
+    return n
+
+
+def estimate_usage(req: ChatCompletionRequest, answer_chars: int, answer_deltas: int = 0) -> Usage:
+    """The prompt at ~4 characters a token (as the router estimates it); the answer at the larger of ~4 characters
+    a token and its count of streamed deltas (streams send about one token a delta; a server that packs several
+    into one is counted by characters)."""
+    return Usage(req.needs().context_tokens, max(answer_deltas, -(-answer_chars // _CHARS_PER_TOKEN)))
