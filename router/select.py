@@ -55,7 +55,7 @@ class Unsatisfiable(Exception):
 
 @dataclass(frozen=True)
 class Unmet:
-    """A capability the request needs that a model lacks: its kind (a field of Needs) and a readable text."""
+    """A capability the request needs that a model lacks: its kind (tools, vision, json_mode or context) and a text."""
 
     kind: str
     text: str
