@@ -73,7 +73,6 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
         with ThreadPoolExecutor(8) as pool:
             ids = list(pool.map(ask, range(60)))
         assert len(set(ids)) == 60
-        time.sleep(2.5)  # each worker publishes its metrics snapshot every second
 
         def answered(text: str) -> float:
             return sum(
@@ -83,8 +82,15 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
                 if s.name == "tiergate_requests_total" and s.labels["status"] == "200"
             )
 
-        # New connections, so the scrapes land on either worker: every one must count all 60.
-        assert [answered(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(8)] == [60.0] * 8
+        # New connections, so the scrapes land on either worker: every one must count all 60 once each worker has
+        # published its snapshot (every second; polled, so a slow machine only waits longer).
+        deadline = time.monotonic() + 30
+        while True:
+            counts = [answered(httpx.get(f"http://127.0.0.1:{port}/metrics").text) for _ in range(8)]
+            if counts == [60.0] * 8 or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert counts == [60.0] * 8
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
