@@ -23,11 +23,12 @@ MAX_BODY_BYTES = 32 << 20
 
 def _requested_model(raw: bytes) -> str:
     """Best-effort `model` of a body that failed validation, for its ledger record. orjson, not json: a body nested
-    deeper than the stdlib parser's recursion allows would raise RecursionError here, past the record."""
+    deeper than the stdlib parser's recursion allows made json raise RecursionError here, past the record; orjson
+    refuses such depth with a ValueError."""
     try:
         v = orjson.loads(raw).get("model")
         return v if isinstance(v, str) else ""
-    except (ValueError, AttributeError, RecursionError):
+    except (ValueError, AttributeError):
         return ""
 
 
