@@ -137,23 +137,27 @@ class Metrics:
             "spooled": self._spooled() if self._spooled is not None else 0.0,
         }
 
-    def publish(self) -> None:
-        """Write this worker's snapshot for the others' scrapes (no-op for a single process). A folder that is full
-        or gone costs the other workers' scrapes this worker's counts, never a failed scrape or request."""
-        if self.share is None:
-            return
-        try:
-            self.share.write(self.snapshot())
-        except OSError as e:
-            log.warning("could not publish metrics to %s: %s", self.share.folder, e)
+    def publish(self) -> dict[str, Any]:
+        """Take this worker's snapshot and write it for the others' scrapes (written only across workers); returns
+        it. A folder that is full or gone costs the other workers' scrapes this worker's counts, never a failed
+        scrape or request."""
+        snap = self.snapshot()
+        if self.share is not None:
+            try:
+                self.share.write(snap)
+            except OSError as e:
+                log.warning("could not publish metrics to %s: %s", self.share.folder, e)
+        return snap
 
-    def _totals(self) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float]:
-        """This process's counts plus, across workers, the others' latest snapshots; and the records spooled now
-        by the live workers."""
+    def _totals(
+        self, mine: dict[str, Any]
+    ) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float]:
+        """This process's snapshot plus, across workers, the others' latest ones; and the records spooled now by
+        the live workers."""
         outcomes: dict[tuple[str, ...], int] = {}
         answered: dict[tuple[str, ...], Answered] = {}
         spooled = 0.0
-        for snap, age in [(self.snapshot(), 0.0), *(self.share.peers() if self.share is not None else [])]:
+        for snap, age in [(mine, 0.0), *(self.share.peers() if self.share is not None else [])]:
             for *key, n in snap["outcomes"]:
                 outcomes[tuple(key)] = outcomes.get(tuple(key), 0) + n
             for *key, dumped in snap["answered"]:
@@ -164,8 +168,8 @@ class Metrics:
 
     def collect(self) -> Iterator[Metric]:
         """The families, from a snapshot of the label sets (a scrape may run beside a request being recorded)."""
-        self.publish()  # the other workers' scrapes see this one's counts as of now
-        outcomes, answered_by, spooled = self._totals()
+        # One snapshot serves this scrape and, written out, the other workers' next ones.
+        outcomes, answered_by, spooled = self._totals(self.publish())
         if self._spooled is not None:
             yield GaugeMetricFamily(
                 "tiergate_ledger_spooled_records", "Ledger records waiting in the local spools", value=spooled
