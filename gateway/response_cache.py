@@ -252,6 +252,11 @@ class ChatCache:
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+    @property
+    def pending(self) -> int:
+        """Stores (and semantic-index updates) scheduled and not yet finished."""
+        return len(self._pending)
+
     async def drain(self) -> None:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)

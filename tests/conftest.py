@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,15 @@ def api_config(base_url: str) -> dict[str, Any]:
 
 
 GatewayFactory = Callable[..., tuple[RunningServer, AppServices]]
+
+
+def cache_settled(services: AppServices, timeout_s: float = 10.0) -> None:
+    """Wait until the gateway has finished storing the answers it gave (a store runs after its response is sent,
+    but is scheduled before: once this returns, every answer given so far is in the cache)."""
+    deadline = time.monotonic() + timeout_s
+    while services.pipeline.cache.pending:
+        assert time.monotonic() < deadline, f"{services.pipeline.cache.pending} cache stores still pending"
+        time.sleep(0.005)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from gateway.cache import MemoryStore, RedisStore
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, cache_settled
 from tests.fakes.upstream import FakeUpstream, free_port
 
 Q = [{"role": "user", "content": "what is two plus two"}]
@@ -35,7 +35,7 @@ def test_hit_miss_bypass_and_ledger(
     c = _client(server.url)
     first = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
     assert first.headers["x-tiergate-cache"] == "miss"
-    time.sleep(0.2)  # the store happens after the response, off its path
+    cache_settled(svc)  # the store happens after the response, off its path
     second = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
     assert second.headers["x-tiergate-cache"] == "hit"
     assert second.parse().choices[0].message.content == first.parse().choices[0].message.content
@@ -61,15 +61,15 @@ def test_hit_miss_bypass_and_ledger(
 def test_cache_control_and_ttl(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
     c = _client(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"cache-control": "no-store"})
-    time.sleep(0.2)
+    cache_settled(svc)
     r = c.chat.completions.with_raw_response.create(
         model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "1"}
     )
     assert r.headers["x-tiergate-cache"] == "miss"  # no-store stored nothing
-    time.sleep(0.2)
+    cache_settled(svc)
     r = c.chat.completions.with_raw_response.create(
         model="mid", messages=Q, temperature=0, extra_headers={"cache-control": "no-cache"}
     )
@@ -82,10 +82,10 @@ def test_cache_control_and_ttl(
 
 
 def test_ttl_expiry(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
     c = _client(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "1"})
-    time.sleep(0.3)
+    cache_settled(svc)
     assert (
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
@@ -100,7 +100,7 @@ def test_ttl_expiry(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstrea
 def test_streamed_answer_is_cached_and_replayed_as_a_stream(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
     c = _client(server.url)
 
     def stream() -> tuple[str, list[object], str]:
@@ -115,7 +115,7 @@ def test_streamed_answer_is_cached_and_replayed_as_a_stream(
             )
 
     status1, chunks1, text1 = stream()
-    time.sleep(0.2)
+    cache_settled(svc)
     status2, chunks2, text2 = stream()
     assert (status1, status2) == ("miss", "hit")
     assert text2 == text1 == "echo: what is two plus two"
@@ -129,14 +129,14 @@ def test_streamed_answer_is_cached_and_replayed_as_a_stream(
 def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
     c = _client(server.url)
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     q = [{"role": "user", "content": "find it [tool]"}]
     ask = {"model": "mid", "messages": q, "temperature": 0, "tools": tools}
     first = c.chat.completions.create(**ask).choices[0]  # type: ignore[call-overload]
     assert first.finish_reason == "tool_calls" and first.message.tool_calls[0].function.name == "lookup"
-    time.sleep(0.2)
+    cache_settled(svc)
     with c.chat.completions.with_streaming_response.create(**ask, stream=True) as r:  # type: ignore[call-overload]
         assert r.headers["x-tiergate-cache"] == "hit"  # the stored non-streamed answer
         chunks = list(r.parse())
@@ -149,7 +149,7 @@ def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
 
 
 def test_logprobs_survive_the_cache_both_ways(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
     c = _client(server.url)
 
     def tokens(lp: object) -> list[str]:
@@ -165,12 +165,12 @@ def test_logprobs_survive_the_cache_both_ways(gateway_factory: GatewayFactory, f
     # Stored from a plain answer, replayed to a stream.
     q1 = [{"role": "user", "content": "one two"}]
     plain = c.chat.completions.create(model="mid", messages=q1, temperature=0, logprobs=True)  # type: ignore[arg-type]
-    time.sleep(0.2)
+    cache_settled(svc)
     assert streamed(q1) == ("hit", tokens(plain.choices[0].logprobs)) and tokens(plain.choices[0].logprobs)
     # Stored from a stream, served plain.
     q2 = [{"role": "user", "content": "three four"}]
     status, first = streamed(q2)
-    time.sleep(0.2)
+    cache_settled(svc)
     again = c.chat.completions.with_raw_response.create(model="mid", messages=q2, temperature=0, logprobs=True)  # type: ignore[arg-type]
     assert (status, again.headers["x-tiergate-cache"]) == ("miss", "hit")
     assert tokens(again.parse().choices[0].logprobs) == first == ["echo:", "three", "four"]
@@ -179,10 +179,10 @@ def test_logprobs_survive_the_cache_both_ways(gateway_factory: GatewayFactory, f
 def test_scope_never_crosses_model_system_prompt_or_temperature(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
     c = _client(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
-    time.sleep(0.2)
+    cache_settled(svc)
     variants = [
         dict(model="gpt-4o", messages=Q, temperature=0),
         dict(model="mid", messages=[{"role": "system", "content": "be terse"}, *Q], temperature=0),
@@ -191,7 +191,7 @@ def test_scope_never_crosses_model_system_prompt_or_temperature(
     ]
     # With a seed both are cacheable; only the temperature differs.
     c.chat.completions.create(model="mid", messages=Q, temperature=0.2, seed=11)
-    time.sleep(0.2)
+    cache_settled(svc)
     variants.append(dict(model="mid", messages=Q, temperature=0.9, seed=11))
     for v in variants:
         assert c.chat.completions.with_raw_response.create(**v).headers["x-tiergate-cache"] == "miss", v  # type: ignore[call-overload]
@@ -200,10 +200,10 @@ def test_scope_never_crosses_model_system_prompt_or_temperature(
 
 
 def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
     c = _client(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
-    time.sleep(0.1)
+    cache_settled(svc)
     assert (
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
@@ -256,11 +256,11 @@ def test_redis_stopped_and_restarted_mid_test(
     port, d = own_redis
     _start_redis(port, d)
     store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_ms=100, backoff_s=0.5)
-    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=store)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=store)
     c = _client(server.url)
     answers = []
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
-    time.sleep(0.2)
+    cache_settled(svc)
     assert (
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
@@ -276,7 +276,7 @@ def test_redis_stopped_and_restarted_mid_test(
     _start_redis(port, d)
     time.sleep(0.6)  # past the back-off: the next request tries Redis again
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
-    time.sleep(0.2)
+    cache_settled(svc)
     assert (
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
@@ -296,7 +296,7 @@ def test_a_routed_hit_is_served_before_classification(
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), score=counting_score, store=redis_store)
     c = _client(server.url)
     first = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)
-    time.sleep(0.2)
+    cache_settled(svc)
     again = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)
     streamed = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0, stream=True)
     assert [r.headers["x-tiergate-cache"] for r in (first, again, streamed)] == ["miss", "hit", "hit"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import time
 
 import numpy as np
 import openai
@@ -12,7 +11,7 @@ import openai
 from gateway.cache import MemoryStore
 from gateway.response_cache import ChatCache
 from router.policy import TiergateConfig
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, cache_settled
 from tests.fakes.upstream import FakeUpstream
 
 EMBEDDED: list[str] = []
@@ -40,7 +39,7 @@ def test_paraphrase_hits_near_miss_and_other_scope_do_not(
         return c.chat.completions.with_raw_response.create(model="mid", messages=msgs, temperature=0)  # type: ignore[arg-type,return-value]
 
     ask("please tell me the capital city of Austria")
-    time.sleep(0.2)
+    cache_settled(svc)
     para = ask("tell me the capital city of Austria please")
     assert para.headers["x-tiergate-cache"] == "hit"  # type: ignore[attr-defined]
     assert para.headers["x-tiergate-cache-match"].startswith("semantic ")  # type: ignore[attr-defined]
