@@ -19,6 +19,7 @@ HARD = [
     "Derive a closed form for the recurrence in {} and prove it by strong induction.",
     "Formally prove the correctness of the algorithm {} using loop invariants and termination arguments.",
 ]
+POOLED = "all groups, each held out"
 NOUNS = ["France", "banana", "Tom", "tomato", "Peru", "river", "Kenya", "apple", "cloud", "Oslo", "lemon", "sky"]
 
 
@@ -65,11 +66,11 @@ def test_eval_router_finds_a_transferable_signal(tmp_path: Path) -> None:
     )
     assert p.returncode == 0, p.stderr
     table = (tmp_path / "out" / "router-eval.md").read_text()
-    apgr = {
-        (m[0], m[1]): float(m[2])
-        for m in re.findall(r"\| (custom:\w+) \| \d+ \| [\d.]+ \| [\d.]+ \| ([\w-]+) \| ([\d.]+) \|", table)
-    }
-    for task in ("custom:alpha", "custom:beta"):
+    rows = re.findall(r"^\| ([^|]+) \| (\d+) \| [\d.]+ \| [\d.]+ \| ([\w-]+) \| ([\d.]+) \|", table, re.M)
+    apgr = {(g, r): float(v) for g, _, r, v in rows}
+    # The pooled row ranks both tasks' prompts together, each scored by the routers fitted without its own task.
+    assert {(g, int(n)) for g, n, _, _ in rows} == {("custom:alpha", 120), ("custom:beta", 120), (POOLED, 240)}
+    for task in ("custom:alpha", "custom:beta", POOLED):
         assert apgr[(task, "random")] == 0.5
         assert apgr[(task, "oracle")] > 0.8
         assert apgr[(task, "tiergate-v1")] > 0.75, table
