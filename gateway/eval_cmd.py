@@ -7,6 +7,7 @@ every curve), oracle, prompt length, and logistic regression and kNN (k=40) on r
 weak-model-failed label (no source handling), the usual published router recipes. "topic-oracle" is a reference,
 not a router: each prompt gets its own subject's or task's mean gain on the test rows (classifiers/evaluate.py),
 which shows how much of a split's APGR knowing the topic alone would buy (0.5 on a split of one task).
+A last row ranks every group's prompts together, each with the scores it got while its group was held out.
 """
 
 from __future__ import annotations
