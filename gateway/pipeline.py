@@ -109,12 +109,17 @@ class ChatPipeline:
             raise Unavailable(e.reason, "model", "no_model_available") from e
 
     async def route(
-        self, req: ChatCompletionRequest, trace: Trace, policy: Policy, cascading: bool = False
+        self,
+        req: ChatCompletionRequest,
+        trace: Trace,
+        policy: Policy,
+        messages: list[dict[str, Any]],
+        cascading: bool = False,
     ) -> tuple[Decision, cascade.CascadePlan | None]:
-        """Classify the prompt and choose the cheapest adequate model with its fallback chain; with `cascading`
-        (non-stream requests), also the policy's cascade plan for this prompt, if any."""
+        """Classify the prompt (`messages`: the request's, as sent upstream) and choose the cheapest adequate model
+        with its fallback chain; with `cascading` (non-stream requests), also the policy's cascade plan, if any."""
         try:
-            text, turns = prompt_from_messages([m.model_dump() for m in req.messages])
+            text, turns = prompt_from_messages(messages)
             t0 = time.perf_counter()
             trace.score = await self._score(text, turns)
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
@@ -199,9 +204,9 @@ class ChatPipeline:
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
             plan = None
+            messages, params = self._call_args(req)  # dumped once: classified, then sent
             if decision is None:
-                decision, plan = await self.route(req, trace, policy, cascading=True)
-            messages, params = self._call_args(req)
+                decision, plan = await self.route(req, trace, policy, messages, cascading=True)
             t0 = time.perf_counter()
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:
@@ -277,9 +282,9 @@ class ChatPipeline:
                 return ChatResult(
                     response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
                 )
-            if decision is None:
-                decision, _ = await self.route(req, trace, policy)  # streams are never cascaded
             messages, params = self._call_args(req)
+            if decision is None:
+                decision, _ = await self.route(req, trace, policy, messages)  # streams are never cascaded
 
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
                 chunks = self._provider.stream(spec, messages, params)
