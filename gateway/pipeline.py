@@ -206,7 +206,8 @@ class ChatPipeline:
             plan = None
             messages, params = self._call_args(req)  # dumped once: classified, then sent
             if decision is None:
-                decision, plan = await self.route(req, trace, policy, messages, cascading=True)
+                # A draft is judged by one answer's confidence, so a request for several answers is not cascaded.
+                decision, plan = await self.route(req, trace, policy, messages, cascading=(req.n or 1) == 1)
             t0 = time.perf_counter()
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:

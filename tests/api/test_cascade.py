@@ -46,6 +46,18 @@ def test_a_confident_draft_is_the_answer(gateway_factory: GatewayFactory, fresh_
     assert row["draft_cost_usd"] == 0.0
 
 
+def test_a_request_for_several_answers_is_not_cascaded(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    r = _ask(_client(server.url), "[score=0.5] name a colour [conf=0.8]", n=2)
+    # One draft answer's confidence says nothing about the other answers, so the thresholds alone decide.
+    assert "x-tiergate-cascade" not in r.headers
+    assert len(r.parse().choices) == 2
+    assert [(b["model"], "logprobs" in b) for b in fresh_upstream.received] == [("flaky", False)]
+    assert svc.ledger.rows()[-1]["cascade"] is None
+
+
 def test_an_unsure_draft_escalates_and_both_calls_are_paid_for(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:

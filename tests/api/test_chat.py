@@ -175,6 +175,48 @@ def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_
     assert [r["usage_estimated"] for r in rows] == [0, 0]
 
 
+def test_several_choices_are_served_costed_and_never_cached(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    q = [{"role": "user", "content": "a b c"}]
+    answer = client.chat.completions.create(model="mid", messages=q, n=3, temperature=0)
+    assert [c.index for c in answer.choices] == [0, 1, 2]
+    assert all(c.message.content == "echo: a b c" for c in answer.choices)
+    assert answer.usage is not None and answer.usage.completion_tokens == 12  # 4 words in each of 3 answers
+    # The same deterministic request again goes upstream: a cache entry keeps one answer, not n.
+    client.chat.completions.create(model="mid", messages=q, n=3, temperature=0)
+    assert fresh_upstream.calls_for("mid") == 2 and all(b["n"] == 3 for b in fresh_upstream.received)
+    stream = client.chat.completions.create(
+        model="mid", messages=q, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    texts: dict[int, str] = {}
+    chunks = list(stream)
+    for c in chunks:
+        for ch in c.choices:
+            texts[ch.index] = texts.get(ch.index, "") + (ch.delta.content or "")
+    assert texts == {0: "echo: a b c", 1: "echo: a b c"}
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 8
+    rows = svc.ledger.rows()
+    assert [(r["completion_tokens"], r["stream"], r["cache"]) for r in rows] == [
+        (12, 0, "bypass"),
+        (12, 0, "bypass"),
+        (8, 1, "bypass"),
+    ]
+    assert rows[0]["cost_usd"] == pytest.approx((3 * 0.5 + 12 * 1.5) / 1e6)
+
+
+def test_more_choices_than_openai_allows_is_a_400_naming_n(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    with pytest.raises(openai.BadRequestError) as e:
+        _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], n=129)
+    assert e.value.body["param"] == "n"  # type: ignore[index]
+    assert fresh_upstream.received == []
+
+
 def test_an_upstream_that_reports_no_usage_gets_estimated_costs_not_zero(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:

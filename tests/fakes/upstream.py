@@ -106,10 +106,11 @@ class FakeUpstream:
         prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages", []))
         last_user = next((_text(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), "")
         answer = f"echo: {last_user}"
+        n = int(body.get("n") or 1)  # n choices, each the same echo; usage counts every choice, as OpenAI's does
         usage = {
             "prompt_tokens": prompt_words,
-            "completion_tokens": len(answer.split()),
-            "total_tokens": prompt_words + len(answer.split()),
+            "completion_tokens": n * len(answer.split()),
+            "total_tokens": prompt_words + n * len(answer.split()),
         }
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
@@ -138,7 +139,7 @@ class FakeUpstream:
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [choice],
+                    "choices": [{**choice, "index": i} for i in range(n)],
                     **({"usage": usage} if sc.usage else {}),
                 }
             )
@@ -148,18 +149,20 @@ class FakeUpstream:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
             words = answer.split(" ")
             for i, w in enumerate(words):
-                delta: dict[str, Any] = {"content": w if i == 0 else " " + w}
-                if i == 0:
-                    delta["role"] = "assistant"
-                streamed: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": None}
-                if body.get("logprobs"):
-                    streamed["logprobs"] = token_logprobs(w)
-                chunk = {**base, "choices": [streamed]}
-                yield f"data: {json.dumps(chunk)}\n\n".encode()
+                for c in range(n):  # the choices interleave, one chunk per choice per word, as OpenAI's may
+                    delta: dict[str, Any] = {"content": w if i == 0 else " " + w}
+                    if i == 0:
+                        delta["role"] = "assistant"
+                    streamed: dict[str, Any] = {"index": c, "delta": delta, "finish_reason": None}
+                    if body.get("logprobs"):
+                        streamed["logprobs"] = token_logprobs(w)
+                    chunk = {**base, "choices": [streamed]}
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
                 if sc.cut_stream:
                     return
-            stop = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-            yield f"data: {json.dumps(stop)}\n\n".encode()
+            for c in range(n):
+                stop = {**base, "choices": [{"index": c, "delta": {}, "finish_reason": "stop"}]}
+                yield f"data: {json.dumps(stop)}\n\n".encode()
             if include_usage:
                 yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
             yield b"data: [DONE]\n\n"

@@ -77,6 +77,20 @@ def test_easy_prompt_streams_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert row["stream"] == 1 and row["completion_tokens"] == chunks[-1].usage.completion_tokens
 
 
+def test_several_answers_from_local_llama_cpp(tiergate: Gateway) -> None:
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": EASY}], max_tokens=8, n=2
+    )
+    assert r.headers["x-tiergate-model"] == "smollm2-local"
+    body = r.parse()
+    assert [c.index for c in body.choices] == [0, 1]
+    assert all((c.message.content or "").strip() for c in body.choices)
+    row = _ledger(tiergate, r.headers["x-request-id"])
+    # Recorded as the upstream reports it. (This llama.cpp counts one answer's tokens for n > 1: llama.cpp PR
+    # #27318; a hosted OpenAI model counts all of them.)
+    assert body.usage is not None and row["completion_tokens"] == body.usage.completion_tokens
+
+
 def test_json_mode_on_llama_cpp_is_grammar_constrained(tiergate: Gateway) -> None:
     schema = {
         "type": "object",
