@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from classifiers.features import content_text
 from router.select import Needs
@@ -19,7 +19,16 @@ _Open = ConfigDict(extra="allow")
 class ChatMessage(BaseModel):
     model_config = _Open
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, Any]] | None = Field(default=None, validate_default=True)
+
+    @field_validator("content")
+    @classmethod
+    def _content_unless_assistant(cls, v: Any, info: ValidationInfo) -> Any:
+        # As OpenAI: only an assistant turn may go without content (it may carry tool calls instead). Checked here,
+        # so the client gets a 400 naming the field, not an upstream's rejection after classification.
+        if v is None and info.data.get("role", "assistant") != "assistant":
+            raise ValueError(f"a {info.data['role']} message needs content (a string or a list of parts)")
+        return v
 
 
 class StreamOptions(BaseModel):

@@ -1,4 +1,5 @@
-"""GET /v1/models: routable names (auto, policies, models), each with its tier and whether it is available now."""
+"""GET /v1/models and /v1/models/{id}: routable names (auto, policies, models), each with its tier and whether it
+is available now (OpenAI's list and retrieve)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,27 @@ from fastapi import APIRouter
 
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
+from gateway.errors import NotFound
 
 router = APIRouter()
 
 
 @router.get("/v1/models")
 async def list_models(services: Services) -> dict[str, Any]:
+    return {"object": "list", "data": _entries(services)}
+
+
+@router.get("/v1/models/{model_id:path}")  # a path: configured names may contain "/" (e.g. "openai/gpt-4o")
+async def retrieve_model(model_id: str, services: Services) -> dict[str, Any]:
+    entries = _entries(services)
+    found = next((e for e in entries if e["id"] == model_id), None)
+    if found is None:
+        known = ", ".join(e["id"] for e in entries)
+        raise NotFound(f"The model '{model_id}' does not exist. Use one of: {known}.", "model", "model_not_found")
+    return found
+
+
+def _entries(services: Services) -> list[dict[str, Any]]:
     cfg = services.config
     down = services.pipeline.unavailable
     data: list[dict[str, Any]] = [
@@ -76,4 +92,4 @@ async def list_models(services: Services) -> dict[str, Any]:
                 "available": True,
             }
         )
-    return {"object": "list", "data": data}
+    return data

@@ -279,6 +279,11 @@ def test_unavailable_model_listed_and_skipped(gateway_factory: GatewayFactory, f
     assert models["keyless"].model_extra["available"] is False
     assert "TIERGATE_TEST_UNSET_KEY" in models["keyless"].model_extra["unavailable_reason"]
     assert models["mid"].model_extra["available"] is True
+    assert client.models.retrieve("keyless") == models["keyless"]  # the SDK's retrieve: the list's own entry
+    assert client.models.retrieve("auto").model_extra["kind"] == "policy"
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("gpt-9")
+    assert missing.value.code == "model_not_found" and "auto" in missing.value.message
     # `strict` allows only local-small and keyless, rejects instead of degrading: a hard prompt gets a 503.
     with pytest.raises(openai.InternalServerError) as e:
         client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "x [score=0.9]"}])

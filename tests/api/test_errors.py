@@ -58,6 +58,8 @@ def test_a_body_nested_too_deep_is_400_and_recorded(
         ({"model": "auto"}, "messages"),
         ({"model": "auto", "messages": []}, "messages"),
         ({"model": "auto", "messages": [{"role": "wizard", "content": "x"}]}, "messages.0.role"),
+        ({"model": "auto", "messages": [{"role": "system", "content": "x"}, {"role": "user"}]}, "messages.1.content"),
+        ({"model": "auto", "messages": [{"role": "tool", "content": None, "tool_call_id": "c"}]}, "messages.0.content"),
         ({"model": "auto", "messages": [{"role": "user", "content": "x"}], "temperature": 7}, "temperature"),
         ({"messages": [{"role": "user", "content": "x"}]}, "model"),
     ],
