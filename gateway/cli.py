@@ -1,4 +1,5 @@
-"""The `tiergate` command: serve, validate-config, train, eval-router, calibrate, report, export-labels, classify."""
+"""The `tiergate` command: serve, validate-config, new-key, train, eval-router, calibrate, report, export-labels,
+classify."""
 
 from __future__ import annotations
 
@@ -27,6 +28,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"{e.path}: {line}", file=sys.stderr)
         return 1
     print("ok")
+    return 0
+
+
+def cmd_new_key(args: argparse.Namespace) -> int:
+    """A fresh random key, shown once, and the `keys:` entry that stores only its SHA-256."""
+    import secrets
+
+    from gateway.auth import digest
+    from router.policy import ApiKey
+
+    key = "tg-" + secrets.token_urlsafe(32)
+    entry = ApiKey(name=args.name, sha256=digest(key), admin=args.admin)  # validated as the config will be
+    print(f"key (shown once; give it to the client): {key}", file=sys.stderr)
+    print("add under `keys:` in the policy file:", file=sys.stderr)
+    print(f"  - {{name: {json.dumps(entry.name)}, sha256: {entry.sha256}, admin: {str(entry.admin).lower()}}}")
     return 0
 
 
@@ -192,6 +208,10 @@ def parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
     v.add_argument("path")
     v.set_defaults(fn=cmd_validate)
+    nk = sub.add_parser("new-key", help="make an API key; prints the key once and its entry for the policy file")
+    nk.add_argument("name", help="who the key is for (shown in the key's 403s; the ledger keeps a hash prefix)")
+    nk.add_argument("--admin", action="store_true", help="may also read the dashboard, /api/stats and /metrics")
+    nk.set_defaults(fn=cmd_new_key)
     t = sub.add_parser("train", help="fit the complexity classifier from outcome files (shared/data schema)")
     t.add_argument("--data", nargs="+", required=True)
     t.add_argument("--out", default=str(DEFAULT_ARTIFACT))

@@ -5,7 +5,8 @@ Exception tree (all carry status, OpenAI `type`, `param`, `code`):
     GatewayError
     ├── InvalidRequest      400 invalid_request_error   malformed JSON, schema violation (param = first bad field),
     │                                                   a request no allowed model could serve (from_unsatisfiable)
-    ├── PermissionDenied    403 permission_error        the policy forbids this model
+    ├── Unauthorized        401 invalid_request_error   no API key, or an unknown one (code invalid_api_key)
+    ├── PermissionDenied    403 permission_error        the policy forbids this model; a key that is not an admin's
     ├── NotFound            404 invalid_request_error   unknown model or policy (code model_not_found)
     ├── Unavailable         503 server_error            no model may serve the request now
     └── UpstreamFailed      502/504 server_error        every candidate failed upstream
@@ -46,6 +47,13 @@ class GatewayError(Exception):
 
 class InvalidRequest(GatewayError):
     status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(GatewayError):
+    """No API key, or one the gateway does not know (OpenAI answers both so: 401, code invalid_api_key)."""
+
+    status = 401
     type = "invalid_request_error"
 
 

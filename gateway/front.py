@@ -1,4 +1,5 @@
-"""The outermost ASGI layer: an id for every HTTP request, and the chat endpoint served without FastAPI.
+"""The outermost ASGI layer: an id for every HTTP request, the API-key check (gateway/auth.py), and the chat
+endpoint served without FastAPI.
 
 /v1/chat/completions is the one hot path. Served here, in front of FastAPI, a request pays for its own parsing,
 routing, pipeline and one response object, not for FastAPI's middleware stack and routing, which on a cache hit
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
+from gateway.auth import Gate, header
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
 from gateway.routes.chat import CHAT_PATH, handle_chat
 
@@ -29,6 +31,7 @@ class Front:
         # Request ids need uniqueness, not secrecy: os.urandom costs ~20 us a call here (a system call), a seeded
         # generator well under one.
         self._ids = random.Random(os.urandom(16))
+        self._gate = Gate(app.state.services.config.keys)
 
     def new_request_id(self) -> str:
         return f"tg-{self._ids.getrandbits(128):032x}"
@@ -47,6 +50,13 @@ class Front:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
+        if self._gate.enabled and (
+            denied := self._gate.check(scope["path"], header(scope["headers"], b"authorization"))
+        ):
+            # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
+            err, extra = denied
+            await error_response(err, rid, extra)(scope, receive, send)
+            return
         if scope["path"] == CHAT_PATH:
             if scope["method"] != "POST":
                 err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")

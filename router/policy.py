@@ -139,6 +139,16 @@ class Policy(_Frozen):
         return sum(1 for t in self.thresholds if score >= t)
 
 
+class ApiKey(_Frozen):
+    """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
+    `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
+    /api/stats, /metrics)."""
+
+    name: Annotated[str, Field(min_length=1)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    admin: bool = False
+
+
 class TiergateConfig(_Frozen):
     """The whole YAML file."""
 
@@ -146,6 +156,8 @@ class TiergateConfig(_Frozen):
     policies: Annotated[dict[str, Policy], Field(min_length=1)]
     default_policy: str = "default"
     embedding_models: list[EmbeddingModelSpec] = []
+    # No keys: the gateway is open (bind it to a private address). Any key: every API call needs one.
+    keys: list[ApiKey] = []
     version: str = "1"
 
     @model_validator(mode="after")
@@ -154,6 +166,10 @@ class TiergateConfig(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"models: duplicate model names {dupes}")
+        for what in ("name", "sha256"):
+            vals = [getattr(k, what) for k in self.keys]
+            if twice := sorted({v for v in vals if vals.count(v) > 1}):
+                raise ValueError(f"keys: duplicate {what} {twice}")
         known = set(names)
         clash = sorted(known & set(self.policies))
         if clash or "auto" in known or "auto" in self.policies:

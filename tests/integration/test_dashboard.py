@@ -8,6 +8,8 @@ import shutil
 import sqlite3
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ import openai
 import pytest
 from playwright.sync_api import Page, sync_playwright
 
+from gateway.auth import digest
 from gateway.ledger import LedgerRecord
 from tests.conftest import GatewayFactory, api_config
 from tests.fakes.upstream import FakeUpstream
@@ -140,6 +143,29 @@ def _drawn_canvases(page: Page) -> dict[str, int]:
     return result
 
 
+@contextmanager
+def _browser(problems: list[str], **context: Any) -> Iterator[Page]:
+    """Headless Chromium with a fresh profile; console errors, failed requests and HTTP errors go to `problems`."""
+    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
+        ctx = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=_chromium(),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1800},
+            **context,
+        )
+        page = ctx.new_page()
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
+        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+        try:
+            yield page
+        finally:
+            ctx.close()
+
+
 def test_dashboard_draws_and_its_numbers_equal_the_ledger(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
@@ -148,19 +174,7 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
     db = Path(svc.ledger.backend.where)
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=_chromium(),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1800},
-        )
-        page = ctx.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
+    with _browser(problems) as page:
         page.goto(f"{server.url}/dashboard")
         page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
 
@@ -182,5 +196,27 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         _assert_matches(page, _ledger_sums(db, "strict"))
         assert "policy=strict" in page.url
         assert not page.is_visible("#cascade-section")  # no cascade under that policy
-        ctx.close()
     assert problems == []
+
+
+def test_with_keys_a_browser_opens_the_dashboard_with_an_admin_key(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["keys"] = [{"name": "ops", "sha256": digest("tg-ops-key"), "admin": True}]
+    server, svc = gateway_factory(cfg)
+    openai.OpenAI(base_url=f"{server.url}/v1", api_key="tg-ops-key", max_retries=0).chat.completions.create(
+        model="mid", messages=[{"role": "user", "content": "one"}]
+    )
+    svc.ledger.flush()
+    problems: list[str] = []
+    # The page answers 401 with a Basic challenge; the browser answers it with these credentials (a person would
+    # type them into its prompt) and sends them with the page's own fetches of /api/stats.
+    with _browser(problems, http_credentials={"username": "ops", "password": "tg-ops-key"}) as page:
+        page.goto(f"{server.url}/dashboard")
+        page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
+        assert page.inner_text('[data-total="requests"]') == "1"
+    assert problems == []
+    with _browser([], http_credentials={"username": "ops", "password": "wrong"}) as page:
+        refused = page.goto(f"{server.url}/dashboard")
+        assert refused is not None and refused.status == 401

@@ -1,0 +1,90 @@
+"""API keys through the running gateway: the official SDK and plain HTTP, with keys in the config and without."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from gateway.auth import digest
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+CLIENT_KEY, ADMIN_KEY = "tg-client-secret-1", "tg-admin-secret-2"
+
+
+def _config(url: str) -> dict[str, Any]:
+    cfg = api_config(url)
+    cfg["keys"] = [
+        {"name": "app", "sha256": digest(CLIENT_KEY)},
+        {"name": "ops", "sha256": digest(ADMIN_KEY), "admin": True},
+    ]
+    return cfg
+
+
+def _client(url: str, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+
+
+def _basic(key: str) -> dict[str, str]:
+    return {"authorization": "Basic " + base64.b64encode(f"anyone:{key}".encode()).decode()}
+
+
+def test_a_call_without_a_known_key_is_401_and_reaches_nothing(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    q = [{"role": "user", "content": "hi"}]
+    with pytest.raises(openai.AuthenticationError) as wrong:
+        _client(server.url, "tg-not-a-key-at-all").chat.completions.create(model="auto", messages=q)
+    assert wrong.value.status_code == 401 and wrong.value.code == "invalid_api_key"
+    assert "tg-...-all" in wrong.value.message  # enough to tell keys apart, not enough to use one
+    missing = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "auto", "messages": q})
+    assert missing.status_code == 401 and missing.headers["www-authenticate"] == "Bearer"
+    assert missing.json()["error"]["code"] == "invalid_api_key" and missing.headers["x-request-id"].startswith("tg-")
+    for path in ("/v1/models", "/v1/embeddings", "/v1/feedback", "/v1/nowhere"):
+        assert httpx.post(f"{server.url}{path}", json={}).status_code in (401,), path
+    assert fresh_upstream.received == []
+    assert svc.ledger.rows() == []  # refused before it was read: callers without a key cannot fill the ledger
+
+
+def test_a_known_key_is_served_and_its_calls_are_booked_under_it(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url))
+    client = _client(server.url, CLIENT_KEY)
+    r = client.chat.completions.with_raw_response.create(model="mid", messages=[{"role": "user", "content": "a b"}])
+    assert r.parse().choices[0].message.content == "echo: a b"
+    assert client.models.list().data[0].id == "auto"
+    assert client.embeddings.create(model="all-minilm-l6-v2", input=["x"]).data
+    rows = svc.ledger.rows()
+    assert [r["key_id"] for r in rows] == ["key-" + digest(CLIENT_KEY)[:16]] * 2  # the chat call and the embedding
+    # The health checks and the API description stay open, for orchestrators and SDK generators.
+    for path in ("/healthz", "/readyz", "/openapi.json"):
+        assert httpx.get(f"{server.url}{path}").status_code == 200, path
+
+
+def test_the_books_need_an_admin_key_and_a_browser_is_asked_for_one(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, _ = gateway_factory(_config(fresh_upstream.base_url))
+    for path in ("/dashboard", "/api/stats", "/api/stats.csv", "/metrics"):
+        anon = httpx.get(f"{server.url}{path}")
+        assert anon.status_code == 401, path
+        assert anon.headers["www-authenticate"].startswith('Basic realm="tiergate"'), path  # the browser's prompt
+        app = httpx.get(f"{server.url}{path}", headers={"authorization": f"Bearer {CLIENT_KEY}"})
+        assert app.status_code == 403 and app.json()["error"]["code"] == "not_admin", path
+        assert httpx.get(f"{server.url}{path}", headers={"authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
+        assert httpx.get(f"{server.url}{path}", headers=_basic(ADMIN_KEY)).status_code == 200, path
+    assert httpx.get(f"{server.url}/dashboard", headers=_basic(CLIENT_KEY)).status_code == 403
+    # An admin key is also a client key.
+    assert _client(server.url, ADMIN_KEY).models.list().data
+
+
+def test_without_keys_the_gateway_stays_open(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    assert httpx.get(f"{server.url}/v1/models").status_code == 200
+    assert httpx.get(f"{server.url}/api/stats").status_code == 200

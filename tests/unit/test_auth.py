@@ -1,0 +1,82 @@
+"""The key check on its own: what a header presents, which paths are open, and the config's rules for keys."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import ValidationError
+
+from gateway.auth import Gate, digest, presented_key
+from gateway.errors import PermissionDenied, Unauthorized
+from router.policy import ApiKey, TiergateConfig
+
+
+def _basic(cred: str) -> str:
+    return "Basic " + base64.b64encode(cred.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    ("header", "key"),
+    [
+        ("Bearer abc", "abc"),
+        ("bearer   abc  ", "abc"),
+        ("Bearer ", None),
+        ("", None),
+        ("Token abc", None),
+        (_basic("user:abc"), "abc"),
+        (_basic("abc"), None),  # no password
+        ("Basic not-base64!", None),
+    ],
+)
+def test_the_key_a_header_presents(header: str, key: str | None) -> None:
+    assert presented_key(header) == key
+
+
+def test_open_paths_client_paths_and_the_books() -> None:
+    gate = Gate([ApiKey(name="app", sha256=digest("k1")), ApiKey(name="ops", sha256=digest("k2"), admin=True)])
+    assert gate.enabled and not Gate([]).enabled
+    for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/static/dashboard.js"):
+        assert gate.check(path, "") is None
+    no_key = gate.check("/v1/chat/completions", "")
+    assert no_key is not None and isinstance(no_key[0], Unauthorized) and no_key[1] == {"www-authenticate": "Bearer"}
+    wrong = gate.check("/v1/chat/completions", "Bearer k3")
+    assert wrong is not None and isinstance(wrong[0], Unauthorized) and wrong[0].code == "invalid_api_key"
+    assert gate.check("/v1/chat/completions", "Bearer k1") is None
+    books = gate.check("/api/stats", "Bearer k1")
+    assert books is not None and isinstance(books[0], PermissionDenied)
+    assert gate.check("/api/stats", "Bearer k2") is None and gate.check("/dashboard", _basic("x:k2")) is None
+    anon_books = gate.check("/metrics", "")
+    assert anon_books is not None and anon_books[1]["www-authenticate"].startswith("Basic")
+
+
+def test_keys_in_the_config_are_digests_and_unique() -> None:
+    base = {
+        "models": [{"name": "m", "litellm_model": "openai/m", "tier": 0}],
+        "policies": {"default": {"thresholds": [0.5], "baseline_model": "m"}},
+    }
+    ok = TiergateConfig.model_validate({**base, "keys": [{"name": "a", "sha256": digest("x")}]})
+    assert ok.keys[0].admin is False
+    for keys in (
+        [{"name": "a", "sha256": "not-a-digest"}],
+        [{"name": "a", "sha256": digest("x").upper()}],
+        [{"name": "a", "sha256": digest("x")}, {"name": "a", "sha256": digest("y")}],
+        [{"name": "a", "sha256": digest("x")}, {"name": "b", "sha256": digest("x")}],
+        [{"name": "a", "sha256": digest("x"), "key": "x"}],  # a typo'd or plaintext field is refused
+    ):
+        with pytest.raises(ValidationError):
+            TiergateConfig.model_validate({**base, "keys": keys})
+
+
+def test_new_key_prints_the_key_once_and_an_entry_holding_only_its_digest(capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+
+    from gateway.cli import main
+
+    assert main(["new-key", "team: a", "--admin"]) == 0
+    out, err = capsys.readouterr()
+    key = err.split("shown once; give it to the client): ", 1)[1].split()[0]
+    assert key.startswith("tg-") and len(key) > 40 and key not in out
+    entry = ApiKey.model_validate(yaml.safe_load(out)[0])  # the line pastes under `keys:` as it is
+    assert entry == ApiKey(name="team: a", sha256=digest(key), admin=True)
+    assert Gate([entry]).check("/api/stats", f"Bearer {key}") is None
