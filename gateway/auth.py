@@ -41,6 +41,14 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+class Refused(Exception):
+    """A request the gate turns away: the error to answer with, and the headers that go with it."""
+
+    def __init__(self, error: GatewayError, headers: dict[str, str]) -> None:
+        super().__init__(error.message)
+        self.error, self.headers = error, headers
+
+
 class Gate:
     def __init__(self, keys: Sequence[ApiKey]) -> None:
         # Looked up by the key's SHA-256: the lookup's timing depends on the digest, which a caller cannot steer
@@ -51,8 +59,8 @@ class Gate:
     def enabled(self) -> bool:
         return bool(self._by_digest)
 
-    def check(self, path: str, authorization: str) -> tuple[GatewayError, dict[str, str]] | None:
-        """None if the request may go on, else the error to answer with and its extra headers."""
+    def admit(self, path: str, authorization: str) -> ApiKey | None:
+        """The caller's key (None on an open path); raises Refused if the request may not go on."""
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
             return None
         books = path.startswith(BOOKS_PREFIXES)
@@ -61,15 +69,15 @@ class Gate:
         key = presented_key(authorization)
         if key is None:
             msg = "You didn't provide an API key. Send it as 'Authorization: Bearer <key>'."
-            return Unauthorized(msg, None, "invalid_api_key"), challenge
+            raise Refused(Unauthorized(msg, None, "invalid_api_key"), challenge)
         found = self._by_digest.get(digest(key))
         if found is None:
             shown = f"{key[:3]}...{key[-4:]}" if len(key) > 10 else "..."
-            return Unauthorized(f"Incorrect API key provided: {shown}.", None, "invalid_api_key"), challenge
+            raise Refused(Unauthorized(f"Incorrect API key provided: {shown}.", None, "invalid_api_key"), challenge)
         if books and not found.admin:
             msg = f"The key '{found.name}' may call the API but not read the dashboard, /api/stats or /metrics."
-            return PermissionDenied(msg, None, "not_admin"), {}
-        return None
+            raise Refused(PermissionDenied(msg, None, "not_admin"), {})
+        return found
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str:

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.auth import Gate, header
+from gateway.auth import Gate, Refused, header
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
 from gateway.routes.chat import CHAT_PATH, handle_chat
 
@@ -50,13 +50,14 @@ class Front:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
-        if self._gate.enabled and (
-            denied := self._gate.check(scope["path"], header(scope["headers"], b"authorization"))
-        ):
-            # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
-            err, extra = denied
-            await error_response(err, rid, extra)(scope, receive, send)
-            return
+        if self._gate.enabled:
+            try:
+                # The chat route reads it: a key may be held to its own policies (router/policy.py: ApiKey).
+                scope["state"]["api_key"] = self._gate.admit(scope["path"], header(scope["headers"], b"authorization"))
+            except Refused as r:
+                # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
+                await error_response(r.error, rid, r.headers)(scope, receive, send)
+                return
         if scope["path"] == CHAT_PATH:
             if scope["method"] != "POST":
                 err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")

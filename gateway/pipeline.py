@@ -29,7 +29,7 @@ from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, r
 from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
 from gateway.usage import content_chars, estimate_usage, usage_of
 from router import cascade
-from router.policy import ModelSpec, Policy, TiergateConfig
+from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
@@ -78,24 +78,34 @@ class ChatPipeline:
         self.unavailable = frozenset(unavailable)
 
     # -- routing ---------------------------------------------------------------------------------------------
-    def resolve(self, model: str) -> tuple[str, Policy, str | None]:
-        """(policy name, policy, concrete model or None) for the request's `model` field."""
+    def resolve(self, model: str, api_key: ApiKey | None = None) -> tuple[str, Policy, str | None]:
+        """(policy name, policy, concrete model or None) for the request's `model` field, as the caller's key
+        allows: a key held to some policies routes `auto` and named models by the first of them."""
         cfg = self.config
+        home = api_key.home_policy(cfg.default_policy) if api_key else cfg.default_policy
         if model == "auto":
-            return cfg.default_policy, cfg.policies[cfg.default_policy], None
+            return home, cfg.policies[home], None
         if model in cfg.policies:
+            if api_key and not api_key.may_use(model):
+                raise PermissionDenied(
+                    f"The key '{api_key.name}' may use the policies {api_key.policies}, not '{model}'.",
+                    "model",
+                    "policy_not_allowed",
+                )
             return model, cfg.policies[model], None
         if cfg.model(model) is not None:
-            return cfg.default_policy, cfg.policies[cfg.default_policy], model
+            return home, cfg.policies[home], model
         known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models)]
         raise NotFound(
             f"The model '{model}' does not exist. Use one of: {', '.join(known)}.", "model", "model_not_found"
         )
 
-    def begin(self, req: ChatCompletionRequest, trace: Trace) -> tuple[Policy, Decision | None, str]:
+    def begin(
+        self, req: ChatCompletionRequest, trace: Trace, api_key: ApiKey | None = None
+    ) -> tuple[Policy, Decision | None, str]:
         """Resolve the policy; for a named model, its decision (permissions checked before any cache lookup).
         Returns (policy, decision or None if the request is to be classified, cache target)."""
-        trace.policy, policy, concrete = self.resolve(req.model)
+        trace.policy, policy, concrete = self.resolve(req.model, api_key)
         trace.baseline_model = policy.baseline_model
         if policy.record_prompts:
             trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
@@ -194,11 +204,15 @@ class ChatPipeline:
         return body
 
     async def complete(
-        self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
+        self,
+        req: ChatCompletionRequest,
+        request_id: str,
+        headers: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> ChatResult:
-        trace = Trace(request_id, req.model, stream=False, key_id=key_id(headers or {}))
+        trace = Trace(request_id, req.model, stream=False, key_id=key_id(headers or {}, api_key))
         try:
-            policy, decision, target = self.begin(req, trace)
+            policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
@@ -270,12 +284,16 @@ class ChatPipeline:
         return None
 
     async def stream(
-        self, req: ChatCompletionRequest, request_id: str, headers: Mapping[str, str] | None = None
+        self,
+        req: ChatCompletionRequest,
+        request_id: str,
+        headers: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = Trace(request_id, req.model, stream=True, key_id=key_id(headers or {}))
+        trace = Trace(request_id, req.model, stream=True, key_id=key_id(headers or {}, api_key))
         try:
-            policy, decision, target = self.begin(req, trace)
+            policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
@@ -380,8 +398,9 @@ class ChatPipeline:
         err: GatewayError,
         stream: bool = False,
         headers: Mapping[str, str] | None = None,
+        api_key: ApiKey | None = None,
     ) -> None:
         """The ledger record of a request refused before routing (malformed body, bad parameter)."""
-        trace = Trace(request_id, requested_model, stream=stream, key_id=key_id(headers or {}))
+        trace = Trace(request_id, requested_model, stream=stream, key_id=key_id(headers or {}, api_key))
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))

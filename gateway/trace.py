@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from gateway.errors import GatewayError
 from gateway.ledger import LedgerRecord
-from router.policy import ModelSpec
+from router.policy import ApiKey, ModelSpec
 from router.pricing import PriceTable, Usage
 
 
@@ -53,8 +53,11 @@ class Trace:
         return err
 
 
-def key_id(headers: Mapping[str, str]) -> str | None:
-    """A stable, irreversible id for the caller's API key (the bearer token), for per-key reporting."""
+def key_id(headers: Mapping[str, str], api_key: ApiKey | None = None) -> str | None:
+    """A stable, irreversible id for the caller's API key (the bearer token), for per-key reporting. A key the
+    gateway checked (gateway/auth.py) gives the same id however it was sent."""
+    if api_key is not None:
+        return "key-" + api_key.sha256[:16]
     auth = headers.get("authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
     return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else None

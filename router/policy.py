@@ -142,11 +142,19 @@ class Policy(_Frozen):
 class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
-    /api/stats, /metrics)."""
+    /api/stats, /metrics). `policies`, if set, are the only ones the key may use, and the first is what `auto` and
+    a named model mean for it: an app gets its own routing without changing a line."""
 
     name: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     admin: bool = False
+    policies: Annotated[list[str], Field(min_length=1)] | None = None
+
+    def home_policy(self, default: str) -> str:
+        return self.policies[0] if self.policies else default
+
+    def may_use(self, policy: str) -> bool:
+        return self.policies is None or policy in self.policies
 
 
 class TiergateConfig(_Frozen):
@@ -170,6 +178,9 @@ class TiergateConfig(_Frozen):
             vals = [getattr(k, what) for k in self.keys]
             if twice := sorted({v for v in vals if vals.count(v) > 1}):
                 raise ValueError(f"keys: duplicate {what} {twice}")
+        for k in self.keys:
+            if unknown := [p for p in k.policies or [] if p not in self.policies]:
+                raise ValueError(f"keys.{k.name}.policies: unknown {unknown} (known: {sorted(self.policies)})")
         known = set(names)
         clash = sorted(known & set(self.policies))
         if clash or "auto" in known or "auto" in self.policies:

@@ -14,6 +14,7 @@ from gateway import sse
 from gateway.deps import AppServices
 from gateway.errors import InvalidRequest, from_validation
 from gateway.protocol import ChatCompletionRequest
+from router.policy import ApiKey
 
 CHAT_PATH = "/v1/chat/completions"
 # Larger than any context window's worth of text plus a few images as data URLs; a bound on what one request
@@ -70,20 +71,21 @@ async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid
     """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
     # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    key: ApiKey | None = scope["state"].get("api_key")  # set by the front when keys are configured
     try:
         raw = await read_body(receive)
     except InvalidRequest as e:
-        services.pipeline.reject(rid, "", e, headers=headers)  # refused unread, but still on the record
+        services.pipeline.reject(rid, "", e, headers=headers, api_key=key)  # refused unread, but still on the record
         raise
     try:
         req = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as e:
         err = from_validation([dict(x) for x in e.errors()])
-        services.pipeline.reject(rid, _requested_model(raw), err, headers=headers)
+        services.pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key)
         raise err from None
     if not req.stream:
-        result = await services.pipeline.complete(req, rid, headers)
+        result = await services.pipeline.complete(req, rid, headers, key)
         return JSONBody(orjson.dumps(result.body), result.headers)
-    result = await services.pipeline.stream(req, rid, headers)
+    result = await services.pipeline.stream(req, rid, headers, key)
     assert result.chunks is not None
     return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)

@@ -88,3 +88,36 @@ def test_without_keys_the_gateway_stays_open(gateway_factory: GatewayFactory, fr
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     assert httpx.get(f"{server.url}/v1/models").status_code == 200
     assert httpx.get(f"{server.url}/api/stats").status_code == 200
+
+
+def test_a_key_held_to_its_policies_routes_by_the_first_and_may_not_leave_them(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = _config(fresh_upstream.base_url)
+    cfg["keys"].append({"name": "batch", "sha256": digest("tg-batch-key-3"), "policies": ["strict"]})
+    server, svc = gateway_factory(cfg)
+    batch = _client(server.url, "tg-batch-key-3")
+    r = batch.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    assert r.headers["x-tiergate-policy"] == "strict"  # `auto` means the key's own policy
+    with pytest.raises(openai.PermissionDeniedError) as other:
+        batch.chat.completions.create(model="default", messages=[{"role": "user", "content": "hi"}])
+    assert other.value.code == "policy_not_allowed" and "strict" in other.value.message
+    # A named model is judged by the key's policy: strict allows only local-small and keyless.
+    with pytest.raises(openai.PermissionDeniedError) as direct:
+        batch.chat.completions.create(model="mid", messages=[{"role": "user", "content": "hi"}])
+    assert direct.value.code == "model_not_allowed"
+    # However the key is sent, it is the same key with the same limits.
+    basic = httpx.post(
+        f"{server.url}/v1/chat/completions",
+        json={"model": "default", "messages": [{"role": "user", "content": "hi"}]},
+        headers=_basic("tg-batch-key-3"),
+    )
+    assert basic.status_code == 403
+    rows = svc.ledger.rows()
+    assert {r["key_id"] for r in rows} == {"key-" + digest("tg-batch-key-3")[:16]}
+    assert [r["status"] for r in rows] == [200, 403, 403, 403]
+    # Keys without `policies` are unchanged: `auto` is the default policy.
+    free = _client(server.url, CLIENT_KEY).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "hi"}]
+    )
+    assert free.headers["x-tiergate-policy"] == "default"

@@ -7,7 +7,7 @@ import base64
 import pytest
 from pydantic import ValidationError
 
-from gateway.auth import Gate, digest, presented_key
+from gateway.auth import Gate, Refused, digest, presented_key
 from gateway.errors import PermissionDenied, Unauthorized
 from router.policy import ApiKey, TiergateConfig
 
@@ -33,21 +33,26 @@ def test_the_key_a_header_presents(header: str, key: str | None) -> None:
     assert presented_key(header) == key
 
 
+def _refused(gate: Gate, path: str, authorization: str) -> Refused:
+    with pytest.raises(Refused) as r:
+        gate.admit(path, authorization)
+    return r.value
+
+
 def test_open_paths_client_paths_and_the_books() -> None:
-    gate = Gate([ApiKey(name="app", sha256=digest("k1")), ApiKey(name="ops", sha256=digest("k2"), admin=True)])
+    app, ops = ApiKey(name="app", sha256=digest("k1")), ApiKey(name="ops", sha256=digest("k2"), admin=True)
+    gate = Gate([app, ops])
     assert gate.enabled and not Gate([]).enabled
     for path in ("/healthz", "/readyz", "/openapi.json", "/docs", "/static/dashboard.js"):
-        assert gate.check(path, "") is None
-    no_key = gate.check("/v1/chat/completions", "")
-    assert no_key is not None and isinstance(no_key[0], Unauthorized) and no_key[1] == {"www-authenticate": "Bearer"}
-    wrong = gate.check("/v1/chat/completions", "Bearer k3")
-    assert wrong is not None and isinstance(wrong[0], Unauthorized) and wrong[0].code == "invalid_api_key"
-    assert gate.check("/v1/chat/completions", "Bearer k1") is None
-    books = gate.check("/api/stats", "Bearer k1")
-    assert books is not None and isinstance(books[0], PermissionDenied)
-    assert gate.check("/api/stats", "Bearer k2") is None and gate.check("/dashboard", _basic("x:k2")) is None
-    anon_books = gate.check("/metrics", "")
-    assert anon_books is not None and anon_books[1]["www-authenticate"].startswith("Basic")
+        assert gate.admit(path, "") is None
+    no_key = _refused(gate, "/v1/chat/completions", "")
+    assert isinstance(no_key.error, Unauthorized) and no_key.headers == {"www-authenticate": "Bearer"}
+    wrong = _refused(gate, "/v1/chat/completions", "Bearer k3")
+    assert isinstance(wrong.error, Unauthorized) and wrong.error.code == "invalid_api_key"
+    assert gate.admit("/v1/chat/completions", "Bearer k1") == app
+    assert isinstance(_refused(gate, "/api/stats", "Bearer k1").error, PermissionDenied)
+    assert gate.admit("/api/stats", "Bearer k2") == ops and gate.admit("/dashboard", _basic("x:k2")) == ops
+    assert _refused(gate, "/metrics", "").headers["www-authenticate"].startswith("Basic")
 
 
 def test_keys_in_the_config_are_digests_and_unique() -> None:
@@ -63,6 +68,8 @@ def test_keys_in_the_config_are_digests_and_unique() -> None:
         [{"name": "a", "sha256": digest("x")}, {"name": "a", "sha256": digest("y")}],
         [{"name": "a", "sha256": digest("x")}, {"name": "b", "sha256": digest("x")}],
         [{"name": "a", "sha256": digest("x"), "key": "x"}],  # a typo'd or plaintext field is refused
+        [{"name": "a", "sha256": digest("x"), "policies": ["nope"]}],
+        [{"name": "a", "sha256": digest("x"), "policies": []}],
     ):
         with pytest.raises(ValidationError):
             TiergateConfig.model_validate({**base, "keys": keys})
@@ -79,4 +86,4 @@ def test_new_key_prints_the_key_once_and_an_entry_holding_only_its_digest(capsys
     assert key.startswith("tg-") and len(key) > 40 and key not in out
     entry = ApiKey.model_validate(yaml.safe_load(out)[0])  # the line pastes under `keys:` as it is
     assert entry == ApiKey(name="team: a", sha256=digest(key), admin=True)
-    assert Gate([entry]).check("/api/stats", f"Bearer {key}") is None
+    assert Gate([entry]).admit("/api/stats", f"Bearer {key}") == entry
