@@ -3,11 +3,11 @@ x-tiergate-* headers and the request's ledger record, priced."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway.auth import digest, presented_key
 from gateway.errors import GatewayError
 from gateway.ledger import LedgerRecord
 from router.policy import ApiKey, ModelSpec
@@ -58,9 +58,8 @@ def key_id(headers: Mapping[str, str], api_key: ApiKey | None = None) -> str | N
     gateway checked (gateway/auth.py) gives the same id however it was sent."""
     if api_key is not None:
         return "key-" + api_key.sha256[:16]
-    auth = headers.get("authorization", "")
-    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-    return "key-" + hashlib.sha256(token.encode()).hexdigest()[:16] if token else None
+    token = presented_key(headers.get("authorization", ""))
+    return "key-" + digest(token)[:16] if token else None
 
 
 def spec_name(trace: Trace) -> str:

@@ -49,7 +49,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         policy="",
         requested_model="",
         endpoint="embeddings",
-        key_id=key_id(request.headers),
+        key_id=key_id(request.headers, getattr(request.state, "api_key", None)),  # set by the front's key check
     )
     try:
         try:

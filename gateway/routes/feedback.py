@@ -22,6 +22,6 @@ router = APIRouter()
     "/v1/feedback", status_code=201, responses=error_docs({503: "The ledger database is down: not stored, retry."})
 )
 async def feedback(body: FeedbackRequest, request: Request, services: Services) -> dict[str, Any]:
-    key = key_id({"authorization": request.headers.get("authorization", "")})
+    key = key_id({"authorization": request.headers.get("authorization", "")}, getattr(request.state, "api_key", None))
     fid = await ledger_call(services.ledger.add_feedback, body.request_id, body.score, key)
     return {"object": "feedback", "id": fid, "request_id": body.request_id, "score": body.score}

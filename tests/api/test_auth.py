@@ -60,8 +60,13 @@ def test_a_known_key_is_served_and_its_calls_are_booked_under_it(
     assert r.parse().choices[0].message.content == "echo: a b"
     assert client.models.list().data[0].id == "auto"
     assert client.embeddings.create(model="all-minilm-l6-v2", input=["x"]).data
+    by_basic = httpx.post(
+        f"{server.url}/v1/embeddings", json={"model": "all-minilm-l6-v2", "input": "y"}, headers=_basic(CLIENT_KEY)
+    )
+    assert by_basic.status_code == 200
     rows = svc.ledger.rows()
-    assert [r["key_id"] for r in rows] == ["key-" + digest(CLIENT_KEY)[:16]] * 2  # the chat call and the embedding
+    # The chat call and both embeddings: one key, one id, however it was sent.
+    assert [r["key_id"] for r in rows] == ["key-" + digest(CLIENT_KEY)[:16]] * 3
     # The health checks and the API description stay open, for orchestrators and SDK generators.
     for path in ("/healthz", "/readyz", "/openapi.json"):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
