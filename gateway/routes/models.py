@@ -5,23 +5,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
+from router.policy import ApiKey
 
 router = APIRouter()
 
 
 @router.get("/v1/models")
-async def list_models(services: Services) -> dict[str, Any]:
-    return {"object": "list", "data": _entries(services)}
+async def list_models(request: Request, services: Services) -> dict[str, Any]:
+    return {"object": "list", "data": _entries(services, getattr(request.state, "api_key", None))}
 
 
 @router.get("/v1/models/{model_id:path}")  # a path: configured names may contain "/" (e.g. "openai/gpt-4o")
-async def retrieve_model(model_id: str, services: Services) -> dict[str, Any]:
-    entries = _entries(services)
+async def retrieve_model(model_id: str, request: Request, services: Services) -> dict[str, Any]:
+    entries = _entries(services, getattr(request.state, "api_key", None))
     found = next((e for e in entries if e["id"] == model_id), None)
     if found is None:
         known = ", ".join(e["id"] for e in entries)
@@ -29,7 +30,8 @@ async def retrieve_model(model_id: str, services: Services) -> dict[str, Any]:
     return found
 
 
-def _entries(services: Services) -> list[dict[str, Any]]:
+def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]:
+    """What this caller may name: a key held to some policies sees only those, and `auto` as the first of them."""
     cfg = services.config
     down = services.pipeline.unavailable
     data: list[dict[str, Any]] = [
@@ -39,11 +41,13 @@ def _entries(services: Services) -> list[dict[str, Any]]:
             "created": 0,
             "owned_by": "tiergate",
             "kind": "policy",
-            "policy": cfg.default_policy,
+            "policy": api_key.home_policy(cfg.default_policy) if api_key else cfg.default_policy,
             "available": True,
         },
     ]
     for name, pol in sorted(cfg.policies.items()):
+        if api_key and not api_key.may_use(name):
+            continue
         data.append(
             {
                 "id": name,

@@ -121,8 +121,14 @@ def test_a_key_held_to_its_policies_routes_by_the_first_and_may_not_leave_them(
     rows = svc.ledger.rows()
     assert {r["key_id"] for r in rows} == {"key-" + digest("tg-batch-key-3")[:16]}
     assert [r["status"] for r in rows] == [200, 403, 403, 403]
+    # What it may name is what it is shown: `auto` is its policy, and the other policies are not listed.
+    listed = {m.id: m for m in batch.models.list().data}
+    assert listed["auto"].model_extra["policy"] == "strict" and "strict" in listed and "default" not in listed
+    with pytest.raises(openai.NotFoundError):
+        batch.models.retrieve("default")
     # Keys without `policies` are unchanged: `auto` is the default policy.
     free = _client(server.url, CLIENT_KEY).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "hi"}]
     )
     assert free.headers["x-tiergate-policy"] == "default"
+    assert {"default", "strict"} <= {m.id for m in _client(server.url, CLIENT_KEY).models.list().data}
