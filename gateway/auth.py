@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from gateway.errors import GatewayError, PermissionDenied, Unauthorized
 from router.policy import ApiKey
@@ -20,6 +21,7 @@ from router.policy import ApiKey
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect"})
 PUBLIC_PREFIXES = ("/static/",)
 BOOKS_PREFIXES = ("/dashboard", "/api/", "/metrics")
+STATE_KEY = "api_key"  # where the front leaves the checked key, in the ASGI scope's state
 
 
 def presented_key(authorization: str) -> str | None:
@@ -78,6 +80,12 @@ class Gate:
             msg = f"The key '{found.name}' may call the API but not read the dashboard, /api/stats or /metrics."
             raise Refused(PermissionDenied(msg, None, "not_admin"), {})
         return found
+
+
+def checked_key(scope: Mapping[str, Any]) -> ApiKey | None:
+    """The key the front checked for this request (None when the config has no keys, or on an open path)."""
+    key: ApiKey | None = scope.get("state", {}).get(STATE_KEY)
+    return key
 
 
 def header(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> str:

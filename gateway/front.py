@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.auth import Gate, Refused, header
+from gateway.auth import STATE_KEY, Gate, Refused, header
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
 from gateway.routes.chat import CHAT_PATH, handle_chat
 
@@ -53,7 +53,7 @@ class Front:
         if self._gate.enabled:
             try:
                 # The chat route reads it: a key may be held to its own policies (router/policy.py: ApiKey).
-                scope["state"]["api_key"] = self._gate.admit(scope["path"], header(scope["headers"], b"authorization"))
+                scope["state"][STATE_KEY] = self._gate.admit(scope["path"], header(scope["headers"], b"authorization"))
             except Refused as r:
                 # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
                 await error_response(r.error, rid, r.headers)(scope, receive, send)

@@ -11,10 +11,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import sse
+from gateway.auth import checked_key
 from gateway.deps import AppServices
 from gateway.errors import InvalidRequest, from_validation
 from gateway.protocol import ChatCompletionRequest
-from router.policy import ApiKey
 
 CHAT_PATH = "/v1/chat/completions"
 # Larger than any context window's worth of text plus a few images as data URLs; a bound on what one request
@@ -71,7 +71,7 @@ async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid
     """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
     # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-    key: ApiKey | None = scope["state"].get("api_key")  # set by the front when keys are configured
+    key = checked_key(scope)
     try:
         raw = await read_body(receive)
     except InvalidRequest as e:

@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
@@ -49,7 +50,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         policy="",
         requested_model="",
         endpoint="embeddings",
-        key_id=key_id(request.headers, getattr(request.state, "api_key", None)),  # set by the front's key check
+        key_id=key_id(request.headers, checked_key(request.scope)),
     )
     try:
         try:

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from gateway.auth import checked_key
 from gateway.deps import Services, ledger_call
 from gateway.openapi import error_docs
 from gateway.protocol import FeedbackRequest
@@ -22,6 +23,6 @@ router = APIRouter()
     "/v1/feedback", status_code=201, responses=error_docs({503: "The ledger database is down: not stored, retry."})
 )
 async def feedback(body: FeedbackRequest, request: Request, services: Services) -> dict[str, Any]:
-    key = key_id({"authorization": request.headers.get("authorization", "")}, getattr(request.state, "api_key", None))
+    key = key_id(request.headers, checked_key(request.scope))
     fid = await ledger_call(services.ledger.add_feedback, body.request_id, body.score, key)
     return {"object": "feedback", "id": fid, "request_id": body.request_id, "score": body.score}

@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
@@ -17,12 +18,12 @@ router = APIRouter()
 
 @router.get("/v1/models")
 async def list_models(request: Request, services: Services) -> dict[str, Any]:
-    return {"object": "list", "data": _entries(services, getattr(request.state, "api_key", None))}
+    return {"object": "list", "data": _entries(services, checked_key(request.scope))}
 
 
 @router.get("/v1/models/{model_id:path}")  # a path: configured names may contain "/" (e.g. "openai/gpt-4o")
 async def retrieve_model(model_id: str, request: Request, services: Services) -> dict[str, Any]:
-    entries = _entries(services, getattr(request.state, "api_key", None))
+    entries = _entries(services, checked_key(request.scope))
     found = next((e for e in entries if e["id"] == model_id), None)
     if found is None:
         known = ", ".join(e["id"] for e in entries)
