@@ -9,6 +9,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -21,6 +22,8 @@ from gateway.deps import AppServices
 from gateway.encoders import make_encoder
 from gateway.front import Front
 from gateway.ledger import Ledger, open_ledger
+from gateway.ledger.stats import key_usage
+from gateway.limits import KeyLimits
 from gateway.metrics import Metrics
 from gateway.metrics_share import SharedSnapshots
 from gateway.pipeline import ChatPipeline, ScoreFn
@@ -92,9 +95,10 @@ def wire_services(
     activity: Activity | None = None,
     metrics_share: SharedSnapshots | None = None,
 ) -> AppServices:
-    """Connect the parts: every finished request's record goes to the ledger and the metrics."""
+    """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
     meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]), share=metrics_share)
-    recorder = Recorder(ledger, meters)
+    limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
+    recorder = Recorder(ledger, meters, limits)
     pipeline = ChatPipeline(
         cfg,
         price_table(cfg),
@@ -104,7 +108,7 @@ def wire_services(
         unavailable_models(cfg.models, os.environ),
         cache,
     )
-    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder, activity or Activity())
+    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, activity or Activity())
 
 
 async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:

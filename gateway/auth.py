@@ -43,6 +43,11 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def ledger_id(sha256_hex: str) -> str:
+    """How the ledger and the dashboard name a key: the start of its SHA-256, which is the start of its entry."""
+    return "key-" + sha256_hex[:16]
+
+
 class Refused(Exception):
     """A request the gate turns away: the error to answer with, and the headers that go with it."""
 

@@ -106,7 +106,7 @@ def cmd_eval_costs(args: argparse.Namespace) -> int:
 
 
 def _duration_s(text: str) -> float:
-    from gateway.timeparse import duration_s
+    from router.durations import duration_s
 
     try:
         return duration_s(text)

@@ -13,6 +13,7 @@ from gateway.activity import Activity
 from gateway.classify import ClassifierService
 from gateway.errors import Unavailable
 from gateway.ledger import Ledger, LedgerUnavailable
+from gateway.limits import KeyLimits
 from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline
 from gateway.recorder import Recorder
@@ -29,6 +30,7 @@ class AppServices:
     pipeline: ChatPipeline
     metrics: Metrics
     recorder: Recorder
+    limits: KeyLimits
     activity: Activity = field(default_factory=Activity)
 
 

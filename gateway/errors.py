@@ -8,6 +8,8 @@ Exception tree (all carry status, OpenAI `type`, `param`, `code`):
     ├── Unauthorized        401 invalid_request_error   no API key, or an unknown one (code invalid_api_key)
     ├── PermissionDenied    403 permission_error        the policy forbids this model; a key that is not an admin's
     ├── NotFound            404 invalid_request_error   unknown model or policy (code model_not_found)
+    ├── RateLimited         429 requests                a key over its requests per minute (rate_limit_exceeded)
+    ├── QuotaExceeded       429 insufficient_quota      a key over its budget (insufficient_quota)
     ├── Unavailable         503 server_error            no model may serve the request now
     └── UpstreamFailed      502/504 server_error        every candidate failed upstream
 
@@ -40,6 +42,7 @@ class GatewayError(Exception):
         self.message = message
         self.param = param
         self.code = code
+        self.headers: dict[str, str] = {}  # sent with the error, e.g. a 429's retry-after
 
     def body(self) -> ErrorResponse:
         return ErrorResponse(error=ErrorDetail(message=self.message, type=self.type, param=self.param, code=self.code))
@@ -67,6 +70,25 @@ class NotFound(GatewayError):
     type = "invalid_request_error"
 
 
+class RateLimited(GatewayError):
+    """OpenAI's answer to too many requests: clients (the openai SDK among them) wait `retry-after` and retry."""
+
+    status = 429
+    type = "requests"
+
+
+class QuotaExceeded(GatewayError):
+    """OpenAI's answer to a spent quota. `x-should-retry: false` tells the openai SDK not to retry: waiting a few
+    seconds does not bring the budget back."""
+
+    status = 429
+    type = "insufficient_quota"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, None, "insufficient_quota")
+        self.headers = {"x-should-retry": "false"}
+
+
 class Unavailable(GatewayError):
     status = 503
 
@@ -87,7 +109,7 @@ def internal_error(request_id: str | None) -> GatewayError:
 def error_response(
     err: GatewayError, request_id: str | None = None, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
-    out = {**(headers or {}), **({"x-request-id": request_id} if request_id else {})}
+    out = {**err.headers, **(headers or {}), **({"x-request-id": request_id} if request_id else {})}
     return JSONResponse(err.body().model_dump(), status_code=err.status, headers=out or None)
 
 

@@ -38,6 +38,12 @@ def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
         schemas[model.__name__] = schema
 
 
+LIMITED = (
+    "The API key is over its requests per minute (code `rate_limit_exceeded`, with `retry-after`) or has spent its"
+    " budget (code `insufficient_quota`)."
+)
+
+
 def _chat_operation() -> dict[str, Any]:
     return {
         "summary": "Chat completion (routed)",
@@ -66,6 +72,7 @@ def _chat_operation() -> dict[str, Any]:
             ),
             "403": _error("The policy does not allow this model to be requested directly."),
             "404": _error("No such model or policy."),
+            "429": _error(LIMITED),
             "413": _error("The body exceeds the size limit."),
             "502": _error("Every candidate model failed upstream."),
             "503": _error("No model that could serve the request is available now."),

@@ -7,7 +7,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from gateway.auth import digest, presented_key
+from gateway.auth import digest, ledger_id, presented_key
 from gateway.errors import GatewayError
 from gateway.ledger import LedgerRecord
 from router.policy import ApiKey, ModelSpec
@@ -57,9 +57,9 @@ def key_id(headers: Mapping[str, str], api_key: ApiKey | None = None) -> str | N
     """A stable, irreversible id for the caller's API key (the bearer token), for per-key reporting. A key the
     gateway checked (gateway/auth.py) gives the same id however it was sent."""
     if api_key is not None:
-        return "key-" + api_key.sha256[:16]
+        return ledger_id(api_key.sha256)
     token = presented_key(headers.get("authorization", ""))
-    return "key-" + digest(token)[:16] if token else None
+    return ledger_id(digest(token)) if token else None
 
 
 def spec_name(trace: Trace) -> str:

@@ -11,7 +11,9 @@ from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from router.durations import duration_s
 
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Unit = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -139,16 +141,41 @@ class Policy(_Frozen):
         return sum(1 for t in self.thresholds if score >= t)
 
 
+class Budget(_Frozen):
+    """At most `usd` of spend in any trailing `per` (30m, 24h, 7d, ...): a rolling window, so spend older than `per`
+    stops counting, rather than a calendar reset that would let a key spend twice its budget around midnight."""
+
+    usd: Annotated[float, Field(gt=0.0)]
+    per: str = "30d"
+
+    @field_validator("per")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_s(v)  # raises ValueError, which pydantic reports under the field's path
+        return v
+
+    @property
+    def per_s(self) -> float:
+        return duration_s(self.per)
+
+
 class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
     /api/stats, /metrics). `policies`, if set, are the only ones the key may use, and the first is what `auto` and
-    a named model mean for it: an app gets its own routing without changing a line."""
+    a named model mean for it: an app gets its own routing without changing a line. `rpm` caps its requests per
+    minute and `budget` its spend (gateway/limits.py enforces both, across workers)."""
 
     name: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     admin: bool = False
     policies: Annotated[list[str], Field(min_length=1)] | None = None
+    rpm: Annotated[int, Field(gt=0)] | None = None
+    budget: Budget | None = None
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.budget is not None
 
     def home_policy(self, default: str) -> str:
         return self.policies[0] if self.policies else default

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import sse
 from gateway.auth import checked_key
 from gateway.deps import AppServices
-from gateway.errors import InvalidRequest, from_validation
+from gateway.errors import GatewayError, InvalidRequest, from_validation
 from gateway.protocol import ChatCompletionRequest
 
 CHAT_PATH = "/v1/chat/completions"
@@ -83,6 +83,11 @@ async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid
         err = from_validation([dict(x) for x in e.errors()])
         services.pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key)
         raise err from None
+    try:
+        await services.limits.admit(key, rid)
+    except GatewayError as e:
+        services.pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key)
+        raise
     if not req.stream:
         result = await services.pipeline.complete(req, rid, headers, key)
         return JSONBody(orjson.dumps(result.body), result.headers)

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
-from gateway.errors import InvalidRequest, NotFound, UpstreamFailed, from_validation
+from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
-from gateway.openapi import error_docs
+from gateway.openapi import LIMITED, error_docs
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
 from gateway.trace import key_id
@@ -39,7 +39,9 @@ def _b64(vec: list[float]) -> str:
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}},
         }
     },
-    responses=error_docs({404: "No such embedding model.", 502: "The configured embedding model failed."}),
+    responses=error_docs(
+        {404: "No such embedding model.", 429: LIMITED, 502: "The configured embedding model failed."}
+    ),
 )
 async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     rid: str = request.state.request_id
@@ -58,11 +60,12 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         except ValidationError as e:
             raise from_validation([dict(x) for x in e.errors()]) from None
         rec.requested_model = req.model
+        await services.limits.admit(checked_key(request.scope), rid)
         body = await _embed(req, services)
         rec.routed_model = req.model
         rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
         return body
-    except (InvalidRequest, NotFound, UpstreamFailed) as e:
+    except GatewayError as e:
         rec.status, rec.error_type = e.status, e.type
         raise
     except Exception:

@@ -15,7 +15,8 @@ from fastapi.responses import Response
 from gateway.deps import Services, ledger_call
 from gateway.errors import InvalidRequest
 from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, StatsQuery, report
-from gateway.timeparse import duration_s, instant
+from gateway.timeparse import instant
+from router.durations import duration_s
 
 router = APIRouter()
 MAX_RANGE_S = 400 * 86400

@@ -15,7 +15,7 @@ import pytest
 
 from gateway.ledger import LedgerRecord, open_ledger
 from gateway.ledger.backends import make_backend
-from gateway.ledger.stats import NO_MODEL, StatsQuery, percentile, report
+from gateway.ledger.stats import NO_MODEL, StatsQuery, Usage, key_usage, percentile, report
 
 HOUR = 3600.0
 T0 = 1_790_000_000.0 - (1_790_000_000.0 % 86400)  # a UTC midnight, so hour and day buckets are easy to predict
@@ -230,3 +230,32 @@ def test_cascade_outcomes_per_draft_model(ledger_url: str) -> None:
     tail = text.split("cascade drafts\n", 1)[1].splitlines()
     printed = {ln.split()[0]: ln.split() for ln in tail[1:] if ln.strip() and not ln.startswith("-")}
     assert printed["local"][1:4] == [str(want["local"][k]) for k in ("kept", "escalated", "draft_failed")]
+
+
+def test_key_usage_counts_what_the_limits_count(seeded: tuple[Any, list[LedgerRecord]]) -> None:
+    ledger, recs = seeded
+    limited = [
+        LedgerRecord(
+            ts=T0 + 10 * HOUR + i,
+            request_id=f"l{i}",
+            policy="default",
+            requested_model="auto",
+            status=429,
+            error_type="requests",
+            key_id="key-a",
+        )
+        for i in range(5)
+    ]
+    for r in limited:
+        ledger.record(r)
+    ledger.flush()
+    recs = recs + limited
+    for key in ("key-a", "key-b"):
+        for req_since, spend_since in [(T0 + 10 * HOUR, T0), (T0 + 40 * HOUR, T0 + 20 * HOUR), (T0 + 99 * HOUR,) * 2]:
+            mine = [r for r in recs if r.key_id == key]
+            counted = [r.ts for r in mine if r.ts >= req_since and r.status != 429]
+            got = key_usage(ledger.reader, key, req_since, spend_since)
+            assert got.requests == len(counted)  # the limits' own refusals do not count as requests
+            assert got.first_ts == (pytest.approx(min(counted)) if counted else None)
+            assert got.spent_usd == pytest.approx(sum(r.cost_usd for r in mine if r.ts >= spend_since), abs=1e-9)
+    assert key_usage(ledger.reader, "key-nobody", T0, T0) == Usage()

@@ -1,0 +1,69 @@
+"""Per-key limits through running gateways and the official SDK: requests per minute shared by two gateways on one
+ledger (as `tiergate serve --workers 2` runs), and a budget that stops a key once its spend reaches it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import openai
+import pytest
+
+from gateway.auth import digest
+from tests.conftest import GatewayFactory, api_config
+from tests.fakes.upstream import FakeUpstream
+
+KEY = "tg-limited-app-key"
+KEY_ID = "key-" + digest(KEY)[:16]
+Q = [{"role": "user", "content": "two words"}]
+
+
+def _config(url: str, **limits: Any) -> dict[str, Any]:
+    cfg = api_config(url)
+    cfg["keys"] = [{"name": "app", "sha256": digest(KEY), **limits}, {"name": "other", "sha256": digest("tg-other")}]
+    return cfg
+
+
+def test_two_gateways_on_one_ledger_hold_a_key_to_one_requests_per_minute(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, ledger_url: str
+) -> None:
+    cfg = _config(fresh_upstream.base_url, rpm=3)
+    (one, svc_one), (two, svc_two) = (
+        gateway_factory(cfg, ledger_url=ledger_url),
+        gateway_factory(cfg, ledger_url=ledger_url),
+    )
+    first = openai.OpenAI(base_url=f"{one.url}/v1", api_key=KEY, max_retries=0)
+    first.chat.completions.create(model="mid", messages=Q)
+    first.embeddings.create(model="all-minilm-l6-v2", input=["embeddings count too"])
+    svc_one.ledger.flush()  # committed, as the writer does within its linger
+
+    second = openai.OpenAI(base_url=f"{two.url}/v1", api_key=KEY, max_retries=0)
+    second.chat.completions.create(model="mid", messages=Q)  # the third of three in this minute
+    with pytest.raises(openai.RateLimitError) as over:
+        second.chat.completions.create(model="mid", messages=Q)
+    assert over.value.code == "rate_limit_exceeded" and "limit 3, used 3" in over.value.message
+    assert 1 <= int(over.value.response.headers["retry-after"]) <= 60
+    assert over.value.response.headers["x-ratelimit-limit-requests"] == "3"
+    assert len(fresh_upstream.received) == 2  # the refused call went nowhere
+
+    # Another key is not held to this one's limit.
+    openai.OpenAI(base_url=f"{two.url}/v1", api_key="tg-other", max_retries=0).chat.completions.create(
+        model="mid", messages=Q
+    )
+    refused = svc_two.ledger.rows("status = 429")  # its writer committed it
+    assert [(r["key_id"], r["requested_model"], r["error_type"]) for r in refused] == [(KEY_ID, "mid", "requests")]
+
+
+def test_a_key_that_spent_its_budget_is_refused_and_the_sdk_does_not_retry(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    # "mid" costs $0.50 / $1.50 per million tokens: the first call alone spends more than this budget.
+    server, svc = gateway_factory(_config(fresh_upstream.base_url, budget={"usd": 1e-7, "per": "1d"}))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY)  # the SDK's default: two retries on a 429
+    client.chat.completions.create(model="mid", messages=Q)
+    with pytest.raises(openai.RateLimitError) as spent:
+        client.chat.completions.create(model="mid", messages=Q, stream=True)
+    assert spent.value.code == "insufficient_quota" and "in the last 1d" in spent.value.message
+    assert len(fresh_upstream.received) == 1
+    rows = svc.ledger.rows()
+    assert [(r["status"], r["error_type"]) for r in rows] == [(200, None), (429, "insufficient_quota")]  # no retries
+    assert rows[0]["cost_usd"] > 1e-7 and rows[1]["stream"]
