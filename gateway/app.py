@@ -31,7 +31,7 @@ from gateway.policy_file import load
 from gateway.provider import reference_prices, unavailable_models
 from gateway.recorder import Recorder
 from gateway.response_cache import ChatCache
-from gateway.routes import dashboard, embeddings, feedback, health, metrics, models, stats
+from gateway.routes import dashboard, embeddings, feedback, health, keys, metrics, models, stats
 from gateway.settings import Settings
 from gateway.transport import Transport, needs_litellm
 from router.policy import Price, TiergateConfig
@@ -146,6 +146,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         models.router,
         health.router,
         stats.router,
+        keys.router,
         metrics.router,
         dashboard.router,
     ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -12,14 +13,17 @@ from gateway.auth import digest
 from tests.conftest import GatewayFactory, api_config
 from tests.fakes.upstream import FakeUpstream
 
-KEY = "tg-limited-app-key"
+KEY, ADMIN = "tg-limited-app-key", "tg-ops-admin-key"
 KEY_ID = "key-" + digest(KEY)[:16]
 Q = [{"role": "user", "content": "two words"}]
 
 
 def _config(url: str, **limits: Any) -> dict[str, Any]:
     cfg = api_config(url)
-    cfg["keys"] = [{"name": "app", "sha256": digest(KEY), **limits}, {"name": "other", "sha256": digest("tg-other")}]
+    cfg["keys"] = [
+        {"name": "app", "sha256": digest(KEY), **limits},
+        {"name": "ops", "sha256": digest(ADMIN), "admin": True},
+    ]
     return cfg
 
 
@@ -46,7 +50,7 @@ def test_two_gateways_on_one_ledger_hold_a_key_to_one_requests_per_minute(
     assert len(fresh_upstream.received) == 2  # the refused call went nowhere
 
     # Another key is not held to this one's limit.
-    openai.OpenAI(base_url=f"{two.url}/v1", api_key="tg-other", max_retries=0).chat.completions.create(
+    openai.OpenAI(base_url=f"{two.url}/v1", api_key=ADMIN, max_retries=0).chat.completions.create(
         model="mid", messages=Q
     )
     refused = svc_two.ledger.rows("status = 429")  # its writer committed it
@@ -67,3 +71,17 @@ def test_a_key_that_spent_its_budget_is_refused_and_the_sdk_does_not_retry(
     rows = svc.ledger.rows()
     assert [(r["status"], r["error_type"]) for r in rows] == [(200, None), (429, "insufficient_quota")]  # no retries
     assert rows[0]["cost_usd"] > 1e-7 and rows[1]["stream"]
+
+    # An admin sees each key's limits and use as the limits count them; a client key may not.
+    books = httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {ADMIN}"}).json()["data"]
+    app, ops = books
+    assert (app["name"], app["key_id"], app["rpm"], app["budget_usd"], app["spent_per"]) == (
+        "app",
+        KEY_ID,
+        None,
+        1e-7,
+        "1d",
+    )
+    assert app["requests_last_minute"] == 1 and app["spent_usd"] == pytest.approx(rows[0]["cost_usd"])
+    assert (ops["admin"], ops["requests_last_minute"], ops["spent_usd"], ops["spent_per"]) == (True, 0, 0.0, "24h")
+    assert httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {KEY}"}).status_code == 403

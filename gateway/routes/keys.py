@@ -1,0 +1,45 @@
+"""GET /api/keys: each configured API key, its limits and what it has used of them, as the limits count it
+(gateway/limits.py). Under /api/, so with keys on only an admin key reads it (gateway/auth.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+
+from gateway.auth import ledger_id
+from gateway.deps import Services, ledger_call
+from gateway.ledger.stats import key_usage
+from gateway.limits import MINUTE_S
+
+router = APIRouter()
+UNBUDGETED_WINDOW = "24h"  # what a key without a budget is shown to have spent over
+
+
+@router.get("/api/keys")
+async def keys(services: Services) -> dict[str, Any]:
+    def work() -> list[dict[str, Any]]:
+        services.ledger.flush()  # what was recorded before this request is counted
+        now = time.time()
+        out = []
+        for k in services.config.keys:
+            per = k.budget.per if k.budget is not None else UNBUDGETED_WINDOW
+            window_s = k.budget.per_s if k.budget is not None else 86400.0
+            used = key_usage(services.ledger.reader, ledger_id(k.sha256), now - MINUTE_S, now - window_s)
+            out.append(
+                {
+                    "name": k.name,
+                    "key_id": ledger_id(k.sha256),
+                    "admin": k.admin,
+                    "policies": k.policies,
+                    "rpm": k.rpm,
+                    "requests_last_minute": used.requests,
+                    "budget_usd": k.budget.usd if k.budget is not None else None,
+                    "spent_usd": used.spent_usd,
+                    "spent_per": per,
+                }
+            )
+        return out
+
+    return {"object": "list", "data": await ledger_call(work)}
