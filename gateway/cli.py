@@ -35,14 +35,26 @@ def cmd_new_key(args: argparse.Namespace) -> int:
     """A fresh random key, shown once, and the `keys:` entry that stores only its SHA-256."""
     import secrets
 
+    from pydantic import ValidationError
+
     from gateway.auth import digest
     from router.policy import ApiKey
 
     key = "tg-" + secrets.token_urlsafe(32)
-    entry = ApiKey(name=args.name, sha256=digest(key), admin=args.admin)  # validated as the config will be
+    budget = {"usd": args.budget, "per": args.per} if args.budget is not None else None
+    # Validated as the config will be; then printed as one YAML flow mapping (JSON scalars are YAML scalars).
+    try:
+        entry = ApiKey.model_validate(
+            {"name": args.name, "sha256": digest(key), "admin": args.admin, "rpm": args.rpm, "budget": budget}
+        )
+    except ValidationError as e:
+        print(f"tiergate new-key: {e}", file=sys.stderr)
+        return 2
     print(f"key (shown once; give it to the client): {key}", file=sys.stderr)
     print("add under `keys:` in the policy file:", file=sys.stderr)
-    print(f"  - {{name: {json.dumps(entry.name)}, sha256: {entry.sha256}, admin: {str(entry.admin).lower()}}}")
+    fields = entry.model_dump(exclude_none=True)
+    shown = ", ".join(f"{k}: {json.dumps(v, separators=(', ', ': '))}" for k, v in fields.items())
+    print(f"  - {{{shown}}}")
     return 0
 
 
@@ -211,6 +223,9 @@ def parser() -> argparse.ArgumentParser:
     nk = sub.add_parser("new-key", help="make an API key; prints the key once and its entry for the policy file")
     nk.add_argument("name", help="who the key is for (shown in the key's 403s; the ledger keeps a hash prefix)")
     nk.add_argument("--admin", action="store_true", help="may also read the dashboard, /api/stats and /metrics")
+    nk.add_argument("--rpm", type=int, help="at most this many requests in any minute")
+    nk.add_argument("--budget", type=float, help="at most this many USD of spend in any --per window")
+    nk.add_argument("--per", default="30d", help="the budget's rolling window, e.g. 24h, 7d, 30d (default 30d)")
     nk.set_defaults(fn=cmd_new_key)
     t = sub.add_parser("train", help="fit the complexity classifier from outcome files (shared/data schema)")
     t.add_argument("--data", nargs="+", required=True)

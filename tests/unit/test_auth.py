@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from gateway.auth import Gate, Refused, digest, presented_key
 from gateway.errors import PermissionDenied, Unauthorized
-from router.policy import ApiKey, TiergateConfig
+from router.policy import ApiKey, Budget, TiergateConfig
 
 
 def _basic(cred: str) -> str:
@@ -87,3 +87,12 @@ def test_new_key_prints_the_key_once_and_an_entry_holding_only_its_digest(capsys
     entry = ApiKey.model_validate(yaml.safe_load(out)[0])  # the line pastes under `keys:` as it is
     assert entry == ApiKey(name="team: a", sha256=digest(key), admin=True)
     assert Gate([entry]).admit("/api/stats", f"Bearer {key}") == entry
+
+    assert main(["new-key", "trial", "--rpm", "60", "--budget", "5", "--per", "7d"]) == 0
+    out, err = capsys.readouterr()
+    key = err.split("shown once; give it to the client): ", 1)[1].split()[0]
+    limited = ApiKey.model_validate(yaml.safe_load(out)[0])
+    assert limited == ApiKey(name="trial", sha256=digest(key), rpm=60, budget=Budget(usd=5.0, per="7d"))
+    assert main(["new-key", "trial", "--budget", "5", "--per", "monthly"]) == 2  # as the config would refuse it
+    out, err = capsys.readouterr()
+    assert out == "" and "budget.per" in err and "expected a duration like 30m" in err
