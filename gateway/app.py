@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors, openapi
 from gateway.activity import Activity
+from gateway.auth import Gate
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.deps import AppServices
@@ -30,6 +31,7 @@ from gateway.pipeline import ChatPipeline, ScoreFn
 from gateway.policy_file import load
 from gateway.provider import reference_prices, unavailable_models
 from gateway.recorder import Recorder
+from gateway.reload import PolicyWatcher
 from gateway.response_cache import ChatCache
 from gateway.routes import dashboard, embeddings, feedback, health, keys, metrics, models, stats
 from gateway.settings import Settings
@@ -97,18 +99,34 @@ def wire_services(
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
     meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]), share=metrics_share)
+    limits, recorder, pipeline = _from_policy(cfg, ledger, meters, provider, score or classifier.score, cache)
+    gate = Gate(cfg.keys)
+    return AppServices(
+        cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, gate, activity or Activity()
+    )
+
+
+def _from_policy(
+    cfg: TiergateConfig, ledger: Ledger, meters: Metrics, provider: Transport, score: ScoreFn, cache: ChatCache
+) -> tuple[KeyLimits, Recorder, ChatPipeline]:
+    """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
     recorder = Recorder(ledger, meters, limits)
-    pipeline = ChatPipeline(
-        cfg,
-        price_table(cfg),
-        score or classifier.score,
-        provider,
-        recorder,
-        unavailable_models(cfg.models, os.environ),
-        cache,
+    unavailable = unavailable_models(cfg.models, os.environ)
+    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache)
+    return limits, recorder, pipeline
+
+
+def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
+    """Swap in a reloaded policy file. Synchronous, so on the event loop no request sees half of it; requests in
+    flight finish with the parts they started with. Per-key counts are read again from the ledger."""
+    old = svc.pipeline
+    limits, recorder, pipeline = _from_policy(
+        cfg, svc.ledger, svc.metrics, svc.provider, old.score, old.cache.reconfigured(cfg)
     )
-    return AppServices(cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, activity or Activity())
+    svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
+    if pipeline.unavailable:
+        log.warning("unavailable (API key variable unset): %s", sorted(pipeline.unavailable))
 
 
 async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
@@ -120,13 +138,22 @@ async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:
+    """With `settings` given, the app watches `settings.config` and reloads it (gateway/reload.py), so `services`,
+    if also given, must have been built from that file."""
+    watcher = None
+    if settings is not None and settings.config_poll_s > 0:
+        watcher = PolicyWatcher(settings.config, lambda cfg: rewire(svc, cfg), settings.config_poll_s)
+        watcher.start()  # before building: a change made while the classifier loads is picked up, not missed
     settings = settings or Settings()
     svc = services or build_services(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher = asyncio.create_task(_publish_metrics(svc.metrics)) if svc.metrics.share is not None else None
+        reloader = asyncio.create_task(watcher.run()) if watcher is not None else None
         yield
+        if reloader is not None:
+            reloader.cancel()
         if publisher is not None:
             publisher.cancel()
             svc.metrics.publish()  # this worker's final counts stay in the sums

@@ -1,4 +1,7 @@
-"""The services one app instance owns, found on `app.state` and injected into routes."""
+"""The services one app instance owns, found on `app.state` and injected into routes.
+
+The parts made from the policy file (config, pipeline, limits, recorder, gate) are replaced together when it is
+reloaded (gateway/app.py: rewire); a request reads them once, at its start, and finishes with what it read."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from gateway.activity import Activity
+from gateway.auth import Gate
 from gateway.classify import ClassifierService
 from gateway.errors import Unavailable
 from gateway.ledger import Ledger, LedgerUnavailable
@@ -31,6 +35,7 @@ class AppServices:
     metrics: Metrics
     recorder: Recorder
     limits: KeyLimits
+    gate: Gate
     activity: Activity = field(default_factory=Activity)
 
 

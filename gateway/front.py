@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
-from gateway.auth import STATE_KEY, Gate, Refused, header
+from gateway.auth import STATE_KEY, Refused, header
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
 from gateway.routes.chat import CHAT_PATH, handle_chat
 
@@ -31,7 +31,6 @@ class Front:
         # Request ids need uniqueness, not secrecy: os.urandom costs ~20 us a call here (a system call), a seeded
         # generator well under one.
         self._ids = random.Random(os.urandom(16))
-        self._gate = Gate(app.state.services.config.keys)
 
     def new_request_id(self) -> str:
         return f"tg-{self._ids.getrandbits(128):032x}"
@@ -50,10 +49,11 @@ class Front:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
-        if self._gate.enabled:
+        gate = self.state.services.gate  # read per request: a reloaded policy file may bring other keys
+        if gate.enabled:
             try:
                 # The chat route reads it: a key may be held to its own policies (router/policy.py: ApiKey).
-                scope["state"][STATE_KEY] = self._gate.admit(scope["path"], header(scope["headers"], b"authorization"))
+                scope["state"][STATE_KEY] = gate.admit(scope["path"], header(scope["headers"], b"authorization"))
             except Refused as r:
                 # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
                 await error_response(r.error, rid, r.headers)(scope, receive, send)

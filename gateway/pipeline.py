@@ -72,7 +72,7 @@ class ChatPipeline:
         self.config = config
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
-        self._score = score
+        self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
         self._provider = provider
         self._ledger = ledger
         self.unavailable = frozenset(unavailable)
@@ -131,7 +131,7 @@ class ChatPipeline:
         try:
             text, turns = prompt_from_messages(messages)
             t0 = time.perf_counter()
-            trace.score = await self._score(text, turns)
+            trace.score = await self.score(text, turns)
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
             decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable)

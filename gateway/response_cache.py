@@ -184,6 +184,7 @@ class ChatCache:
     ) -> None:
         """`router_id` names the classifier (its artifact's hash): a retrained one may route differently."""
         self.store = store
+        self._dim, self._router_id = dim, router_id
         self._ids = random.Random(os.urandom(16))  # completion ids of replayed answers (unique, not secret)
         self._policies = config.policies
         self._fp = {n: fingerprint(n, p, config.version, router_id) for n, p in config.policies.items()}
@@ -195,6 +196,17 @@ class ChatCache:
             for n, p in config.policies.items()
             if p.cache.semantic.enabled and embed is not None
         }
+
+    def reconfigured(self, config: TiergateConfig) -> ChatCache:
+        """The cache for a reloaded policy file: the same store and background stores, and the semantic index of
+        every policy whose fingerprint is unchanged (a changed policy's answers are no longer its answers)."""
+        new = ChatCache(self.store, config, self._embed, self._dim, self._router_id)
+        new._pending = self._pending  # so that drain() at shutdown still waits for stores the old one started
+        new._recent = self._recent
+        for name in new._index:
+            if self._fp.get(name) == new._fp[name] and name in self._index:
+                new._index[name] = self._index[name]
+        return new
 
     async def lookup_semantic(
         self, req: ChatCompletionRequest, target: str, policy: str

@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", extra="forbid")
 
     config: Path = Field(default=PACKAGE_ROOT / "config" / "tiergate.yaml", description="policy YAML")
+    # How often each worker looks for an edited policy file and, if it is valid, swaps it in (gateway/reload.py);
+    # 0 reads it at start-up only.
+    config_poll_s: float = Field(default=2.0, ge=0.0, le=3600.0)
     host: str = "127.0.0.1"
     port: int = 8000
     ledger_path: Path = Field(default=Path("tiergate-ledger.sqlite3"), description="SQLite ledger file")

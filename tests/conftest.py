@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 
 import gateway  # noqa: F401  (sets litellm's offline variables before anything imports litellm)
 from classifiers.model import LinearComplexityModel
@@ -19,6 +20,7 @@ from gateway.classify import ClassifierService
 from gateway.deps import AppServices
 from gateway.ledger import open_ledger
 from gateway.response_cache import ChatCache
+from gateway.settings import Settings
 from gateway.transport import Transport
 from router.policy import TiergateConfig
 from tests.fakes.encoder import HashEncoder
@@ -100,9 +102,13 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     started: list[tuple[RunningServer, AppServices]] = []
 
     def make(
-        cfg: dict[str, Any], score: Any = marked_score, store: Any = None, ledger_url: str | None = None
+        cfg: dict[str, Any],
+        score: Any = marked_score,
+        store: Any = None,
+        ledger_url: str | None = None,
+        watch: Path | None = None,
     ) -> tuple[RunningServer, AppServices]:
-
+        """`watch`: write `cfg` to that YAML file and reload it when it changes, every 50 ms."""
         config = TiergateConfig.model_validate(cfg)
         enc = HashEncoder()
         zero = LinearComplexityModel(np.zeros(enc.dim + 4, dtype=np.float32), 0.0, enc.name, {})
@@ -111,7 +117,11 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         n = len(started)
         ledger = open_ledger(ledger_url or tmp_path / f"ledger-{n}.sqlite3", tmp_path / f"spool-{n}", retry_s=0.2)
         services = wire_services(config, classifier, provider, ledger, ChatCache(store, config), score)
-        server = serve_in_thread(create_app(services=services))
+        settings = None
+        if watch is not None:
+            watch.write_text(yaml.safe_dump(cfg))
+            settings = Settings(config=watch, config_poll_s=0.05)
+        server = serve_in_thread(create_app(settings, services))
         started.append((server, services))
         return server, services
 

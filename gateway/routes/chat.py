@@ -72,25 +72,26 @@ async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid
     # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     key = checked_key(scope)
+    pipeline, limits = services.pipeline, services.limits  # read once: a policy reload mid-request changes neither
     try:
         raw = await read_body(receive)
     except InvalidRequest as e:
-        services.pipeline.reject(rid, "", e, headers=headers, api_key=key)  # refused unread, but still on the record
+        pipeline.reject(rid, "", e, headers=headers, api_key=key)  # refused unread, but still on the record
         raise
     try:
         req = ChatCompletionRequest.model_validate_json(raw)
     except ValidationError as e:
         err = from_validation([dict(x) for x in e.errors()])
-        services.pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key)
+        pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key)
         raise err from None
     try:
-        await services.limits.admit(key, rid)
+        await limits.admit(key, rid)
     except GatewayError as e:
-        services.pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key)
+        pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key)
         raise
     if not req.stream:
-        result = await services.pipeline.complete(req, rid, headers, key)
+        result = await pipeline.complete(req, rid, headers, key)
         return JSONBody(orjson.dumps(result.body), result.headers)
-    result = await services.pipeline.stream(req, rid, headers, key)
+    result = await pipeline.stream(req, rid, headers, key)
     assert result.chunks is not None
     return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)

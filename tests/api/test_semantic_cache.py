@@ -8,6 +8,7 @@ import re
 import numpy as np
 import openai
 
+from gateway.app import rewire
 from gateway.cache import MemoryStore
 from gateway.response_cache import ChatCache
 from router.policy import TiergateConfig
@@ -51,3 +52,14 @@ def test_paraphrase_hits_near_miss_and_other_scope_do_not(
     assert fresh_upstream.calls_for("mid") == 3
     # Each distinct text is embedded once: a miss's lookup and its indexing share the vector.
     assert sorted(EMBEDDED) == sorted(set(EMBEDDED)) and len(EMBEDDED) == 3, EMBEDDED
+
+    # A reloaded policy file that leaves this policy as it was keeps its semantic index (gateway/app.py: rewire).
+    frugal = {"thresholds": [0.9, 0.95], "baseline_model": "gpt-4o"}
+    rewire(svc, TiergateConfig.model_validate({**cfg, "policies": {**cfg["policies"], "frugal": frugal}}))
+    after = ask("tell me please the capital city of Austria")
+    assert after.headers["x-tiergate-cache-match"].startswith("semantic ")  # type: ignore[attr-defined]
+    # One that changes it starts it afresh: answers given under the old policy are not the new one's.
+    changed = {**cfg["policies"]["default"], "thresholds": [0.3, 0.7]}
+    rewire(svc, TiergateConfig.model_validate({**cfg, "policies": {"default": changed}}))
+    assert ask("tell me please the capital city of Austria").headers["x-tiergate-cache"] == "miss"  # type: ignore[attr-defined]
+    assert fresh_upstream.calls_for("mid") == 4
