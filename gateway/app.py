@@ -196,8 +196,20 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def _log_to_stderr(level: str) -> None:
+    """Tiergate's own log lines beside uvicorn's, at the serve command's level (without a handler, Python shows only
+    warnings and worse, so a policy reload, an info line, would go unseen)."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    root = logging.getLogger("tiergate")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
 def serving_app(settings: Settings) -> Front:
     """The app of a process that will serve it: built, then its start-up heap settled (`settle_heap`)."""
+    _log_to_stderr(settings.log_level)
     app = create_app(settings)
     settle_heap()
     return app
