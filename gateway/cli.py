@@ -45,7 +45,8 @@ def cmd_new_key(args: argparse.Namespace) -> int:
     # Validated as the config will be; then printed as one YAML flow mapping (JSON scalars are YAML scalars).
     try:
         entry = ApiKey.model_validate(
-            {"name": args.name, "sha256": digest(key), "admin": args.admin, "rpm": args.rpm, "budget": budget}
+            {"name": args.name, "sha256": digest(key), "admin": args.admin, "rpm": args.rpm, "tpm": args.tpm}
+            | {"budget": budget}
         )
     except ValidationError as e:
         print(f"tiergate new-key: {e}", file=sys.stderr)
@@ -224,6 +225,7 @@ def parser() -> argparse.ArgumentParser:
     nk.add_argument("name", help="who the key is for (shown in the key's 403s; the ledger keeps a hash prefix)")
     nk.add_argument("--admin", action="store_true", help="may also read the dashboard, /api/stats and /metrics")
     nk.add_argument("--rpm", type=int, help="at most this many requests in any minute")
+    nk.add_argument("--tpm", type=int, help="at most this many prompt + completion tokens in any minute")
     nk.add_argument("--budget", type=float, help="at most this many USD of spend in any --per window")
     nk.add_argument("--per", default="30d", help="the budget's rolling window, e.g. 24h, 7d, 30d (default 30d)")
     nk.set_defaults(fn=cmd_new_key)

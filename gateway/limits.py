@@ -1,4 +1,4 @@
-"""Per-key limits: requests per minute and spend per rolling window (router/policy.py: ApiKey.rpm, ApiKey.budget).
+"""Per-key limits: requests and tokens per minute, spend per rolling window (router/policy.py: ApiKey).
 
 Both are counted from the ledger, the one record every worker writes, so N workers enforce one limit, not N each.
 A key's counts come from one indexed query (requests_key_ts) at most once per `refresh_s`; between reads this worker
@@ -45,6 +45,7 @@ class _Count:
     in_flight_at_read: int = 0  # this worker's admitted requests the ledger had not recorded when it was read
     admitted_since: int = 0
     spent_since: float = 0.0
+    tokens_since: int = 0
     reading: asyncio.Task[None] | None = None
 
     def requests(self) -> int:
@@ -52,6 +53,27 @@ class _Count:
 
     def spent(self) -> float:
         return self.ledger.spent_usd + self.spent_since
+
+    def tokens(self) -> int:
+        return self.ledger.tokens + self.tokens_since
+
+
+def _rate_limited(name: str, unit: str, short: str, limit: int, used: int, wait: int) -> RateLimited:
+    """OpenAI's 429 for a per-minute limit, `unit` requests or tokens, with its `x-ratelimit-*` headers."""
+    err = RateLimited(
+        f"Rate limit reached for the key '{name}' on {unit} per minute ({short}): limit {limit}, used {used}."
+        f" Please try again in {wait}s.",
+        None,
+        "rate_limit_exceeded",
+    )
+    err.type = unit  # OpenAI's error type names the limit: "requests" or "tokens"
+    err.headers = {
+        "retry-after": str(wait),
+        f"x-ratelimit-limit-{unit}": str(limit),
+        f"x-ratelimit-remaining-{unit}": "0",
+        f"x-ratelimit-reset-{unit}": f"{wait}s",
+    }
+    return err
 
 
 class KeyLimits:
@@ -88,22 +110,14 @@ class KeyLimits:
                 f"The key '{key.name}' has spent its budget: ${c.spent():.4f} of ${key.budget.usd:g} in the last"
                 f" {key.budget.per}. It is served again as older spend leaves that window."
             )
+        # The oldest counted request leaving the minute is the first relief for either limit.
+        first = c.ledger.first_ts if c.ledger.first_ts is not None else now
+        wait = max(1, math.ceil(first + MINUTE_S - now))
         if key.rpm is not None and c.requests() >= key.rpm:
-            first = c.ledger.first_ts if c.ledger.first_ts is not None else now
-            wait = max(1, math.ceil(first + MINUTE_S - now))
-            err = RateLimited(
-                f"Rate limit reached for the key '{key.name}' on requests per minute (RPM): limit {key.rpm},"
-                f" used {c.requests()}. Please try again in {wait}s.",
-                None,
-                "rate_limit_exceeded",
-            )
-            err.headers = {
-                "retry-after": str(wait),
-                "x-ratelimit-limit-requests": str(key.rpm),
-                "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-reset-requests": f"{wait}s",
-            }
-            raise err
+            raise _rate_limited(key.name, "requests", "RPM", key.rpm, c.requests(), wait)
+        if key.tpm is not None and c.tokens() >= key.tpm:
+            # A request's tokens are known only once it is answered, so the minute is judged by those answered.
+            raise _rate_limited(key.name, "tokens", "TPM", key.tpm, c.tokens(), wait)
         c.admitted_since += 1
         self._in_flight[request_id] = (kid, now)
 
@@ -115,6 +129,7 @@ class KeyLimits:
         c = self._counts.get(rec.key_id)
         if c is not None and admitted is not None:
             c.spent_since += rec.cost_usd
+            c.tokens_since += rec.prompt_tokens + rec.completion_tokens
 
     async def _refresh(self, kid: str, key: ApiKey, c: _Count) -> None:
         started = self._clock()
@@ -131,7 +146,7 @@ class KeyLimits:
         self._forget(started)
         # What this worker admitted before the read and has not recorded is not in the ledger yet.
         c.in_flight_at_read = sum(1 for k, t in self._in_flight.values() if k == kid and t >= started - MINUTE_S)
-        c.read_at, c.ledger, c.admitted_since, c.spent_since = started, usage, 0, 0.0
+        c.read_at, c.ledger, c.admitted_since, c.spent_since, c.tokens_since = started, usage, 0, 0.0, 0
 
     def _forget(self, now: float) -> None:
         stale = [rid for rid, (_, t) in self._in_flight.items() if t < now - FORGET_S]

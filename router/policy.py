@@ -163,19 +163,20 @@ class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
     /api/stats, /metrics). `policies`, if set, are the only ones the key may use, and the first is what `auto` and
-    a named model mean for it: an app gets its own routing without changing a line. `rpm` caps its requests per
-    minute and `budget` its spend (gateway/limits.py enforces both, across workers)."""
+    a named model mean for it: an app gets its own routing without changing a line. `rpm` and `tpm` cap its
+    requests and tokens per minute, `budget` its spend (gateway/limits.py enforces them, across workers)."""
 
     name: Annotated[str, Field(min_length=1)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
     admin: bool = False
     policies: Annotated[list[str], Field(min_length=1)] | None = None
     rpm: Annotated[int, Field(gt=0)] | None = None
+    tpm: Annotated[int, Field(gt=0)] | None = None  # prompt + completion tokens in any minute
     budget: Budget | None = None
 
     @property
     def limited(self) -> bool:
-        return self.rpm is not None or self.budget is not None
+        return self.rpm is not None or self.tpm is not None or self.budget is not None
 
     def home_policy(self, default: str) -> str:
         return self.policies[0] if self.policies else default

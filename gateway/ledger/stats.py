@@ -41,12 +41,13 @@ class StatsQuery:
 
 @dataclass(frozen=True)
 class Usage:
-    """One key's use as the ledger has it: requests since a time (but those a limit refused), the earliest of them,
-    and its spend since another time (gateway/limits.py)."""
+    """One key's use as the ledger has it: requests since a time (but those a limit refused), the earliest of them and
+    their tokens, and its spend since another time (gateway/limits.py)."""
 
     requests: int = 0
     first_ts: float | None = None
     spent_usd: float = 0.0
+    tokens: int = 0  # of those requests
 
 
 def key_usage(db: Backend, key_id: str, requests_since: float, spend_since: float) -> Usage:
@@ -54,11 +55,13 @@ def key_usage(db: Backend, key_id: str, requests_since: float, spend_since: floa
     row = db.query(
         "SELECT SUM(CASE WHEN ts >= ? AND status != 429 THEN 1 ELSE 0 END),"
         " MIN(CASE WHEN ts >= ? AND status != 429 THEN ts END),"
-        " SUM(CASE WHEN ts >= ? THEN cost_usd ELSE 0 END)"
+        " SUM(CASE WHEN ts >= ? THEN cost_usd ELSE 0 END),"
+        " SUM(CASE WHEN ts >= ? AND status != 429 THEN prompt_tokens + completion_tokens ELSE 0 END)"
         " FROM requests WHERE key_id = ? AND ts >= ?",
-        [requests_since, requests_since, spend_since, key_id, min(requests_since, spend_since)],
+        [requests_since, requests_since, spend_since, requests_since, key_id, min(requests_since, spend_since)],
     )[0]
-    return Usage(int(row[0] or 0), None if row[1] is None else float(row[1]), _money(row[2]))
+    first = None if row[1] is None else float(row[1])
+    return Usage(int(row[0] or 0), first, _money(row[2]), int(row[3] or 0))
 
 
 def percentile(sorted_values: list[float], q: float) -> float | None:

@@ -35,6 +35,8 @@ async def keys(services: Services) -> dict[str, Any]:
                     "policies": k.policies,
                     "rpm": k.rpm,
                     "requests_last_minute": used.requests,
+                    "tpm": k.tpm,
+                    "tokens_last_minute": used.tokens,
                     "budget_usd": k.budget.usd if k.budget is not None else None,
                     "spent_usd": used.spent_usd,
                     "spent_per": per,

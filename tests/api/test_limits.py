@@ -85,3 +85,17 @@ def test_a_key_that_spent_its_budget_is_refused_and_the_sdk_does_not_retry(
     assert app["requests_last_minute"] == 1 and app["spent_usd"] == pytest.approx(rows[0]["cost_usd"])
     assert (ops["admin"], ops["requests_last_minute"], ops["spent_usd"], ops["spent_per"]) == (True, 0, 0.0, "24h")
     assert httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {KEY}"}).status_code == 403
+
+
+def test_a_key_over_its_tokens_per_minute_waits(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url, tpm=4))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
+    first = client.chat.completions.create(model="mid", messages=Q)  # admitted at 0 tokens; it uses more than 4
+    assert first.usage is not None and first.usage.total_tokens > 4
+    with pytest.raises(openai.RateLimitError) as over:
+        client.embeddings.create(model="all-minilm-l6-v2", input=["embeddings are held to it too"])
+    assert over.value.body["type"] == "tokens" and over.value.response.headers["x-ratelimit-limit-tokens"] == "4"  # type: ignore[index]
+    used = f"used {first.usage.total_tokens}."
+    assert used in over.value.message
+    books = httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {ADMIN}"}).json()["data"]
+    assert (books[0]["tpm"], books[0]["tokens_last_minute"]) == (4, first.usage.total_tokens)

@@ -257,5 +257,7 @@ def test_key_usage_counts_what_the_limits_count(seeded: tuple[Any, list[LedgerRe
             got = key_usage(ledger.reader, key, req_since, spend_since)
             assert got.requests == len(counted)  # the limits' own refusals do not count as requests
             assert got.first_ts == (pytest.approx(min(counted)) if counted else None)
+            toks = [r.prompt_tokens + r.completion_tokens for r in mine if r.ts >= req_since and r.status != 429]
+            assert got.tokens == sum(toks)
             assert got.spent_usd == pytest.approx(sum(r.cost_usd for r in mine if r.ts >= spend_since), abs=1e-9)
     assert key_usage(ledger.reader, "key-nobody", T0, T0) == Usage()

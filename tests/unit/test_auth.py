@@ -88,11 +88,11 @@ def test_new_key_prints_the_key_once_and_an_entry_holding_only_its_digest(capsys
     assert entry == ApiKey(name="team: a", sha256=digest(key), admin=True)
     assert Gate([entry]).admit("/api/stats", f"Bearer {key}") == entry
 
-    assert main(["new-key", "trial", "--rpm", "60", "--budget", "5", "--per", "7d"]) == 0
+    assert main(["new-key", "trial", "--rpm", "60", "--tpm", "90000", "--budget", "5", "--per", "7d"]) == 0
     out, err = capsys.readouterr()
     key = err.split("shown once; give it to the client): ", 1)[1].split()[0]
     limited = ApiKey.model_validate(yaml.safe_load(out)[0])
-    assert limited == ApiKey(name="trial", sha256=digest(key), rpm=60, budget=Budget(usd=5.0, per="7d"))
+    assert limited == ApiKey(name="trial", sha256=digest(key), rpm=60, tpm=90000, budget=Budget(usd=5.0, per="7d"))
     assert main(["new-key", "trial", "--budget", "5", "--per", "monthly"]) == 2  # as the config would refuse it
     out, err = capsys.readouterr()
     assert out == "" and "budget.per" in err and "expected a duration like 30m" in err

@@ -43,10 +43,9 @@ def _limits(key: ApiKey, ledger: FakeLedger, clock: Clock) -> KeyLimits:
     return KeyLimits([key], ledger, refresh_s=1.0, clock=clock)
 
 
-def _done(rid: str, key: ApiKey, cost: float) -> LedgerRecord:
-    return LedgerRecord(
-        ts=0.0, request_id=rid, policy="default", requested_model="m", key_id=ledger_id(key.sha256), cost_usd=cost
-    )
+def _done(rid: str, key: ApiKey, cost: float, tokens: int = 0) -> LedgerRecord:
+    kid = ledger_id(key.sha256)
+    return LedgerRecord(0.0, rid, "default", "m", key_id=kid, cost_usd=cost, prompt_tokens=tokens)
 
 
 async def _admit_n(limits: KeyLimits, key: ApiKey, n: int, prefix: str = "r") -> None:
@@ -105,6 +104,27 @@ def test_counts_are_reread_after_refresh_s_and_requests_still_in_flight_stay_cou
             await limits.admit(key, "r4")
 
     asyncio.run(go())
+
+
+def test_tokens_per_minute_count_the_answered_requests_of_every_worker() -> None:
+    key, clock = ApiKey(name="app", sha256=SHA, tpm=1000), Clock()
+    ledger = FakeLedger(Usage(requests=2, first_ts=clock.t - 30.0, tokens=700))  # other workers' answered tokens
+    limits = _limits(key, ledger, clock)
+
+    async def go() -> RateLimited:
+        await limits.admit(key, "a")
+        await limits.admit(key, "b")  # 700 counted: both go; their tokens are not known until they are answered
+        limits.record(_done("a", key, 0.0, tokens=250))
+        await limits.admit(key, "c")  # 950
+        limits.record(_done("b", key, 0.0, tokens=60))
+        with pytest.raises(RateLimited) as over:
+            await limits.admit(key, "d")  # 1010
+        return over.value
+
+    err = asyncio.run(go())
+    assert (err.status, err.type, err.code) == (429, "tokens", "rate_limit_exceeded")
+    assert "tokens per minute (TPM): limit 1000, used 1010" in err.message
+    assert err.headers["x-ratelimit-limit-tokens"] == "1000" and err.headers["retry-after"] == "30"
 
 
 def test_a_key_that_has_spent_its_budget_gets_insufficient_quota_and_no_retry() -> None:
@@ -169,6 +189,13 @@ def test_an_unreadable_ledger_fails_open_and_is_retried_after_refresh_s(caplog: 
 def test_limits_in_the_policy_file_are_checked() -> None:
     assert ApiKey(name="k", sha256=SHA, budget={"usd": 5, "per": "7d"}).budget == Budget(usd=5.0, per="7d")  # type: ignore[arg-type]
     assert Budget(usd=1).per_s == 30 * 86400
-    for bad in ({"rpm": 0}, {"budget": {"usd": 0}}, {"budget": {"usd": 1, "per": "monthly"}}, {"rpm": 5.5}):
+    bad_values = (
+        {"rpm": 0},
+        {"tpm": -1},
+        {"budget": {"usd": 0}},
+        {"budget": {"usd": 1, "per": "monthly"}},
+        {"rpm": 5.5},
+    )
+    for bad in bad_values:
         with pytest.raises(ValidationError):
             ApiKey.model_validate({"name": "k", "sha256": SHA, **bad})
