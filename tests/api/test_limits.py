@@ -99,3 +99,4 @@ def test_a_key_over_its_tokens_per_minute_waits(gateway_factory: GatewayFactory,
     assert used in over.value.message
     books = httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {ADMIN}"}).json()["data"]
     assert (books[0]["tpm"], books[0]["tokens_last_minute"]) == (4, first.usage.total_tokens)
+    assert [(r["endpoint"], r["error_type"]) for r in svc.ledger.rows("status = 429")] == [("embeddings", "tokens")]
