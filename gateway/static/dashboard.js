@@ -204,6 +204,32 @@ function renderCharts(d) {
   });
 }
 
+// "used / limit", or just "used" when the key has no such limit.
+const ofLimit = (used, limit, fmt) => (limit === null ? fmt(used) : `${fmt(used)} / ${fmt(limit)}`);
+
+// Keys come from the policy file; without any (an open gateway) the section stays hidden. Their use is the limits'
+// own count (GET /api/keys), always up to now: a limit is about the last minute or the budget's window.
+async function loadKeys() {
+  const resp = await fetch("/api/keys");
+  if (!resp.ok) return;
+  const keys = (await resp.json()).data;
+  const body = document.querySelector("#keys tbody");
+  body.replaceChildren();
+  for (const k of keys) {
+    const row = body.insertRow();
+    row.dataset.key = k.key_id;
+    cell(row, k.name, "name");
+    cell(row, k.key_id, "key_id");
+    cell(row, k.admin ? "yes" : "no", "admin");
+    cell(row, k.policies ? k.policies.join(", ") : "all", "policies");
+    cell(row, ofLimit(k.requests_last_minute, k.rpm, int), "requests_last_minute", k.requests_last_minute);
+    cell(row, ofLimit(k.tokens_last_minute, k.tpm, int), "tokens_last_minute", k.tokens_last_minute);
+    cell(row, `${usd(k.spent_usd)} (${k.spent_per})`, "spent_usd", k.spent_usd);
+    cell(row, usd(k.budget_usd), "budget_usd", k.budget_usd);
+  }
+  document.querySelector("#keys-section").hidden = keys.length === 0;
+}
+
 async function load() {
   state.ready = false;
   const status = document.getElementById("status");
@@ -226,6 +252,7 @@ async function load() {
   fillChoices(f.key, d.choices.keys, d.filters.key);
   renderTables(d);
   renderCharts(d);
+  await loadKeys();
   const from = new Date(d.range.since * 1000).toISOString().slice(0, 16).replace("T", " ");
   const to = new Date(d.range.until * 1000).toISOString().slice(0, 16).replace("T", " ");
   status.textContent = `${d.totals.requests} requests from ${from} to ${to} UTC, ${d.range.bucket} buckets`;

@@ -185,6 +185,7 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         _assert_matches(page, _ledger_sums(db))
         assert page.locator("#series tbody tr").count() >= 6  # five past hours and this one
         assert page.is_visible("#cascade-section")
+        assert not page.is_visible("#keys-section")  # an open gateway has no keys to show
         draft = page.locator('#cascade tbody tr[data-model="local-small"] td')
         assert draft.all_inner_texts()[:4] == ["local-small", "2", "1", "0"]
         assert draft.nth(5).inner_text() == "0.700"  # (0.9 + 0.9 + 0.3) / 3
@@ -203,7 +204,10 @@ def test_with_keys_a_browser_opens_the_dashboard_with_an_admin_key(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     cfg = api_config(fresh_upstream.base_url)
-    cfg["keys"] = [{"name": "ops", "sha256": digest("tg-ops-key"), "admin": True}]
+    cfg["keys"] = [
+        {"name": "ops", "sha256": digest("tg-ops-key"), "admin": True},
+        {"name": "app", "sha256": digest("tg-app-key"), "rpm": 60, "tpm": 1000, "budget": {"usd": 5, "per": "7d"}},
+    ]
     server, svc = gateway_factory(cfg)
     openai.OpenAI(base_url=f"{server.url}/v1", api_key="tg-ops-key", max_retries=0).chat.completions.create(
         model="mid", messages=[{"role": "user", "content": "one"}]
@@ -216,6 +220,16 @@ def test_with_keys_a_browser_opens_the_dashboard_with_an_admin_key(
         page.goto(f"{server.url}/dashboard")
         page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
         assert page.inner_text('[data-total="requests"]') == "1"
+
+        # Each key with its use against its limits.
+        def shown(key: str, field: str) -> str:
+            return page.inner_text(f"#keys tr[data-key='key-{digest(key)[:16]}'] td[data-field='{field}']")
+
+        assert page.is_visible("#keys-section")
+        assert shown("tg-ops-key", "name") == "ops" and shown("tg-ops-key", "requests_last_minute") == "1"
+        assert shown("tg-app-key", "requests_last_minute") == "0 / 60"
+        assert shown("tg-app-key", "tokens_last_minute") == "0 / 1000"
+        assert shown("tg-app-key", "spent_usd") == "$0.000000 (7d)" and shown("tg-app-key", "budget_usd") == "$5.000000"
     assert problems == []
     with _browser([], http_credentials={"username": "ops", "password": "wrong"}) as page:
         refused = page.goto(f"{server.url}/dashboard")
