@@ -1,5 +1,5 @@
 """`tiergate serve --workers 2`: two worker processes answer, both write one ledger without losing a record, and
-whichever answers a /metrics scrape counts both workers' requests."""
+whichever answers a /metrics scrape counts both workers' requests; an edited policy file reaches both."""
 
 from __future__ import annotations
 
@@ -91,6 +91,18 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
                 break
             time.sleep(0.25)
         assert counts == [60.0] * 8
+
+        # An edited policy file reaches both workers without a restart (gateway/reload.py).
+        cfg["policies"]["second"] = {"thresholds": [0.9], "baseline_model": "m"}
+        (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+        deadline = time.monotonic() + 30
+        while True:
+            listed = ["second" in httpx.get(f"http://127.0.0.1:{port}/v1/models").text for _ in range(8)]
+            if all(listed) or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert all(listed), listed
+        assert log.read_text().count("policy file") == 2, log.read_text()  # "... reloaded", once per worker
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
