@@ -111,7 +111,8 @@ def _from_policy(
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
-    recorder = Recorder(ledger, meters, limits)
+    # The limits see finished requests only if some key has limits: otherwise every record would pay for a no-op.
+    recorder = Recorder(ledger, meters, limits) if limits.active else Recorder(ledger, meters)
     unavailable = unavailable_models(cfg.models, os.environ)
     pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache)
     return limits, recorder, pipeline

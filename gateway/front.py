@@ -1,5 +1,5 @@
 """The outermost ASGI layer: an id for every HTTP request, the API-key check (gateway/auth.py), and the chat
-endpoint served without FastAPI.
+endpoint (with the Responses API, its translation) served without FastAPI.
 
 /v1/chat/completions is the one hot path. Served here, in front of FastAPI, a request pays for its own parsing,
 routing, pipeline and one response object, not for FastAPI's middleware stack and routing, which on a cache hit
@@ -18,10 +18,13 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import STATE_KEY, Refused, header
+from gateway.deps import AppServices
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
-from gateway.routes.chat import CHAT_PATH, handle_chat
+from gateway.routes.chat import CHAT, CHAT_PATH, handle_chat
+from gateway.routes.responses import RESPONSES, RESPONSES_PATH
 
 log = logging.getLogger("tiergate")
+SURFACES = {CHAT_PATH: CHAT, RESPONSES_PATH: RESPONSES}  # the APIs served here, ahead of FastAPI
 
 
 class Front:
@@ -39,17 +42,18 @@ class Front:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        activity = self.state.services.activity
+        services: AppServices = self.state.services  # once per request: a Starlette State lookup costs ~1 us
+        activity = services.activity
         activity.active += 1
         try:
-            await self._http(scope, receive, send)
+            await self._http(services, scope, receive, send)
         finally:
             activity.active -= 1
 
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, services: AppServices, scope: Scope, receive: Receive, send: Send) -> None:
         rid = self.new_request_id()
         scope.setdefault("state", {})["request_id"] = rid
-        gate = self.state.services.gate  # read per request: a reloaded policy file may bring other keys
+        gate = services.gate  # read per request: a reloaded policy file may bring other keys
         if gate.enabled:
             try:
                 # The chat route reads it: a key may be held to its own policies (router/policy.py: ApiKey).
@@ -58,14 +62,15 @@ class Front:
                 # Refused before anything is read or routed: no ledger record, so callers without a key cannot fill it.
                 await error_response(r.error, rid, r.headers)(scope, receive, send)
                 return
-        if scope["path"] == CHAT_PATH:
+        surface = SURFACES.get(scope["path"])
+        if surface is not None:
             if scope["method"] != "POST":
-                err = InvalidRequest(f"Method {scope['method']} is not allowed on {CHAT_PATH}; use POST.")
+                err = InvalidRequest(f"Method {scope['method']} is not allowed on {scope['path']}; use POST.")
                 err.status = 405
                 await error_response(err, rid, {"allow": "POST"})(scope, receive, send)
                 return
             try:
-                response = await handle_chat(self.app.state.services, scope, receive, rid)
+                response = await handle_chat(services, scope, receive, rid, surface)
             except GatewayError as e:
                 response = error_response(e, rid)
             except ClientDisconnect:

@@ -92,6 +92,11 @@ class KeyLimits:
         self._counts = {ledger_id(k.sha256): _Count() for k in keys if k.limited}
         self._in_flight: dict[str, tuple[str, float]] = {}  # request id -> (key id, admitted at)
 
+    @property
+    def active(self) -> bool:
+        """Whether any key has a limit (else admit() admits everything and record() has nothing to count)."""
+        return bool(self._counts)
+
     async def admit(self, key: ApiKey | None, request_id: str) -> None:
         if key is None or not key.limited:
             return

@@ -14,7 +14,9 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
+from gateway.responses_api import ResponsesRequest
 from gateway.routes.chat import CHAT_PATH
+from gateway.routes.responses import RESPONSES_PATH
 
 _REF = "#/components/schemas/{model}"
 
@@ -44,23 +46,37 @@ LIMITED = (
 )
 
 
-def _chat_operation() -> dict[str, Any]:
+_CHAT = (
+    "OpenAI's chat completion. `model` is `auto` (the default policy), a policy's name (routed by that "
+    "policy) or a concrete model's name. Unknown parameters are forwarded to the upstream. With "
+    "`stream: true` the answer is a server-sent event stream ending in `data: [DONE]`. Response headers "
+    "say where it went and what it cost: x-tiergate-model, -tier, -score, -cost-usd, -cache."
+)
+_RESPONSES = (
+    "OpenAI's Responses API, served by the same routing, cache, limits and ledger as chat. `model` as for chat. "
+    "Stored responses (`previous_response_id`, `conversation`), background runs, built-in tools and file inputs "
+    "are refused with a 400 naming the parameter. With `stream: true` the answer is the API's stream of typed "
+    "events, ending in `response.completed` (or `response.incomplete` / `response.failed`)."
+)
+
+
+def _chat_operation(
+    summary: str = "Chat completion (routed)",
+    description: str = _CHAT,
+    operation_id: str = "create_chat_completion",
+    model: str = "ChatCompletionRequest",
+) -> dict[str, Any]:
     return {
-        "summary": "Chat completion (routed)",
-        "description": (
-            "OpenAI's chat completion. `model` is `auto` (the default policy), a policy's name (routed by that "
-            "policy) or a concrete model's name. Unknown parameters are forwarded to the upstream. With "
-            "`stream: true` the answer is a server-sent event stream ending in `data: [DONE]`. Response headers "
-            "say where it went and what it cost: x-tiergate-model, -tier, -score, -cost-usd, -cache."
-        ),
-        "operationId": "create_chat_completion",
+        "summary": summary,
+        "description": description,
+        "operationId": operation_id,
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model="ChatCompletionRequest")}}},
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
         },
         "responses": {
             "200": {
-                "description": "The completion (JSON), or its chunks (text/event-stream) when `stream` is true.",
+                "description": "The answer (JSON), or its stream (text/event-stream) when `stream` is true.",
                 "content": {
                     "application/json": {"schema": {"type": "object"}},
                     "text/event-stream": {"schema": {"type": "string"}},
@@ -89,12 +105,13 @@ def build(app: FastAPI) -> dict[str, Any]:
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    _add_models(schemas, ChatCompletionRequest, EmbeddingRequest, ErrorResponse)
+    _add_models(schemas, ChatCompletionRequest, ResponsesRequest, EmbeddingRequest, ErrorResponse)
     for ops in doc["paths"].values():
         for op in ops.values():
             responses = op.setdefault("responses", {})
             if responses.pop("422", None) is not None or "parameters" in op or "requestBody" in op:
                 responses.setdefault("400", _error("The request is invalid: `param` names the field."))
-    doc["paths"] = {CHAT_PATH: {"post": _chat_operation()}, **doc["paths"]}
+    responses = _chat_operation("Response (routed)", _RESPONSES, "create_response", "ResponsesRequest")
+    doc["paths"] = {CHAT_PATH: {"post": _chat_operation()}, RESPONSES_PATH: {"post": responses}, **doc["paths"]}
     app.openapi_schema = doc
     return doc

@@ -209,8 +209,9 @@ class ChatPipeline:
         request_id: str,
         headers: Mapping[str, str] | None = None,
         api_key: ApiKey | None = None,
+        endpoint: str = "chat.completions",
     ) -> ChatResult:
-        trace = Trace(request_id, req.model, stream=False, key_id=key_id(headers or {}, api_key))
+        trace = Trace(request_id, req.model, False, endpoint, key_id=key_id(headers or {}, api_key))
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -289,9 +290,10 @@ class ChatPipeline:
         request_id: str,
         headers: Mapping[str, str] | None = None,
         api_key: ApiKey | None = None,
+        endpoint: str = "chat.completions",
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = Trace(request_id, req.model, stream=True, key_id=key_id(headers or {}, api_key))
+        trace = Trace(request_id, req.model, True, endpoint, key_id=key_id(headers or {}, api_key))
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -399,8 +401,9 @@ class ChatPipeline:
         stream: bool = False,
         headers: Mapping[str, str] | None = None,
         api_key: ApiKey | None = None,
+        endpoint: str = "chat.completions",
     ) -> None:
         """The ledger record of a request refused before routing (malformed body, bad parameter)."""
-        trace = Trace(request_id, requested_model, stream=stream, key_id=key_id(headers or {}, api_key))
+        trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(headers or {}, api_key))
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))

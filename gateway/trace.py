@@ -21,6 +21,7 @@ class Trace:
     request_id: str
     requested_model: str
     stream: bool
+    endpoint: str = "chat.completions"  # or "responses": the same pipeline behind OpenAI's Responses API
     started: float = field(default_factory=time.perf_counter)
     ts: float = field(default_factory=time.time)
     policy: str = ""
@@ -112,6 +113,7 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
     return LedgerRecord(
         ts=trace.ts,
         request_id=trace.request_id,
+        endpoint=trace.endpoint,
         policy=trace.policy,
         requested_model=trace.requested_model,
         routed_model=trace.routed.name if trace.routed else None,

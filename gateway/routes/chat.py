@@ -1,8 +1,11 @@
-"""POST /v1/chat/completions: parse, run the pipeline, answer as JSON or as a server-sent event stream."""
+"""POST /v1/chat/completions (and, through a Surface, /v1/responses): parse, check the key's limits, run the pipeline,
+answer as JSON or as a server-sent event stream."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import orjson
 from pydantic import ValidationError
@@ -67,31 +70,56 @@ async def read_body(receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
             return b"".join(parts)
 
 
-async def handle_chat(services: AppServices, scope: Scope, receive: Receive, rid: str) -> ASGIApp:
+@dataclass(frozen=True)
+class Surface:
+    """One OpenAI API over the chat pipeline: how its body becomes a chat request (plus what the answer's shape needs
+    of the original), and how a chat answer or stream becomes its answer. The chat API is the identity."""
+
+    endpoint: str  # the ledger's name for it
+    parse: Callable[[bytes], tuple[ChatCompletionRequest, Any]]
+    body: Callable[[Any, dict[str, Any]], dict[str, Any]]
+    stream: Callable[[Any, AsyncIterator[dict[str, Any]], Mapping[str, str]], AsyncIterator[bytes]]
+
+
+CHAT = Surface(
+    "chat.completions",
+    lambda raw: (ChatCompletionRequest.model_validate_json(raw), None),
+    lambda _, body: body,
+    lambda _, chunks, __: sse.encode(chunks),
+)
+
+
+async def handle_chat(
+    services: AppServices, scope: Scope, receive: Receive, rid: str, surface: Surface = CHAT
+) -> ASGIApp:
     """Served by gateway/front.py ahead of FastAPI; raises GatewayError for the front to turn into an envelope."""
     # ASGI header names are lower-case already; a plain dict makes every later lookup a hash probe.
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     key = checked_key(scope)
     pipeline, limits = services.pipeline, services.limits  # read once: a policy reload mid-request changes neither
+    where = surface.endpoint
     try:
         raw = await read_body(receive)
     except InvalidRequest as e:
-        pipeline.reject(rid, "", e, headers=headers, api_key=key)  # refused unread, but still on the record
+        pipeline.reject(rid, "", e, headers=headers, api_key=key, endpoint=where)  # refused unread, still on record
         raise
     try:
-        req = ChatCompletionRequest.model_validate_json(raw)
-    except ValidationError as e:
-        err = from_validation([dict(x) for x in e.errors()])
-        pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key)
+        req, asked = surface.parse(raw)
+    except (ValidationError, InvalidRequest) as e:
+        err = from_validation([dict(x) for x in e.errors()]) if isinstance(e, ValidationError) else e
+        pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key, endpoint=where)
         raise err from None
     try:
-        await limits.admit(key, rid)
+        if key is not None and key.limited:  # tested here too: an awaited call that returns at once still costs
+            await limits.admit(key, rid)
     except GatewayError as e:
-        pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key)
+        pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key, endpoint=where)
         raise
     if not req.stream:
-        result = await pipeline.complete(req, rid, headers, key)
-        return JSONBody(orjson.dumps(result.body), result.headers)
-    result = await pipeline.stream(req, rid, headers, key)
+        result = await pipeline.complete(req, rid, headers, key, where)
+        assert result.body is not None
+        return JSONBody(orjson.dumps(surface.body(asked, result.body)), result.headers)
+    result = await pipeline.stream(req, rid, headers, key, where)
     assert result.chunks is not None
-    return StreamingResponse(sse.encode(result.chunks), media_type="text/event-stream", headers=result.headers)
+    body = surface.stream(asked, result.chunks, result.headers)
+    return StreamingResponse(body, media_type="text/event-stream", headers=result.headers)

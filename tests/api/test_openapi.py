@@ -18,7 +18,7 @@ def _refs(node: Any) -> list[str]:
     return []
 
 
-def test_openapi_has_the_chat_endpoint_and_the_errors_as_sent(
+def test_openapi_has_the_chat_and_responses_endpoints_and_the_errors_as_sent(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
@@ -30,6 +30,9 @@ def test_openapi_has_the_chat_endpoint_and_the_errors_as_sent(
     assert set(schemas["ChatCompletionRequest"]["required"]) == {"model", "messages"}
     assert {"400", "404", "503"} <= set(chat["responses"])
     assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    resp = doc["paths"]["/v1/responses"]["post"]
+    assert resp["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResponsesRequest")
+    assert set(schemas["ResponsesRequest"]["required"]) == {"model", "input"} and "429" in resp["responses"]
     ops = [op for path in doc["paths"].values() for op in path.values()]
     assert all("422" not in op["responses"] for op in ops)
     emb = doc["paths"]["/v1/embeddings"]["post"]

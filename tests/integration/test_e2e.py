@@ -91,6 +91,33 @@ def test_several_answers_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert body.usage is not None and row["completion_tokens"] == body.usage.completion_tokens
 
 
+def test_the_responses_api_on_local_llama_cpp(tiergate: Gateway) -> None:
+    client = _client(tiergate)
+    raw = client.responses.with_raw_response.create(model="auto", input=EASY, max_output_tokens=12)
+    assert raw.headers["x-tiergate-model"] == "smollm2-local"
+    r = raw.parse()
+    assert r.output_text.strip() and r.usage is not None and 0 < r.usage.output_tokens <= 12
+    assert r.status in ("completed", "incomplete")  # incomplete when it used all 12 tokens, as OpenAI says
+    row = _ledger(tiergate, raw.headers["x-request-id"])
+    assert (row["endpoint"], row["completion_tokens"]) == ("responses", r.usage.output_tokens)
+    # A schema-constrained answer, streamed: text.format becomes llama.cpp's grammar.
+    fmt = {
+        "type": "json_schema",
+        "name": "colour",
+        "schema": {"type": "object", "properties": {"colour": {"type": "string"}}, "required": ["colour"]},
+    }
+    with client.responses.stream(
+        model="smollm2-local",
+        input="Name a colour.",
+        max_output_tokens=100,
+        temperature=0,
+        text={"format": fmt},  # type: ignore[typeddict-item]
+    ) as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text and isinstance(json.loads(final.output_text)["colour"], str)
+
+
 def test_json_mode_on_llama_cpp_is_grammar_constrained(tiergate: Gateway) -> None:
     schema = {
         "type": "object",

@@ -1,0 +1,361 @@
+"""OpenAI's Responses API over the chat pipeline: a `POST /v1/responses` body becomes a chat completion request, and
+the chat answer (or its stream of chunks) becomes a Response object (or the Responses API's stream of events).
+
+Translation only, no I/O. What has no chat equivalent is refused with a 400 naming the parameter, never dropped in
+silence: stored conversations (`previous_response_id`, `conversation`; the gateway stores no responses), background
+runs, built-in tools (web search, file search, computer use, ...) and file inputs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway.errors import InvalidRequest
+
+# Accepted and not acted on: they change nothing a gateway without stored responses could honour.
+IGNORED = frozenset(
+    {"store", "metadata", "include", "service_tier", "safety_identifier", "prompt_cache_key", "truncation", "user"}
+)
+
+
+class ResponsesRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    model: str = Field(min_length=1)
+    input: str | list[dict[str, Any]]
+    instructions: str | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    text: dict[str, Any] | None = None
+    reasoning: dict[str, Any] | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    stream: bool = False
+    previous_response_id: str | None = None
+    conversation: str | dict[str, Any] | None = None
+    background: bool | None = None
+
+
+def _unsupported(param: str, what: str) -> InvalidRequest:
+    return InvalidRequest(f"{what} is not supported by this gateway.", param, "unsupported_parameter")
+
+
+def _content(parts: str | list[dict[str, Any]], where: str) -> str | list[dict[str, Any]]:
+    if isinstance(parts, str):
+        return parts
+    out: list[dict[str, Any]] = []
+    for i, p in enumerate(parts):
+        kind = p.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            out.append({"type": "text", "text": p.get("text", "")})
+        elif kind == "input_image" and isinstance(p.get("image_url"), str):
+            out.append({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p.get("detail", "auto")}})
+        else:
+            raise _unsupported(f"{where}.content.{i}", f"Content of type '{kind}'")
+    return out
+
+
+def _messages(req: ResponsesRequest) -> list[dict[str, Any]]:
+    msgs: list[dict[str, Any]] = []
+    if req.instructions:
+        msgs.append({"role": "system", "content": req.instructions})
+    if isinstance(req.input, str):
+        return [*msgs, {"role": "user", "content": req.input}]
+    for i, item in enumerate(req.input):
+        kind, where = item.get("type", "message"), f"input.{i}"
+        if kind == "message":
+            role = item.get("role")
+            if role not in ("user", "system", "developer", "assistant"):
+                raise InvalidRequest(f"Invalid value for '{where}.role': {role!r}.", f"{where}.role", "invalid_value")
+            msgs.append({"role": role, "content": _content(item.get("content", ""), where)})
+        elif kind == "function_call":
+            call = {
+                "id": item.get("call_id"),
+                "type": "function",
+                "function": {"name": item.get("name"), "arguments": item.get("arguments", "")},
+            }
+            last = msgs[-1] if msgs else None
+            if last is not None and last["role"] == "assistant" and last.get("tool_calls") and not last["content"]:
+                last["tool_calls"].append(call)  # parallel calls are one assistant turn in chat
+            else:
+                msgs.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output", "")
+            text = output if isinstance(output, str) else _content(output, where)
+            msgs.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+        elif kind == "reasoning":
+            continue  # a model's own earlier reasoning: nothing in chat carries it back
+        else:
+            raise _unsupported(where, f"An input item of type '{kind}'")
+    return msgs
+
+
+def _tools(req: ResponsesRequest) -> list[dict[str, Any]] | None:
+    if req.tools is None:
+        return None
+    out = []
+    for i, t in enumerate(req.tools):
+        if t.get("type") != "function":
+            raise _unsupported(f"tools.{i}", f"The built-in tool '{t.get('type')}'")
+        fn = {k: t[k] for k in ("name", "description", "parameters", "strict") if k in t}
+        out.append({"type": "function", "function": fn})
+    return out
+
+
+def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {"type": "function", "function": {"name": choice.get("name")}}
+    if isinstance(choice, dict):
+        raise _unsupported("tool_choice", f"tool_choice of type '{choice.get('type')}'")
+    return choice
+
+
+def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
+    fmt = (text or {}).get("format")
+    if not fmt or fmt.get("type") == "text":
+        return None
+    if fmt.get("type") == "json_object":
+        return {"type": "json_object"}
+    if fmt.get("type") == "json_schema":
+        schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
+        return {"type": "json_schema", "json_schema": schema}
+    raise _unsupported("text.format", f"text.format of type '{fmt.get('type')}'")
+
+
+def to_chat(req: ResponsesRequest) -> dict[str, Any]:
+    """The chat completion request body that asks the same; raises InvalidRequest for what chat cannot carry."""
+    if req.previous_response_id is not None:
+        raise _unsupported("previous_response_id", "Continuing a stored response (the gateway stores none)")
+    if req.conversation is not None:
+        raise _unsupported("conversation", "A stored conversation (the gateway stores none)")
+    if req.background:
+        raise _unsupported("background", "A background response")
+    extra = sorted(set(req.model_extra or {}) - IGNORED)
+    if extra:
+        raise _unsupported(extra[0], f"The parameter '{extra[0]}'")
+    body: dict[str, Any] = {"model": req.model, "messages": _messages(req), "stream": req.stream}
+    if req.stream:
+        body["stream_options"] = {"include_usage": True}  # a Response reports usage in its last event
+    optional = {
+        "max_tokens": req.max_output_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "tools": _tools(req),
+        "tool_choice": _tool_choice(req.tool_choice),
+        "parallel_tool_calls": req.parallel_tool_calls,
+        "response_format": _response_format(req.text),
+        "reasoning_effort": (req.reasoning or {}).get("effort"),
+        "logprobs": True if req.top_logprobs else None,
+        "top_logprobs": req.top_logprobs,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return body
+
+
+def _id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def _usage(u: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not u:
+        return None
+    cached = ((u.get("prompt_tokens_details") or {}).get("cached_tokens")) or 0
+    reasoning = ((u.get("completion_tokens_details") or {}).get("reasoning_tokens")) or 0
+    return {
+        "input_tokens": u.get("prompt_tokens", 0),
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": u.get("completion_tokens", 0),
+        "output_tokens_details": {"reasoning_tokens": reasoning},
+        "total_tokens": u.get("total_tokens", u.get("prompt_tokens", 0) + u.get("completion_tokens", 0)),
+    }
+
+
+def _shell(req: ResponsesRequest, rid: str, model: str, status: str, created: float | None = None) -> dict[str, Any]:
+    """A Response object's fields other than its output and usage, echoing the request as OpenAI does."""
+    return {
+        "id": rid,
+        "object": "response",
+        "created_at": int(created or time.time()),
+        "status": status,
+        "model": model,
+        "output": [],
+        "usage": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": req.instructions,
+        "max_output_tokens": req.max_output_tokens,
+        "temperature": req.temperature,
+        "top_p": req.top_p,
+        "tools": req.tools or [],
+        "tool_choice": req.tool_choice or "auto",
+        "parallel_tool_calls": True if req.parallel_tool_calls is None else req.parallel_tool_calls,
+        "text": req.text or {"format": {"type": "text"}},
+        "reasoning": req.reasoning,
+        "previous_response_id": None,
+        "store": False,
+        "metadata": (req.model_extra or {}).get("metadata") or {},
+    }
+
+
+def _message_item(text: str, status: str = "completed") -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": []}
+    return {"type": "message", "id": _id("msg"), "status": status, "role": "assistant", "content": [part]}
+
+
+def _call_item(call: dict[str, Any], status: str = "completed") -> dict[str, Any]:
+    fn = call.get("function") or {}
+    return {
+        "type": "function_call",
+        "id": _id("fc"),
+        "call_id": call.get("id") or _id("call"),
+        "name": fn.get("name", ""),
+        "arguments": fn.get("arguments") or "",
+        "status": status,
+    }
+
+
+def _ending(finish_reason: str | None) -> tuple[str, dict[str, Any] | None]:
+    if finish_reason == "length":
+        return "incomplete", {"reason": "max_output_tokens"}
+    if finish_reason == "content_filter":
+        return "incomplete", {"reason": "content_filter"}
+    return "completed", None
+
+
+def from_chat(req: ResponsesRequest, chat: dict[str, Any]) -> dict[str, Any]:
+    """The Response object for a chat completion answer (its first choice)."""
+    choice = (chat.get("choices") or [{}])[0]
+    msg = choice.get("message") or {}
+    status, incomplete = _ending(choice.get("finish_reason"))
+    out = _shell(req, _id("resp"), str(chat.get("model", req.model)), status, chat.get("created"))
+    if msg.get("content"):
+        out["output"].append(_message_item(str(msg["content"])))
+    out["output"].extend(_call_item(c) for c in msg.get("tool_calls") or [])
+    out["usage"], out["incomplete_details"] = _usage(chat.get("usage")), incomplete
+    return out
+
+
+class _Events:
+    """Numbers the events of one stream (the API's `sequence_number`)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self, kind: str, **fields: Any) -> dict[str, Any]:
+        self.n += 1
+        return {"type": kind, "sequence_number": self.n - 1, **fields}
+
+
+Phase = Literal["text", "call"]
+
+
+async def stream_events(
+    req: ResponsesRequest, chunks: AsyncIterator[dict[str, Any]], model: str
+) -> AsyncIterator[dict[str, Any]]:
+    """The Responses API's events for a chat completion stream: the response's start, each output item (text, or a
+    function call) opened, filled by deltas and closed, then response.completed with usage (or an error event and
+    response.failed if the stream broke)."""
+    ev = _Events()
+    resp = _shell(req, _id("resp"), model, "in_progress")
+    yield ev("response.created", response=dict(resp))
+    yield ev("response.in_progress", response=dict(resp))
+    items: list[dict[str, Any]] = []  # closed items, in order
+    text_item: dict[str, Any] | None = None
+    calls: dict[int, dict[str, Any]] = {}  # open function calls by their chat tool-call index
+    finish: str | None = None
+    usage: dict[str, Any] | None = None
+
+    def close_text() -> list[dict[str, Any]]:
+        nonlocal text_item
+        if text_item is None:
+            return []
+        item, text_item = text_item, None
+        idx = len(items)
+        part = item["content"][0]
+        item["status"] = "completed"
+        items.append(item)
+        at = {"item_id": item["id"], "output_index": idx, "content_index": 0}
+        return [
+            ev("response.output_text.done", **at, text=part["text"], logprobs=[]),
+            ev("response.content_part.done", **at, part=part),
+            ev("response.output_item.done", output_index=idx, item=item),
+        ]
+
+    def close_calls() -> list[dict[str, Any]]:
+        out = []
+        for i in sorted(calls):
+            item = calls.pop(i)
+            idx = len(items)
+            item["status"] = "completed"
+            items.append(item)
+            at = {"item_id": item["id"], "output_index": idx}
+            out.append(ev("response.function_call_arguments.done", **at, arguments=item["arguments"]))
+            out.append(ev("response.output_item.done", output_index=idx, item=item))
+        return out
+
+    async for chunk in chunks:
+        if "error" in chunk:
+            for e in close_text() + close_calls():
+                yield e
+            err = chunk["error"]
+            yield ev("error", code=err.get("code"), message=err.get("message"), param=err.get("param"))
+            resp.update(status="failed", output=items, error={"code": err.get("code"), "message": err.get("message")})
+            yield ev("response.failed", response=resp)
+            return
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            finish = choice.get("finish_reason") or finish
+            if delta.get("content"):
+                if text_item is None:
+                    for e in close_calls():
+                        yield e
+                    text_item = _message_item("", status="in_progress")
+                    idx = len(items)
+                    part = text_item["content"][0]
+                    opened = {**text_item, "content": []}
+                    yield ev("response.output_item.added", output_index=idx, item=opened)
+                    yield ev(
+                        "response.content_part.added",
+                        item_id=text_item["id"],
+                        output_index=idx,
+                        content_index=0,
+                        part={**part, "text": ""},
+                    )
+                text_item["content"][0]["text"] += delta["content"]
+                yield ev(
+                    "response.output_text.delta",
+                    item_id=text_item["id"],
+                    output_index=len(items),
+                    content_index=0,
+                    delta=delta["content"],
+                    logprobs=[],
+                )
+            for tc in delta.get("tool_calls") or []:
+                i = int(tc.get("index", 0))
+                if i not in calls:
+                    for e in close_text():
+                        yield e
+                    calls[i] = _call_item({"id": tc.get("id"), "function": tc.get("function") or {}}, "in_progress")
+                    calls[i]["arguments"] = ""
+                    added = dict(calls[i])
+                    yield ev("response.output_item.added", output_index=len(items) + len(calls) - 1, item=added)
+                piece = (tc.get("function") or {}).get("arguments") or ""
+                if piece:
+                    calls[i]["arguments"] += piece
+                    idx = len(items) + sorted(calls).index(i)
+                    yield ev(
+                        "response.function_call_arguments.delta", item_id=calls[i]["id"], output_index=idx, delta=piece
+                    )
+    for e in close_text() + close_calls():
+        yield e
+    status, incomplete = _ending(finish)
+    resp.update(status=status, output=items, usage=_usage(usage), incomplete_details=incomplete)
+    yield ev(f"response.{'completed' if status == 'completed' else 'incomplete'}", response=resp)

@@ -1,0 +1,30 @@
+"""POST /v1/responses: OpenAI's Responses API, served like chat (gateway/front.py) by translating to and from it
+(gateway/responses_api.py). Routing, the cache, limits and the ledger are the chat pipeline's; the ledger names the
+endpoint `responses`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+from gateway import sse
+from gateway.protocol import ChatCompletionRequest
+from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
+from gateway.routes.chat import Surface
+
+RESPONSES_PATH = "/v1/responses"
+
+
+def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
+    asked = ResponsesRequest.model_validate_json(raw)
+    return ChatCompletionRequest.model_validate(to_chat(asked)), asked
+
+
+def _stream(
+    asked: ResponsesRequest, chunks: AsyncIterator[dict[str, Any]], headers: Mapping[str, str]
+) -> AsyncIterator[bytes]:
+    model = headers.get("x-tiergate-model", asked.model)  # the routed model, known before the first event
+    return sse.encode_typed(stream_events(asked, chunks, model))
+
+
+RESPONSES = Surface("responses", _parse, from_chat, _stream)

@@ -1,0 +1,111 @@
+"""POST /v1/responses through the running gateway and the official SDK: answers, function calls, streams, refusals,
+and the same routing, cache and ledger as chat."""
+
+from __future__ import annotations
+
+import httpx
+import openai
+import pytest
+
+from gateway.cache import MemoryStore
+from tests.conftest import GatewayFactory, api_config, cache_settled
+from tests.fakes.upstream import FakeUpstream
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+
+
+def test_the_sdks_responses_create_is_routed_costed_and_booked(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    raw = _client(server.url).responses.with_raw_response.create(
+        model="mid", instructions="Be brief.", input="what is two plus two", max_output_tokens=30
+    )
+    r = raw.parse()
+    assert r.output_text == "echo: what is two plus two" and r.status == "completed" and r.model == "mid"
+    assert r.usage is not None and r.usage.input_tokens > 0 and r.usage.output_tokens == 6
+    assert raw.headers["x-tiergate-model"] == "mid" and float(raw.headers["x-tiergate-cost-usd"]) > 0
+    sent = fresh_upstream.received[-1]
+    assert sent["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "what is two plus two"},
+    ]
+    assert sent["max_tokens"] == 30
+    [row] = svc.ledger.rows()
+    assert (row["endpoint"], row["routed_model"], row["status"], row["completion_tokens"]) == (
+        "responses",
+        "mid",
+        200,
+        6,
+    )
+    assert row["request_id"] == raw.headers["x-request-id"]
+
+
+def test_a_function_call_round_trip(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    tools = [{"type": "function", "name": "search", "parameters": {"type": "object", "properties": {}}}]
+    first = client.responses.create(model="mid", input="[tool] find cats", tools=tools)  # type: ignore[arg-type]
+    [call] = first.output
+    assert call.type == "function_call" and call.name == "search" and "find cats" in call.arguments
+    # The app sends the call and its result back, as the Responses API has it; the gateway turns them into chat turns.
+    second = client.responses.create(
+        model="mid",
+        tools=tools,  # type: ignore[arg-type]
+        input=[
+            {"role": "user", "content": "[tool] find cats"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "3 cats found"},
+            {"role": "user", "content": "summarise"},
+        ],
+    )
+    assert second.output_text == "echo: summarise"
+    turns = fresh_upstream.received[-1]["messages"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "tool", "user"]
+    assert turns[1]["tool_calls"][0]["id"] == call.call_id and turns[2]["tool_call_id"] == call.call_id
+
+
+def test_a_stream_through_the_sdks_helper(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    deltas = []
+    with _client(server.url).responses.stream(model="mid", input="stream me please") as stream:
+        for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+        final = stream.get_final_response()
+    assert "".join(deltas) == final.output_text == "echo: stream me please" and len(deltas) > 1
+    assert final.status == "completed" and final.usage is not None and final.usage.output_tokens == 4
+    [row] = svc.ledger.rows()
+    assert (row["endpoint"], row["stream"], row["completion_tokens"]) == ("responses", True, 4)
+
+
+def test_chat_and_responses_share_the_cache(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    client = _client(server.url)
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "cached?"}], temperature=0)
+    cache_settled(svc)
+    again = client.responses.with_raw_response.create(model="mid", input="cached?", temperature=0)
+    assert again.headers["x-tiergate-cache"] == "hit" and again.parse().output_text == "echo: cached?"
+    assert fresh_upstream.calls_for("mid") == 1
+
+
+def test_what_it_cannot_do_is_a_clear_400_on_the_record(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = _client(server.url)
+    with pytest.raises(openai.BadRequestError) as stored:
+        client.responses.create(model="mid", input="hi", previous_response_id="resp_123")
+    assert stored.value.param == "previous_response_id" and stored.value.code == "unsupported_parameter"
+    with pytest.raises(openai.BadRequestError) as tool:
+        client.responses.create(model="mid", input="hi", tools=[{"type": "web_search"}])  # type: ignore[list-item]
+    assert tool.value.param == "tools.0" and "web_search" in tool.value.message
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.responses.create(model="mid", input="hi", temperature=3)
+    assert bad.value.param == "temperature"
+    assert httpx.get(f"{server.url}/v1/responses").status_code == 405
+    assert fresh_upstream.received == []
+    rows = svc.ledger.rows()
+    assert [(r["endpoint"], r["status"], r["requested_model"]) for r in rows] == [("responses", 400, "mid")] * 3

@@ -1,0 +1,205 @@
+"""The Responses API translation (gateway/responses_api.py): requests to chat, chat answers and streams back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from gateway.errors import InvalidRequest
+from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
+
+
+def _req(**kw: Any) -> ResponsesRequest:
+    return ResponsesRequest.model_validate({"model": "auto", "input": "hi", **kw})
+
+
+def test_a_request_becomes_the_chat_request_that_asks_the_same() -> None:
+    tools = [{"type": "function", "name": "lookup", "description": "d", "parameters": {"type": "object"}}]
+    fmt = {"format": {"type": "json_schema", "name": "n", "schema": {"type": "object"}, "strict": True}}
+    body = to_chat(
+        _req(
+            instructions="Be brief.",
+            input=[
+                {"role": "user", "content": [{"type": "input_text", "text": "look up x"}]},
+                {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": '{"q": "x"}'},
+                {"type": "function_call", "call_id": "c2", "name": "lookup", "arguments": '{"q": "y"}'},
+                {"type": "function_call_output", "call_id": "c1", "output": "42"},
+                {"type": "reasoning", "summary": []},
+                {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_image", "image_url": "data:image/png;base64,AA", "detail": "low"}],
+                },
+            ],
+            tools=tools,
+            tool_choice={"type": "function", "name": "lookup"},
+            text=fmt,
+            max_output_tokens=50,
+            temperature=0.2,
+            store=True,  # accepted, not acted on
+            metadata={"a": "b"},
+        )
+    )
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "look up x"}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [  # two calls in a row are one assistant turn in chat
+                {"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "x"}'}},
+                {"id": "c2", "type": "function", "function": {"name": "lookup", "arguments": '{"q": "y"}'}},
+            ],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "42"},
+        {
+            "role": "user",
+            "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA", "detail": "low"}}],
+        },
+    ]
+    assert body["tools"] == [
+        {"type": "function", "function": {"name": "lookup", "description": "d", "parameters": {"type": "object"}}}
+    ]
+    assert body["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert body["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": True},
+    }
+    assert (body["max_tokens"], body["temperature"], body["stream"]) == (50, 0.2, False)
+    assert "store" not in body and "metadata" not in body
+    streamed = to_chat(_req(stream=True))
+    assert streamed["messages"] == [{"role": "user", "content": "hi"}]
+    assert streamed["stream_options"] == {"include_usage": True}
+
+
+@pytest.mark.parametrize(
+    ("kw", "param"),
+    [
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"background": True}, "background"),
+        ({"tools": [{"type": "web_search"}]}, "tools.0"),
+        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input.0.content.0"),
+        ({"input": [{"type": "item_reference", "id": "x"}]}, "input.0"),
+        ({"input": [{"role": "wizard", "content": "x"}]}, "input.0.role"),
+        ({"text": {"format": {"type": "yaml"}}}, "text.format"),
+        ({"prompt": {"id": "pmpt_1"}}, "prompt"),
+    ],
+)
+def test_what_chat_cannot_carry_is_a_400_naming_it(kw: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        to_chat(_req(**kw))
+    assert refused.value.param == param and refused.value.status == 400
+
+
+def test_a_chat_answer_becomes_a_response() -> None:
+    call = {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    chat = {
+        "model": "mid",
+        "created": 1_700_000_000,
+        "choices": [
+            {"message": {"role": "assistant", "content": "Paris", "tool_calls": [call]}, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 2, "total_tokens": 9},
+    }
+    r = from_chat(_req(instructions="x"), chat)
+    assert (r["object"], r["status"], r["model"], r["created_at"], r["instructions"]) == (
+        "response",
+        "completed",
+        "mid",
+        1_700_000_000,
+        "x",
+    )
+    assert r["id"].startswith("resp_")
+    text, fn = r["output"]
+    assert text["type"] == "message" and text["content"] == [
+        {"type": "output_text", "text": "Paris", "annotations": []}
+    ]
+    assert (fn["type"], fn["call_id"], fn["name"], fn["arguments"]) == ("function_call", "call_9", "f", "{}")
+    assert r["usage"]["input_tokens"] == 7 and r["usage"]["output_tokens"] == 2 and r["usage"]["total_tokens"] == 9
+    cut = from_chat(_req(), {**chat, "choices": [{"message": {"content": "Par"}, "finish_reason": "length"}]})
+    assert cut["status"] == "incomplete" and cut["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+async def _chunks(items: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    for c in items:
+        yield c
+
+
+def _events(chunks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def go() -> list[dict[str, Any]]:
+        return [e async for e in stream_events(_req(stream=True), _chunks(chunks), "mid")]
+
+    return asyncio.run(go())
+
+
+def test_a_chat_stream_becomes_the_responses_events() -> None:
+    def tc(i: int, **f: Any) -> dict[str, Any]:
+        return {"choices": [{"delta": {"tool_calls": [{"index": i, **f}]}}]}
+
+    events = _events(
+        [
+            {"choices": [{"delta": {"role": "assistant", "content": "Hel"}}]},
+            {"choices": [{"delta": {"content": "lo"}}]},
+            tc(0, id="call_a", function={"name": "f", "arguments": '{"q":'}),
+            tc(0, function={"arguments": ' "x"}'}),
+            tc(1, id="call_b", function={"name": "g", "arguments": "{}"}),
+            {"choices": [{"delta": {}, "finish_reason": "tool_calls"}]},
+            {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}},
+        ]
+    )
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+    assert [e["type"] for e in events] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert events[6]["text"] == "Hello" and events[6]["output_index"] == 0
+    assert [e["output_index"] for e in events if e["type"] == "response.output_item.added"] == [0, 1, 2]
+    assert [e["output_index"] for e in events if e["type"] == "response.output_item.done"] == [0, 1, 2]
+    done = events[-1]["response"]
+    assert done["status"] == "completed" and done["model"] == "mid" and done["id"] == events[0]["response"]["id"]
+    assert [o["type"] for o in done["output"]] == ["message", "function_call", "function_call"]
+    assert done["output"][1]["arguments"] == '{"q": "x"}' and done["output"][2]["call_id"] == "call_b"
+    assert done["usage"]["output_tokens"] == 4
+
+
+def test_a_broken_stream_ends_with_an_error_and_response_failed() -> None:
+    events = _events(
+        [
+            {"choices": [{"delta": {"content": "par"}}]},
+            {
+                "error": {
+                    "message": "upstream went away",
+                    "type": "server_error",
+                    "code": "upstream_error",
+                    "param": None,
+                }
+            },
+        ]
+    )
+    types = [e["type"] for e in events]
+    assert types[-3:] == ["response.output_item.done", "error", "response.failed"]
+    assert events[-2]["message"] == "upstream went away"
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "upstream_error"
+    assert failed["output"][0]["content"][0]["text"] == "par"
