@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openai
 import pytest
 import yaml
 
@@ -84,6 +85,11 @@ def api_config(base_url: str) -> dict[str, Any]:
 
 
 GatewayFactory = Callable[..., tuple[RunningServer, AppServices]]
+
+
+def sdk(url: str, key: str = "unused") -> openai.OpenAI:
+    """The official client pointed at a gateway, as an app would point it; no retries, so a test sees every error."""
+    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
 
 
 def cache_settled(services: AppServices, timeout_s: float = 10.0) -> None:

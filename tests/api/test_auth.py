@@ -10,7 +10,7 @@ import openai
 import pytest
 
 from gateway.auth import digest
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
 
 CLIENT_KEY, ADMIN_KEY = "tg-client-secret-1", "tg-admin-secret-2"
@@ -25,10 +25,6 @@ def _config(url: str) -> dict[str, Any]:
     return cfg
 
 
-def _client(url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
-
-
 def _basic(key: str) -> dict[str, str]:
     return {"authorization": "Basic " + base64.b64encode(f"anyone:{key}".encode()).decode()}
 
@@ -39,7 +35,7 @@ def test_a_call_without_a_known_key_is_401_and_reaches_nothing(
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
     q = [{"role": "user", "content": "hi"}]
     with pytest.raises(openai.AuthenticationError) as wrong:
-        _client(server.url, "tg-not-a-key-at-all").chat.completions.create(model="auto", messages=q)
+        sdk(server.url, "tg-not-a-key-at-all").chat.completions.create(model="auto", messages=q)
     assert wrong.value.status_code == 401 and wrong.value.code == "invalid_api_key"
     assert "tg-...-all" in wrong.value.message  # enough to tell keys apart, not enough to use one
     missing = httpx.post(f"{server.url}/v1/chat/completions", json={"model": "auto", "messages": q})
@@ -55,7 +51,7 @@ def test_a_known_key_is_served_and_its_calls_are_booked_under_it(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
-    client = _client(server.url, CLIENT_KEY)
+    client = sdk(server.url, CLIENT_KEY)
     r = client.chat.completions.with_raw_response.create(model="mid", messages=[{"role": "user", "content": "a b"}])
     assert r.parse().choices[0].message.content == "echo: a b"
     assert client.models.list().data[0].id == "auto"
@@ -86,7 +82,7 @@ def test_the_books_need_an_admin_key_and_a_browser_is_asked_for_one(
         assert httpx.get(f"{server.url}{path}", headers=_basic(ADMIN_KEY)).status_code == 200, path
     assert httpx.get(f"{server.url}/dashboard", headers=_basic(CLIENT_KEY)).status_code == 403
     # An admin key is also a client key.
-    assert _client(server.url, ADMIN_KEY).models.list().data
+    assert sdk(server.url, ADMIN_KEY).models.list().data
 
 
 def test_without_keys_the_gateway_stays_open(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
@@ -101,7 +97,7 @@ def test_a_key_held_to_its_policies_routes_by_the_first_and_may_not_leave_them(
     cfg = _config(fresh_upstream.base_url)
     cfg["keys"].append({"name": "batch", "sha256": digest("tg-batch-key-3"), "policies": ["strict"]})
     server, svc = gateway_factory(cfg)
-    batch = _client(server.url, "tg-batch-key-3")
+    batch = sdk(server.url, "tg-batch-key-3")
     r = batch.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     assert r.headers["x-tiergate-policy"] == "strict"  # `auto` means the key's own policy
     with pytest.raises(openai.PermissionDeniedError) as other:
@@ -127,8 +123,8 @@ def test_a_key_held_to_its_policies_routes_by_the_first_and_may_not_leave_them(
     with pytest.raises(openai.NotFoundError):
         batch.models.retrieve("default")
     # Keys without `policies` are unchanged: `auto` is the default policy.
-    free = _client(server.url, CLIENT_KEY).chat.completions.with_raw_response.create(
+    free = sdk(server.url, CLIENT_KEY).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "hi"}]
     )
     assert free.headers["x-tiergate-policy"] == "default"
-    assert {"default", "strict"} <= {m.id for m in _client(server.url, CLIENT_KEY).models.list().data}
+    assert {"default", "strict"} <= {m.id for m in sdk(server.url, CLIENT_KEY).models.list().data}

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from gateway.cache import MemoryStore, RedisStore
-from tests.conftest import GatewayFactory, api_config, cache_settled
+from tests.conftest import GatewayFactory, api_config, cache_settled, sdk
 from tests.fakes.upstream import FakeUpstream, free_port
 
 Q = [{"role": "user", "content": "what is two plus two"}]
@@ -24,15 +24,11 @@ def redis_store() -> RedisStore:
     return RedisStore("redis://127.0.0.1:6379/0", timeout_ms=200, prefix=f"tiergate-test-{uuid.uuid4().hex[:8]}:")
 
 
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-
-
 def test_hit_miss_bypass_and_ledger(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
     first = c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
     assert first.headers["x-tiergate-cache"] == "miss"
     cache_settled(svc)  # the store happens after the response, off its path
@@ -62,7 +58,7 @@ def test_cache_control_and_ttl(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"cache-control": "no-store"})
     cache_settled(svc)
     r = c.chat.completions.with_raw_response.create(
@@ -83,7 +79,7 @@ def test_cache_control_and_ttl(
 
 def test_ttl_expiry(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0, extra_headers={"x-tiergate-cache-ttl": "1"})
     cache_settled(svc)
     assert (
@@ -101,7 +97,7 @@ def test_streamed_answer_is_cached_and_replayed_as_a_stream(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
 
     def stream() -> tuple[str, list[object], str]:
         with c.chat.completions.with_streaming_response.create(
@@ -130,7 +126,7 @@ def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
-    c = _client(server.url)
+    c = sdk(server.url)
     tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
     q = [{"role": "user", "content": "find it [tool]"}]
     ask = {"model": "mid", "messages": q, "temperature": 0, "tools": tools}
@@ -150,7 +146,7 @@ def test_a_cached_tool_call_is_replayed_to_a_stream_as_a_tool_call(
 
 def test_logprobs_survive_the_cache_both_ways(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
-    c = _client(server.url)
+    c = sdk(server.url)
 
     def tokens(lp: object) -> list[str]:
         return [t.token for t in lp.content] if lp is not None else []  # type: ignore[attr-defined]
@@ -180,7 +176,7 @@ def test_scope_never_crosses_model_system_prompt_or_temperature(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
     cache_settled(svc)
     variants = [
@@ -201,7 +197,7 @@ def test_scope_never_crosses_model_system_prompt_or_temperature(
 
 def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
-    c = _client(server.url)
+    c = sdk(server.url)
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
     cache_settled(svc)
     assert (
@@ -257,7 +253,7 @@ def test_redis_stopped_and_restarted_mid_test(
     _start_redis(port, d)
     store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_ms=100, backoff_s=0.5)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=store)
-    c = _client(server.url)
+    c = sdk(server.url)
     answers = []
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
     cache_settled(svc)
@@ -294,7 +290,7 @@ def test_a_routed_hit_is_served_before_classification(
         return 0.5  # tier 1
 
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), score=counting_score, store=redis_store)
-    c = _client(server.url)
+    c = sdk(server.url)
     first = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)
     cache_settled(svc)
     again = c.chat.completions.with_raw_response.create(model="auto", messages=Q, temperature=0)

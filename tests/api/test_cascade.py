@@ -9,7 +9,7 @@ import pytest
 
 from router.policy import Price
 from router.pricing import Usage, cost_usd
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
 
 LOCAL_PRICE = Price(input_per_mtok=0.01, output_per_mtok=0.02)  # below flaky, and not free: a draft costs
@@ -22,10 +22,6 @@ def _config(url: str) -> dict[str, Any]:
     return cfg
 
 
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
-
-
 def _ask(client: openai.OpenAI, text: str, **kw: Any) -> Any:
     return client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": text}], **kw
@@ -34,7 +30,7 @@ def _ask(client: openai.OpenAI, text: str, **kw: Any) -> Any:
 
 def test_a_confident_draft_is_the_answer(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
-    r = _ask(_client(server.url), "[score=0.5] name a colour [conf=0.8]")
+    r = _ask(sdk(server.url), "[score=0.5] name a colour [conf=0.8]")
     assert r.headers["x-tiergate-model"] == "local-small"
     assert r.headers["x-tiergate-cascade"] == "kept"
     assert float(r.headers["x-tiergate-draft-confidence"]) == pytest.approx(0.8)
@@ -50,7 +46,7 @@ def test_a_request_for_several_answers_is_not_cascaded(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
-    r = _ask(_client(server.url), "[score=0.5] name a colour [conf=0.8]", n=2)
+    r = _ask(sdk(server.url), "[score=0.5] name a colour [conf=0.8]", n=2)
     # One draft answer's confidence says nothing about the other answers, so the thresholds alone decide.
     assert "x-tiergate-cascade" not in r.headers
     assert len(r.parse().choices) == 2
@@ -62,7 +58,7 @@ def test_an_unsure_draft_escalates_and_both_calls_are_paid_for(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
-    r = _ask(_client(server.url), "[score=0.1] name a colour [conf=0.2]")
+    r = _ask(sdk(server.url), "[score=0.1] name a colour [conf=0.2]")
     assert r.headers["x-tiergate-cascade"] == "escalated"
     assert r.headers["x-tiergate-model"] == "flaky"  # the thresholds chose tier 0, so the next tier up answers
     assert [b["model"] for b in fresh_upstream.received] == ["local-small", "flaky"]
@@ -79,7 +75,7 @@ def test_an_unsure_draft_escalates_and_both_calls_are_paid_for(
 
 def test_the_client_keeps_logprobs_it_asked_for(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, _ = gateway_factory(_config(fresh_upstream.base_url))
-    r = _ask(_client(server.url), "[score=0.5] hi [conf=0.9]", logprobs=True)
+    r = _ask(sdk(server.url), "[score=0.5] hi [conf=0.9]", logprobs=True)
     assert r.headers["x-tiergate-cascade"] == "kept"
     lp = r.parse().choices[0].logprobs
     assert lp is not None and lp.content and lp.content[0].logprob == pytest.approx(-0.10536, abs=1e-4)
@@ -90,7 +86,7 @@ def test_a_failing_draft_escalates_without_the_client_seeing_it(
 ) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
     fresh_upstream.script("local-small", status=500)
-    r = _ask(_client(server.url), "[score=0.5] hi")
+    r = _ask(sdk(server.url), "[score=0.5] hi")
     assert r.headers["x-tiergate-cascade"] == "draft_failed"
     assert r.headers["x-tiergate-model"] == "flaky"
     row = svc.ledger.rows()[-1]
@@ -101,7 +97,7 @@ def test_no_cascade_above_its_score_for_streams_or_for_a_named_model(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     high = _ask(client, "[score=0.9] prove it [conf=0.1]")
     assert high.headers["x-tiergate-model"] == "gpt-4o" and "x-tiergate-cascade" not in high.headers
     named = client.chat.completions.with_raw_response.create(

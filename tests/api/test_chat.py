@@ -7,19 +7,15 @@ import litellm
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
-
-
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
 def test_easy_prompt_goes_local_hard_prompt_goes_hosted(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     easy = client.chat.completions.with_raw_response.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     assert easy.headers["x-tiergate-model"] == "local-small"
     assert easy.headers["x-tiergate-tier"] == "0"
@@ -41,7 +37,7 @@ def _timing(header: str) -> dict[str, float]:
 def test_server_timing_says_where_the_time_went(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     fresh_upstream.script("local-small", delay_s=0.05)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     routed = client.chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "hi"}]
     )
@@ -66,7 +62,7 @@ def test_requests_in_progress_are_counted_until_they_end(
         return 0.1
 
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), score=score)
-    client = _client(server.url)
+    client = sdk(server.url)
     client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     list(client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}], stream=True))
     with pytest.raises(openai.BadRequestError):
@@ -79,7 +75,7 @@ def test_requests_in_progress_are_counted_until_they_end(
 
 def test_ledger_costs_equal_tokens_times_prices(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     r1 = client.chat.completions.with_raw_response.create(
         model="mid", messages=[{"role": "user", "content": "one two three four five six"}]
     )
@@ -111,7 +107,7 @@ def test_fallback_when_first_candidate_returns_500(
 ) -> None:
     fresh_upstream.script("flaky", status=500)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    r = _client(server.url).chat.completions.with_raw_response.create(
+    r = sdk(server.url).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "medium [score=0.5]"}]
     )
     assert r.headers["x-tiergate-model"] == "mid"
@@ -128,9 +124,7 @@ def test_all_candidates_failing_is_502_and_recorded(
         fresh_upstream.script(m, status=503)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.APIStatusError) as e:
-        _client(server.url).chat.completions.create(
-            model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
-        )
+        sdk(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
     assert e.value.status_code == 502
     body = e.value.body
     assert isinstance(body, dict) and body["type"] == "server_error"
@@ -142,7 +136,7 @@ def test_all_candidates_failing_is_502_and_recorded(
 def test_rate_limited_candidate_falls_back(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     fresh_upstream.script("flaky", status=429, fail_times=1)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    r = _client(server.url).chat.completions.with_raw_response.create(
+    r = sdk(server.url).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
     )
     assert r.headers["x-tiergate-model"] == "mid"
@@ -150,7 +144,7 @@ def test_rate_limited_candidate_falls_back(gateway_factory: GatewayFactory, fres
 
 def test_streaming_with_usage_and_ledger(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     stream = client.chat.completions.create(
         model="mid",
         messages=[{"role": "user", "content": "a b c"}],
@@ -179,7 +173,7 @@ def test_several_choices_are_served_costed_and_never_cached(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     q = [{"role": "user", "content": "a b c"}]
     answer = client.chat.completions.create(model="mid", messages=q, n=3, temperature=0)
     assert [c.index for c in answer.choices] == [0, 1, 2]
@@ -212,7 +206,7 @@ def test_more_choices_than_openai_allows_is_a_400_naming_n(
 ) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.BadRequestError) as e:
-        _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], n=129)
+        sdk(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], n=129)
     assert e.value.body["param"] == "n"  # type: ignore[index]
     assert fresh_upstream.received == []
 
@@ -222,7 +216,7 @@ def test_an_upstream_that_reports_no_usage_gets_estimated_costs_not_zero(
 ) -> None:
     fresh_upstream.script("mid", usage=False)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     q = [{"role": "user", "content": "a b c d"}]  # 7 characters + one message: ~5 prompt tokens by the router's rule
     answer = client.chat.completions.create(model="mid", messages=q)
     assert answer.usage is None and answer.choices[0].message.content == "echo: a b c d"
@@ -242,7 +236,7 @@ def test_a_stream_the_upstream_ends_before_its_answer_is_an_error_not_a_short_an
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     got: list[str] = []
     with pytest.raises(openai.APIError, match="failed mid-stream"):
-        for chunk in _client(server.url).chat.completions.create(
+        for chunk in sdk(server.url).chat.completions.create(
             model="mid", messages=[{"role": "user", "content": "a b c"}], stream=True
         ):
             got.extend(c.delta.content or "" for c in chunk.choices)
@@ -254,7 +248,7 @@ def test_a_stream_the_upstream_ends_before_its_answer_is_an_error_not_a_short_an
 def test_streaming_falls_back_before_first_chunk(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     fresh_upstream.script("flaky", status=500)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    with _client(server.url).chat.completions.with_streaming_response.create(
+    with sdk(server.url).chat.completions.with_streaming_response.create(
         model="auto", messages=[{"role": "user", "content": "q [score=0.5]"}], stream=True
     ) as r:
         assert r.headers["x-tiergate-model"] == "mid"
@@ -264,7 +258,7 @@ def test_streaming_falls_back_before_first_chunk(gateway_factory: GatewayFactory
 
 def test_unknown_params_pass_through_to_upstream(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    _client(server.url).chat.completions.create(
+    sdk(server.url).chat.completions.create(
         model="mid", messages=[{"role": "user", "content": "x"}], temperature=0, extra_body={"top_k": 5, "min_p": 0.1}
     )
     sent = fresh_upstream.received[-1]
@@ -273,7 +267,7 @@ def test_unknown_params_pass_through_to_upstream(gateway_factory: GatewayFactory
 
 def test_unavailable_model_listed_and_skipped(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     models = {m.id: m for m in client.models.list().data}
     assert {"auto", "default", "strict", "mid", "keyless", "all-minilm-l6-v2"} <= set(models)
     assert models["keyless"].model_extra["available"] is False
@@ -294,7 +288,7 @@ def test_best_effort_degrades_with_header(gateway_factory: GatewayFactory, fresh
     cfg = api_config(fresh_upstream.base_url)
     cfg["models"][3]["api_key_env"] = "TIERGATE_TEST_UNSET_KEY"  # gpt-4o down: nothing at tier 2
     server, svc = gateway_factory(cfg)
-    r = _client(server.url).chat.completions.with_raw_response.create(
+    r = sdk(server.url).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": "x [score=0.9]"}]
     )
     assert r.headers["x-tiergate-degraded"] == "true"

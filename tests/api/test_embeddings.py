@@ -5,12 +5,8 @@ from __future__ import annotations
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
-
-
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
 def test_configured_embedding_model_goes_through_litellm(
@@ -21,7 +17,7 @@ def test_configured_embedding_model_goes_through_litellm(
         {"name": "hosted-embed", "litellm_model": "openai/text-embedding-3-small", "api_base": fresh_upstream.base_url}
     ]
     server, svc = gateway_factory(cfg)
-    r = _client(server.url).embeddings.create(model="hosted-embed", input=["abc", "de"], encoding_format="float")
+    r = sdk(server.url).embeddings.create(model="hosted-embed", input=["abc", "de"], encoding_format="float")
     assert [d.embedding for d in r.data] == [[3.0, 1.0, 0.0], [2.0, 1.0, 0.0]]
     assert r.model == "hosted-embed"
     assert fresh_upstream.received[-1]["model"] == "text-embedding-3-small"
@@ -33,7 +29,7 @@ def test_in_process_encoder_base64_and_float_agree(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     b64 = client.embeddings.create(model="all-minilm-l6-v2", input="hello world")  # the SDK asks for base64
     flt = client.embeddings.create(model="all-minilm-l6-v2", input="hello world", encoding_format="float")
     assert b64.data[0].embedding == pytest.approx(flt.data[0].embedding, abs=1e-6)
@@ -42,7 +38,7 @@ def test_in_process_encoder_base64_and_float_agree(
 
 def test_embedding_errors(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     with pytest.raises(openai.NotFoundError):
         client.embeddings.create(model="nope", input="x")
     with pytest.raises(openai.BadRequestError) as e:

@@ -6,12 +6,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
-
-
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
 def _envelope(r: httpx.Response) -> dict[str, object]:
@@ -76,7 +72,7 @@ def test_schema_violation_is_400_with_param(
 
 def test_sdk_sees_bad_request_and_not_found(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     with pytest.raises(openai.BadRequestError) as bad:
         client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], temperature=9)
     assert bad.value.param == "temperature"
@@ -93,7 +89,7 @@ def test_policy_forbidding_a_model_is_403(gateway_factory: GatewayFactory, fresh
     cfg["policies"]["default"]["allow_direct"] = False
     server, _ = gateway_factory(cfg)
     with pytest.raises(openai.PermissionDeniedError) as e:
-        _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}])
+        sdk(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}])
     assert e.value.code == "model_not_allowed"
 
 
@@ -101,7 +97,7 @@ def test_a_request_no_model_could_serve_is_400_not_a_retried_503(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     with pytest.raises(openai.BadRequestError) as e:  # no model in api_config declares JSON mode
         client.chat.completions.create(
             model="auto", messages=[{"role": "user", "content": "x"}], response_format={"type": "json_object"}
@@ -156,9 +152,7 @@ def test_upstream_400_is_the_clients_fault_and_not_retried(
     fresh_upstream.script("flaky", status=400)
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.BadRequestError) as e:
-        _client(server.url).chat.completions.create(
-            model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}]
-        )
+        sdk(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "x [score=0.5]"}])
     assert e.value.code == "upstream_rejected"
     assert fresh_upstream.calls_for("mid") == 0
 
@@ -167,7 +161,7 @@ def test_gateway_keeps_serving_after_errors(gateway_factory: GatewayFactory, fre
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     for _ in range(3):
         httpx.post(f"{server.url}/v1/chat/completions", content=b"\xff\xfe")
-    ok = _client(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "still"}])
+    ok = sdk(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "still"}])
     assert ok.choices[0].message.content == "echo: still"
 
 
@@ -178,6 +172,6 @@ def test_an_oversized_body_is_413_and_the_gateway_keeps_serving(
     huge = b'{"model": "auto", "messages": [{"role": "user", "content": "' + b"x" * (33 << 20) + b'"}]}'
     r = httpx.post(f"{server.url}/v1/chat/completions", content=huge, headers={"content-type": "application/json"})
     assert r.status_code == 413 and _envelope(r)["code"] == "request_too_large"
-    ok = _client(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    ok = sdk(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     assert ok.choices[0].message.content == "echo: hi"
     assert [(r["status"], r["error_type"]) for r in svc.ledger.rows()] == [(413, "invalid_request_error"), (200, None)]

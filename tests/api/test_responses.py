@@ -8,19 +8,15 @@ import openai
 import pytest
 
 from gateway.cache import MemoryStore
-from tests.conftest import GatewayFactory, api_config, cache_settled
+from tests.conftest import GatewayFactory, api_config, cache_settled, sdk
 from tests.fakes.upstream import FakeUpstream
-
-
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
 
 def test_the_sdks_responses_create_is_routed_costed_and_booked(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    raw = _client(server.url).responses.with_raw_response.create(
+    raw = sdk(server.url).responses.with_raw_response.create(
         model="mid", instructions="Be brief.", input="what is two plus two", max_output_tokens=30
     )
     r = raw.parse()
@@ -45,7 +41,7 @@ def test_the_sdks_responses_create_is_routed_costed_and_booked(
 
 def test_a_function_call_round_trip(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     tools = [{"type": "function", "name": "search", "parameters": {"type": "object", "properties": {}}}]
     first = client.responses.create(model="mid", input="[tool] find cats", tools=tools)  # type: ignore[arg-type]
     [call] = first.output
@@ -70,7 +66,7 @@ def test_a_function_call_round_trip(gateway_factory: GatewayFactory, fresh_upstr
 def test_a_stream_through_the_sdks_helper(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     deltas = []
-    with _client(server.url).responses.stream(model="mid", input="stream me please") as stream:
+    with sdk(server.url).responses.stream(model="mid", input="stream me please") as stream:
         for event in stream:
             if event.type == "response.output_text.delta":
                 deltas.append(event.delta)
@@ -83,7 +79,7 @@ def test_a_stream_through_the_sdks_helper(gateway_factory: GatewayFactory, fresh
 
 def test_chat_and_responses_share_the_cache(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
-    client = _client(server.url)
+    client = sdk(server.url)
     client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "cached?"}], temperature=0)
     cache_settled(svc)
     again = client.responses.with_raw_response.create(model="mid", input="cached?", temperature=0)
@@ -95,7 +91,7 @@ def test_what_it_cannot_do_is_a_clear_400_on_the_record(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
-    client = _client(server.url)
+    client = sdk(server.url)
     with pytest.raises(openai.BadRequestError) as stored:
         client.responses.create(model="mid", input="hi", previous_response_id="resp_123")
     assert stored.value.param == "previous_response_id" and stored.value.code == "unsupported_parameter"

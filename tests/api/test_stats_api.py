@@ -11,16 +11,12 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
 
 
-def _client(url: str, key: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
-
-
 def _traffic(url: str) -> None:
-    a, b = _client(url, "sk-team-a"), _client(url, "sk-team-b")
+    a, b = sdk(url, "sk-team-a"), sdk(url, "sk-team-b")
     for i in range(3):
         a.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"easy {i}"}])
     a.chat.completions.create(model="mid", messages=[{"role": "user", "content": "direct"}])
@@ -81,7 +77,7 @@ def test_prompts_are_recorded_only_where_a_policy_opts_in(
     cfg = api_config(fresh_upstream.base_url)
     cfg["policies"]["strict"]["record_prompts"] = True
     server, svc = gateway_factory(cfg)
-    c = _client(server.url, "k")
+    c = sdk(server.url, "k")
     c.chat.completions.create(model="strict", messages=[{"role": "user", "content": "keep me"}])
     c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "forget me"}])
     assert [r["prompt"] for r in svc.ledger.rows()] == ["keep me", None]

@@ -9,7 +9,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config
+from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream, free_port
 
 TRANSPORTS = ["auto", "litellm"]
@@ -24,10 +24,6 @@ def _cfg(base_url: str, transport: str, **timeouts: float) -> dict[str, Any]:
     return cfg
 
 
-def _client(url: str) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client", max_retries=0)
-
-
 HARD = [{"role": "user", "content": "hi there [score=0.5]"}]  # tier 1: flaky first, then mid
 
 
@@ -36,7 +32,7 @@ def test_answer_usage_and_what_the_upstream_receives(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:
     server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport))
-    r = _client(server.url).chat.completions.with_raw_response.create(
+    r = sdk(server.url, "sk-client").chat.completions.with_raw_response.create(
         model="mid",
         messages=[{"role": "user", "content": "hi"}],
         temperature=0.2,
@@ -57,7 +53,7 @@ def test_answer_usage_and_what_the_upstream_receives(
 def test_stream_with_usage(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str) -> None:
     server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport))
     chunks = list(
-        _client(server.url).chat.completions.create(
+        sdk(server.url, "sk-client").chat.completions.create(
             model="mid",
             messages=[{"role": "user", "content": "one two three"}],
             stream=True,
@@ -94,7 +90,9 @@ def test_retryable_failures_fall_back_to_the_next_candidate(
     server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport, flaky=0.5))
     fresh_upstream.script("flaky", **failure)
     for stream in (False, True):
-        r = _client(server.url).chat.completions.with_raw_response.create(model="auto", messages=HARD, stream=stream)
+        r = sdk(server.url, "sk-client").chat.completions.with_raw_response.create(
+            model="auto", messages=HARD, stream=stream
+        )
         assert r.headers["x-tiergate-model"] == "mid" and r.headers["x-tiergate-fallbacks"] == "flaky"
         if stream:
             assert "".join(c.choices[0].delta.content or "" for c in r.parse() if c.choices).startswith("echo:")
@@ -108,7 +106,7 @@ def test_a_refused_connection_falls_back(
     cfg = _cfg(fresh_upstream.base_url, transport)
     next(m for m in cfg["models"] if m["name"] == "flaky")["api_base"] = f"http://127.0.0.1:{free_port()}/v1"
     server, _ = gateway_factory(cfg)
-    r = _client(server.url).chat.completions.with_raw_response.create(model="auto", messages=HARD)
+    r = sdk(server.url, "sk-client").chat.completions.with_raw_response.create(model="auto", messages=HARD)
     assert r.headers["x-tiergate-model"] == "mid" and r.headers["x-tiergate-fallbacks"] == "flaky"
 
 
@@ -121,11 +119,11 @@ def test_every_candidate_timing_out_is_504_and_a_client_fault_is_400(
     for name in slow:
         fresh_upstream.script(name, delay_s=1.0)
     with pytest.raises(openai.APIStatusError) as timeout:
-        _client(server.url).chat.completions.create(model="auto", messages=HARD)
+        sdk(server.url, "sk-client").chat.completions.create(model="auto", messages=HARD)
     assert timeout.value.status_code == 504
     fresh_upstream.script("mid", status=400, message="'logit_bias' is not supported")
     with pytest.raises(openai.BadRequestError) as bad:
-        _client(server.url).chat.completions.create(model="mid", messages=HARD)
+        sdk(server.url, "sk-client").chat.completions.create(model="mid", messages=HARD)
     assert bad.value.code == "upstream_rejected" and "logit_bias" in bad.value.message
 
 
@@ -136,7 +134,7 @@ def test_a_stream_event_larger_than_the_default_read_buffer(
     server, _ = gateway_factory(_cfg(fresh_upstream.base_url, transport))
     word = "x" * 300_000  # echoed back as one delta: one 300 kB server-sent event line
     chunks = list(
-        _client(server.url).chat.completions.create(
+        sdk(server.url, "sk-client").chat.completions.create(
             model="mid", messages=[{"role": "user", "content": word}], stream=True
         )
     )
