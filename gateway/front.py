@@ -20,8 +20,9 @@ from starlette.types import Message, Receive, Scope, Send
 from gateway.auth import STATE_KEY, Refused, header
 from gateway.deps import AppServices
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
+from gateway.responses_api import RESPONSES_PATH
 from gateway.routes.chat import CHAT, CHAT_PATH, handle_chat
-from gateway.routes.responses import RESPONSES, RESPONSES_PATH
+from gateway.routes.responses import RESPONSES
 
 log = logging.getLogger("tiergate")
 SURFACES = {CHAT_PATH: CHAT, RESPONSES_PATH: RESPONSES}  # the APIs served here, ahead of FastAPI

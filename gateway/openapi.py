@@ -14,9 +14,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
-from gateway.responses_api import ResponsesRequest
+from gateway.responses_api import RESPONSES_PATH, ResponsesRequest
 from gateway.routes.chat import CHAT_PATH
-from gateway.routes.responses import RESPONSES_PATH
 
 _REF = "#/components/schemas/{model}"
 

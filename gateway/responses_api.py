@@ -17,9 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.errors import InvalidRequest
 
+RESPONSES_PATH = "/v1/responses"
 # Accepted and not acted on: they change nothing a gateway without stored responses could honour.
 IGNORED = frozenset(
-    {"store", "metadata", "include", "service_tier", "safety_identifier", "prompt_cache_key", "truncation", "user"}
+    {
+        "store",
+        "metadata",
+        "include",
+        "service_tier",
+        "safety_identifier",
+        "prompt_cache_key",
+        "truncation",
+        "user",
+        "stream_options",
+    }
 )
 
 

@@ -7,12 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from fastapi import APIRouter
+
 from gateway import sse
+from gateway.errors import NotFound
+from gateway.openapi import error_docs
 from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
 from gateway.routes.chat import Surface
-
-RESPONSES_PATH = "/v1/responses"
 
 
 def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
@@ -28,3 +30,19 @@ def _stream(
 
 
 RESPONSES = Surface("responses", _parse, from_chat, _stream)
+
+
+router = APIRouter()
+
+
+@router.get("/v1/responses/{response_id}", responses=error_docs({404: "Always: the gateway stores no responses."}))
+@router.delete("/v1/responses/{response_id}", responses=error_docs({404: "Always: the gateway stores no responses."}))
+async def stored_response(response_id: str) -> None:
+    """OpenAI keeps responses for retrieval; a gateway in front of many providers keeps none (it would hold every
+    app's answers). Said plainly rather than with a bare 404."""
+    raise NotFound(
+        f"The response '{response_id}' is not stored: this gateway stores no responses (send `store` as you like;"
+        " it is not acted on).",
+        "response_id",
+        "response_not_found",
+    )

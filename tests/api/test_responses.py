@@ -102,6 +102,9 @@ def test_what_it_cannot_do_is_a_clear_400_on_the_record(
         client.responses.create(model="mid", input="hi", temperature=3)
     assert bad.value.param == "temperature"
     assert httpx.get(f"{server.url}/v1/responses").status_code == 405
+    with pytest.raises(openai.NotFoundError) as gone:
+        client.responses.retrieve("resp_123")
+    assert gone.value.code == "response_not_found" and "stores no responses" in gone.value.message
     assert fresh_upstream.received == []
     rows = svc.ledger.rows()
     assert [(r["endpoint"], r["status"], r["requested_model"]) for r in rows] == [("responses", 400, "mid")] * 3

@@ -40,6 +40,7 @@ def test_a_request_becomes_the_chat_request_that_asks_the_same() -> None:
             max_output_tokens=50,
             temperature=0.2,
             store=True,  # accepted, not acted on
+            stream_options={"include_obfuscation": False},
             metadata={"a": "b"},
         )
     )
