@@ -151,7 +151,10 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
     extra = sorted(set(req.model_extra or {}) - IGNORED)
     if extra:
         raise _unsupported(extra[0], f"The parameter '{extra[0]}'")
-    body: dict[str, Any] = {"model": req.model, "messages": _messages(req), "stream": req.stream}
+    messages = _messages(req)
+    if not any(m["role"] != "system" for m in messages):
+        raise InvalidRequest("'input' must hold at least one item to answer.", "input", "invalid_value")
+    body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
     if req.stream:
         body["stream_options"] = {"include_usage": True}  # a Response reports usage in its last event
     optional = {

@@ -88,6 +88,8 @@ def test_a_request_becomes_the_chat_request_that_asks_the_same() -> None:
         ({"input": [{"role": "wizard", "content": "x"}]}, "input.0.role"),
         ({"text": {"format": {"type": "yaml"}}}, "text.format"),
         ({"prompt": {"id": "pmpt_1"}}, "prompt"),
+        ({"input": []}, "input"),
+        ({"input": [{"type": "reasoning"}], "instructions": "x"}, "input"),
     ],
 )
 def test_what_chat_cannot_carry_is_a_400_naming_it(kw: dict[str, Any], param: str) -> None:
