@@ -157,6 +157,23 @@ def test_a_stream_the_client_cuts_is_recorded_with_what_was_generated(tiergate: 
     assert row["baseline_cost_usd"] > 0  # priced like any answer, as the generated tokens are billed all the same
 
 
+def test_a_responses_stream_the_client_cuts_is_recorded_too(tiergate: Gateway) -> None:
+    with _client(tiergate).responses.with_streaming_response.create(
+        model="smollm2-local",
+        input="Tell a very long story about a dragon who learns to cook.",
+        max_output_tokens=400,
+        temperature=0.8,
+        stream=True,
+    ) as r:
+        rid = r.headers["x-request-id"]
+        events = r.parse()
+        got = [next(events).type for _ in range(8)]  # then the client goes away
+    assert got[:2] == ["response.created", "response.in_progress"] and "response.output_text.delta" in got
+    row = _ledger(tiergate, rid)
+    assert (row["endpoint"], row["status"], row["error_type"]) == ("responses", 499, "client_closed")
+    assert 4 <= row["completion_tokens"] < 400
+
+
 @pytest.mark.parametrize(("policy", "outcome"), [("cascade-keep", "kept"), ("cascade-escalate", "escalated")])
 def test_cascade_judges_llama_cpp_drafts_by_their_token_logprobs(tiergate: Gateway, policy: str, outcome: str) -> None:
     r = _client(tiergate).chat.completions.with_raw_response.create(
