@@ -58,18 +58,37 @@ def _unsupported(param: str, what: str) -> InvalidRequest:
     return InvalidRequest(f"{what} is not supported by this gateway.", param, "unsupported_parameter")
 
 
-def _content(parts: str | list[dict[str, Any]], where: str) -> str | list[dict[str, Any]]:
+def _invalid(param: str, what: str) -> InvalidRequest:
+    return InvalidRequest(f"Invalid value for '{param}': {what}.", param, "invalid_value")
+
+
+def _field(d: dict[str, Any], name: str, where: str, kind: type, default: Any = None) -> Any:
+    """`d[name]` if it is a `kind` (or absent with a default); else the client's 400 naming it, not our 500."""
+    v = d.get(name, default)
+    if not isinstance(v, kind):
+        raise _invalid(f"{where}.{name}", f"expected {'a string' if kind is str else 'an object'}")
+    return v
+
+
+def _content(parts: Any, where: str) -> str | list[dict[str, Any]]:
     if isinstance(parts, str):
         return parts
+    if not isinstance(parts, list):
+        raise _invalid(f"{where}.content", "expected a string or a list of content parts")
     out: list[dict[str, Any]] = []
     for i, p in enumerate(parts):
+        at = f"{where}.content.{i}"
+        if not isinstance(p, dict):
+            raise _invalid(at, "expected a content part object")
         kind = p.get("type")
         if kind in ("input_text", "output_text", "text"):
-            out.append({"type": "text", "text": p.get("text", "")})
+            out.append({"type": "text", "text": _field(p, "text", at, str)})
         elif kind == "input_image" and isinstance(p.get("image_url"), str):
             out.append({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p.get("detail", "auto")}})
         else:
-            raise _unsupported(f"{where}.content.{i}", f"Content of type '{kind}'")
+            raise _unsupported(
+                at, f"Content of type '{kind}'" + (" without an image_url" if kind == "input_image" else "")
+            )
     return out
 
 
@@ -84,23 +103,19 @@ def _messages(req: ResponsesRequest) -> list[dict[str, Any]]:
         if kind == "message":
             role = item.get("role")
             if role not in ("user", "system", "developer", "assistant"):
-                raise InvalidRequest(f"Invalid value for '{where}.role': {role!r}.", f"{where}.role", "invalid_value")
-            msgs.append({"role": role, "content": _content(item.get("content", ""), where)})
+                raise _invalid(f"{where}.role", f"{role!r} is not one of user, system, developer, assistant")
+            msgs.append({"role": role, "content": _content(item.get("content"), where)})
         elif kind == "function_call":
-            call = {
-                "id": item.get("call_id"),
-                "type": "function",
-                "function": {"name": item.get("name"), "arguments": item.get("arguments", "")},
-            }
+            fn = {"name": _field(item, "name", where, str), "arguments": _field(item, "arguments", where, str, "")}
+            call = {"id": _field(item, "call_id", where, str), "type": "function", "function": fn}
             last = msgs[-1] if msgs else None
             if last is not None and last["role"] == "assistant" and last.get("tool_calls") and not last["content"]:
                 last["tool_calls"].append(call)  # parallel calls are one assistant turn in chat
             else:
                 msgs.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
-            output = item.get("output", "")
-            text = output if isinstance(output, str) else _content(output, where)
-            msgs.append({"role": "tool", "tool_call_id": item.get("call_id"), "content": text})
+            call_id = _field(item, "call_id", where, str)
+            msgs.append({"role": "tool", "tool_call_id": call_id, "content": _content(item.get("output"), where)})
         elif kind == "reasoning":
             continue  # a model's own earlier reasoning: nothing in chat carries it back
         else:
@@ -115,6 +130,7 @@ def _tools(req: ResponsesRequest) -> list[dict[str, Any]] | None:
     for i, t in enumerate(req.tools):
         if t.get("type") != "function":
             raise _unsupported(f"tools.{i}", f"The built-in tool '{t.get('type')}'")
+        _field(t, "name", f"tools.{i}", str)
         fn = {k: t[k] for k in ("name", "description", "parameters", "strict") if k in t}
         out.append({"type": "function", "function": fn})
     return out
@@ -122,19 +138,21 @@ def _tools(req: ResponsesRequest) -> list[dict[str, Any]] | None:
 
 def _tool_choice(choice: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
     if isinstance(choice, dict) and choice.get("type") == "function":
-        return {"type": "function", "function": {"name": choice.get("name")}}
+        return {"type": "function", "function": {"name": _field(choice, "name", "tool_choice", str)}}
     if isinstance(choice, dict):
         raise _unsupported("tool_choice", f"tool_choice of type '{choice.get('type')}'")
     return choice
 
 
 def _response_format(text: dict[str, Any] | None) -> dict[str, Any] | None:
-    fmt = (text or {}).get("format")
+    fmt = _field(text or {}, "format", "text", dict, {})
     if not fmt or fmt.get("type") == "text":
         return None
     if fmt.get("type") == "json_object":
         return {"type": "json_object"}
     if fmt.get("type") == "json_schema":
+        _field(fmt, "name", "text.format", str)
+        _field(fmt, "schema", "text.format", dict)
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if k in fmt}
         return {"type": "json_schema", "json_schema": schema}
     raise _unsupported("text.format", f"text.format of type '{fmt.get('type')}'")
@@ -165,7 +183,7 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
         "tool_choice": _tool_choice(req.tool_choice),
         "parallel_tool_calls": req.parallel_tool_calls,
         "response_format": _response_format(req.text),
-        "reasoning_effort": (req.reasoning or {}).get("effort"),
+        "reasoning_effort": _field(req.reasoning or {}, "effort", "reasoning", str, "") or None,
         "logprobs": True if req.top_logprobs else None,
         "top_logprobs": req.top_logprobs,
     }

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import sse
 from gateway.auth import checked_key
 from gateway.deps import AppServices
-from gateway.errors import GatewayError, InvalidRequest, from_validation
+from gateway.errors import GatewayError, InvalidRequest, from_validation, internal_error
 from gateway.protocol import ChatCompletionRequest
 
 CHAT_PATH = "/v1/chat/completions"
@@ -109,6 +109,9 @@ async def handle_chat(
         err = from_validation([dict(x) for x in e.errors()]) if isinstance(e, ValidationError) else e
         pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key, endpoint=where)
         raise err from None
+    except Exception:  # a bug in a translation: the client gets a 500 (gateway/front.py), and it is on the record
+        pipeline.reject(rid, _requested_model(raw), internal_error(rid), headers=headers, api_key=key, endpoint=where)
+        raise
     try:
         if key is not None and key.limited:  # tested here too: an awaited call that returns at once still costs
             await limits.admit(key, rid)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import httpx
 import openai
 import pytest
 
+from gateway import sse
+from gateway.routes.chat import Surface, handle_chat
 from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
 
@@ -175,3 +180,28 @@ def test_an_oversized_body_is_413_and_the_gateway_keeps_serving(
     ok = sdk(server.url).chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
     assert ok.choices[0].message.content == "echo: hi"
     assert [(r["status"], r["error_type"]) for r in svc.ledger.rows()] == [(413, "invalid_request_error"), (200, None)]
+
+
+def test_a_bug_in_a_translation_is_a_500_that_is_still_on_the_record(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    _, svc = gateway_factory(api_config(fresh_upstream.base_url))
+
+    def broken(raw: bytes) -> Any:
+        raise RuntimeError("a bug")
+
+    surface = Surface("responses", broken, lambda _, b: b, lambda _, c, __: sse.encode(c))
+    scope = {"type": "http", "headers": [], "state": {}}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b'{"model": "mid", "input": "x"}', "more_body": False}
+
+    with pytest.raises(RuntimeError):
+        asyncio.run(handle_chat(svc, scope, receive, "tg-bug", surface))
+    [row] = svc.ledger.rows()
+    assert (row["request_id"], row["status"], row["endpoint"], row["requested_model"]) == (
+        "tg-bug",
+        500,
+        "responses",
+        "mid",
+    )
