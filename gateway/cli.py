@@ -135,7 +135,7 @@ def _ledger_url(arg: str | None) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from gateway.report_cmd import run
 
-    return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format)
+    return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format, args.user)
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
@@ -266,6 +266,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
     r.add_argument("--policy")
     r.add_argument("--key", help="a key id as the dashboard shows it")
+    r.add_argument("--user", help="one end user: the requests' `user` field")
     r.add_argument("--format", choices=["table", "csv", "json"], default="table")
     r.set_defaults(fn=cmd_report)
     x = sub.add_parser(

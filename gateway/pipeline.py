@@ -211,7 +211,7 @@ class ChatPipeline:
         api_key: ApiKey | None = None,
         endpoint: str = "chat.completions",
     ) -> ChatResult:
-        trace = Trace(request_id, req.model, False, endpoint, key_id=key_id(headers or {}, api_key))
+        trace = Trace(request_id, req.model, False, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -293,7 +293,7 @@ class ChatPipeline:
         endpoint: str = "chat.completions",
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = Trace(request_id, req.model, True, endpoint, key_id=key_id(headers or {}, api_key))
+        trace = Trace(request_id, req.model, True, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})

@@ -25,10 +25,8 @@ IGNORED = frozenset(
         "metadata",
         "include",
         "service_tier",
-        "safety_identifier",
         "prompt_cache_key",
         "truncation",
-        "user",
         "stream_options",
     }
 )
@@ -52,6 +50,8 @@ class ResponsesRequest(BaseModel):
     previous_response_id: str | None = None
     conversation: str | dict[str, Any] | None = None
     background: bool | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
 
 
 def _unsupported(param: str, what: str) -> InvalidRequest:
@@ -186,6 +186,7 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
         "reasoning_effort": _field(req.reasoning or {}, "effort", "reasoning", str, "") or None,
         "logprobs": True if req.top_logprobs else None,
         "top_logprobs": req.top_logprobs,
+        "user": req.safety_identifier or req.user,  # chat's `user`: the ledger's end user, and the upstream's
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body

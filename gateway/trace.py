@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from gateway.auth import digest, ledger_id, presented_key
 from gateway.errors import GatewayError
 from gateway.ledger import LedgerRecord
+from gateway.ledger.record import END_USER_MAX
 from router.policy import ApiKey, ModelSpec
 from router.pricing import PriceTable, Usage
 
@@ -38,6 +39,7 @@ class Trace:
     cache: str = "bypass"
     cache_similarity: float | None = None  # set on a semantic hit
     key_id: str | None = None
+    end_user: str | None = None  # the request's `user`
     prompt: str | None = None  # kept only when the policy records prompts
     cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
     draft_model: str | None = None
@@ -134,6 +136,7 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
         cache=trace.cache,
         saved_usd=saved,
         key_id=trace.key_id,
+        end_user=trace.end_user[:END_USER_MAX] if trace.end_user else None,
         prompt=trace.prompt,
         cascade=trace.cascade,
         draft_model=trace.draft_model,

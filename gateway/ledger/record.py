@@ -39,8 +39,10 @@ class LedgerRecord:
     draft_confidence: float | None = None
     draft_cost_usd: float = 0.0  # an escalated draft's cost, included in cost_usd
     usage_estimated: bool = False  # the upstream reported no usage: the tokens are the gateway's estimate
+    end_user: str | None = None  # the request's `user` (the app's id for its end user), at most END_USER_MAX chars
 
 
+END_USER_MAX = 256  # OpenAI's own bound on `user`; a longer one is cut, not refused
 COLUMNS = [f.name for f in fields(LedgerRecord)]
 _values = attrgetter(*COLUMNS)
 _FALLBACKS = COLUMNS.index("fallbacks")

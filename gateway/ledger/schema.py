@@ -58,6 +58,11 @@ _STEPS: list[list[str]] = [
         # the cost, are the gateway's estimate rather than a bill of 0.
         "ALTER TABLE requests ADD COLUMN usage_estimated {int} NOT NULL DEFAULT 0",
     ],
+    [
+        # The app's own id for its end user (OpenAI's `user`), so spend can be told apart below the API key.
+        "ALTER TABLE requests ADD COLUMN end_user TEXT",
+        "CREATE INDEX IF NOT EXISTS requests_end_user_ts ON requests (end_user, ts)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

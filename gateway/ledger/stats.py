@@ -26,6 +26,7 @@ class StatsQuery:
     policy: str | None = None
     key_id: str | None = None
     bucket: Literal["hour", "day"] = "hour"
+    end_user: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         sql: list[str] = ["ts >= ?", "ts < ?"]
@@ -36,6 +37,9 @@ class StatsQuery:
         if self.key_id:
             sql.append("key_id = ?")
             params.append(self.key_id)
+        if self.end_user:
+            sql.append("end_user = ?")
+            params.append(self.end_user)
         return " AND ".join(sql), params
 
 
@@ -173,6 +177,28 @@ def cascade_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["draft_model"])
 
 
+def end_users(db: Backend, q: StatsQuery, top: int = 20) -> list[dict[str, Any]]:
+    """The end users (the requests' `user`) who spent the most: who is behind the bill, below the API key."""
+    where, params = q.where()
+    rows = db.query(
+        f"SELECT end_user, COUNT(*), SUM(prompt_tokens + completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd)"
+        f" FROM requests WHERE {where} AND end_user IS NOT NULL GROUP BY end_user",
+        params,
+    )
+    out = [
+        {
+            "end_user": u,
+            "requests": int(n),
+            "tokens": int(t or 0),
+            "cost_usd": _money(c),
+            "baseline_cost_usd": _money(b),
+            "saved_usd": _money((b or 0) - (c or 0)),
+        }
+        for u, n, t, c, b in rows
+    ]
+    return sorted(out, key=lambda r: (-r["cost_usd"], -r["requests"], r["end_user"]))[:top]
+
+
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
     keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "estimated_usage", "cache_hits")
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
@@ -192,12 +218,13 @@ def report(db: Backend, q: StatsQuery) -> dict[str, Any]:
     table = model_table(db, q)
     return {
         "range": {"since": q.since, "until": q.until, "bucket": q.bucket},
-        "filters": {"policy": q.policy, "key": q.key_id},
+        "filters": {"policy": q.policy, "key": q.key_id, "user": q.end_user},
         "totals": totals(table),
         "models": table,
         "tiers": tier_mix(db, q),
         "series": series(db, q),
         "cascade": cascade_table(db, q),
+        "users": end_users(db, q),
         "choices": choices(db, q.since),
     }
 
@@ -219,6 +246,7 @@ MODEL_COLUMNS = [
     "p95_ms",
 ]
 SERIES_COLUMNS = ["bucket_start", "model", "requests", "cost_usd", "baseline_cost_usd", "saved_usd"]
+USER_COLUMNS = ["end_user", "requests", "tokens", "cost_usd", "baseline_cost_usd", "saved_usd"]
 CASCADE_COLUMNS = [
     "draft_model",
     "kept",

@@ -1,6 +1,7 @@
 """GET /api/stats (JSON) and /api/stats.csv: the ledger summed per model, tier and time bucket, filtered by time
-range, policy and key. Query: `since` (e.g. 24h) or `from`/`to` (epoch seconds or ISO 8601), `policy`, `key`,
-`bucket` (hour | day; by default hour up to three days, else day), and for CSV `table` (models | series)."""
+range, policy, key and end user. Query: `since` (e.g. 24h) or `from`/`to` (epoch seconds or ISO 8601), `policy`,
+`key`, `user`, `bucket` (hour | day; by default hour up to three days, else day), and for CSV `table` (models |
+series | users)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from fastapi.responses import Response
 
 from gateway.deps import Services, ledger_call
 from gateway.errors import InvalidRequest
-from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, StatsQuery, report
+from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, USER_COLUMNS, StatsQuery, report
 from gateway.timeparse import instant
 from router.durations import duration_s
 
@@ -23,7 +24,13 @@ MAX_RANGE_S = 400 * 86400
 
 
 def parse_query(
-    since: str | None, from_: str | None, to: str | None, policy: str | None, key: str | None, bucket: str | None
+    since: str | None,
+    from_: str | None,
+    to: str | None,
+    policy: str | None,
+    key: str | None,
+    bucket: str | None,
+    user: str | None = None,
 ) -> StatsQuery:
     now = time.time()
     try:
@@ -45,7 +52,9 @@ def parse_query(
         b = "hour" if bucket == "hour" else "day"
     else:
         raise InvalidRequest("'bucket' must be 'hour' or 'day'.", "bucket", "invalid_value")
-    return StatsQuery(since=start, until=until, policy=policy or None, key_id=key or None, bucket=b)
+    return StatsQuery(
+        since=start, until=until, policy=policy or None, key_id=key or None, bucket=b, end_user=user or None
+    )
 
 
 async def _report(services: Services, q: StatsQuery) -> dict[str, Any]:
@@ -63,8 +72,9 @@ async def _query(
     policy: str | None = None,
     key: str | None = None,
     bucket: str | None = None,
+    user: str | None = None,
 ) -> StatsQuery:
-    return parse_query(since, from_, to, policy, key, bucket)
+    return parse_query(since, from_, to, policy, key, bucket, user)
 
 
 Filters = Annotated[StatsQuery, Depends(_query)]
@@ -81,11 +91,12 @@ class CSVResponse(Response):
 
 @router.get("/api/stats.csv", response_class=CSVResponse)
 async def stats_csv(services: Services, q: Filters, table: str = "models") -> Response:
-    if table not in ("models", "series"):
-        raise InvalidRequest("'table' must be 'models' or 'series'.", "table", "invalid_value")
+    columns = {"models": MODEL_COLUMNS, "series": SERIES_COLUMNS, "users": USER_COLUMNS}.get(table)
+    if columns is None:
+        raise InvalidRequest("'table' must be 'models', 'series' or 'users'.", "table", "invalid_value")
     data = await _report(services, q)
     out = io.StringIO()
-    w = csv.DictWriter(out, MODEL_COLUMNS if table == "models" else SERIES_COLUMNS, extrasaction="ignore")
+    w = csv.DictWriter(out, columns, extrasaction="ignore")
     w.writeheader()
     w.writerows(data[table])
     return CSVResponse(

@@ -18,7 +18,7 @@ const bucketLabel = (t, bucket) => {
 function filtersFromUrl() {
   const p = new URLSearchParams(location.search);
   const form = document.getElementById("filters");
-  for (const name of ["since", "bucket"]) if (p.get(name)) form.elements[name].value = p.get(name);
+  for (const name of ["since", "bucket", "user"]) if (p.get(name)) form.elements[name].value = p.get(name);
   if (p.get("from")) {
     form.elements.since.value = "custom";
     form.elements.from.value = p.get("from").slice(0, 16);
@@ -37,7 +37,7 @@ function queryFromForm() {
   } else {
     q.set("since", f.since.value);
   }
-  for (const name of ["policy", "key", "bucket"]) if (f[name].value) q.set(name, f[name].value);
+  for (const name of ["policy", "key", "bucket", "user"]) if (f[name].value) q.set(name, f[name].value);
   return q;
 }
 
@@ -83,6 +83,18 @@ function modelRow(section, name, label, values, isTotal) {
   }
 }
 
+// A table in a section that stays hidden while it has no rows; each row is keyed (data-<key[0]>) by its key[1].
+function fillSection(id, items, key, columns) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren();
+  for (const item of items) {
+    const row = body.insertRow();
+    row.dataset[key[0]] = item[key[1]];
+    for (const [field, fmt] of columns) cell(row, fmt(item[field]), field, item[field]);
+  }
+  document.querySelector(`#${id}-section`).hidden = items.length === 0;
+}
+
 function renderTables(d) {
   const body = document.querySelector("#models tbody");
   body.replaceChildren();
@@ -105,19 +117,16 @@ function renderTables(d) {
     cell(row, usd(r.cost_usd), "cost_usd", r.cost_usd);
   }
 
-  // Only policies with `cascade` produce these rows; without any, the section stays hidden.
-  const drafts = document.querySelector("#cascade tbody");
-  drafts.replaceChildren();
-  for (const r of d.cascade) {
-    const row = drafts.insertRow();
-    row.dataset.model = r.draft_model;
-    cell(row, r.draft_model, "draft_model");
-    for (const f of ["kept", "escalated", "draft_failed"]) cell(row, int(r[f]), f, r[f]);
-    cell(row, pct(r.keep_rate), "keep_rate", r.keep_rate);
-    cell(row, r.mean_confidence === null ? "–" : r.mean_confidence.toFixed(3), "mean_confidence", r.mean_confidence);
-    cell(row, usd(r.escalated_draft_cost_usd), "escalated_draft_cost_usd", r.escalated_draft_cost_usd);
-  }
-  document.querySelector("#cascade-section").hidden = d.cascade.length === 0;
+  // Only policies with `cascade` produce these rows, and only requests naming their end user (`user`) those.
+  const conf = (v) => (v === null ? "–" : v.toFixed(3));
+  fillSection("cascade", d.cascade, ["model", "draft_model"], [
+    ["draft_model", String], ["kept", int], ["escalated", int], ["draft_failed", int], ["keep_rate", pct],
+    ["mean_confidence", conf], ["escalated_draft_cost_usd", usd],
+  ]);
+  fillSection("users", d.users, ["user", "end_user"], [
+    ["end_user", String], ["requests", int], ["tokens", int], ["cost_usd", usd], ["baseline_cost_usd", usd],
+    ["saved_usd", usd],
+  ]);
 
   const series = document.querySelector("#series tbody");
   series.replaceChildren();

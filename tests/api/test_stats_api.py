@@ -118,3 +118,24 @@ def test_dashboard_page_and_its_assets_are_served_locally(
     assert "http://" not in page.text and "https://" not in page.text  # nothing from a CDN
     for asset in ("/static/dashboard.js", "/static/dashboard.css", "/static/vendor/chart.js-4.6.1/chart.umd.min.js"):
         assert httpx.get(server.url + asset).status_code == 200, asset
+
+
+def test_spend_per_end_user(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    for _ in range(2):
+        client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "one two"}], user="alice")
+    client.responses.create(model="mid", input="three four five", safety_identifier="bob")  # the newer name for it
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "anonymous"}])
+    assert [r["end_user"] for r in svc.ledger.rows()] == ["alice", "alice", "bob", None]
+    assert fresh_upstream.received[2]["user"] == "bob"  # passed on, as chat's `user`, to the upstream too
+
+    users = httpx.get(f"{server.url}/api/stats").json()["users"]
+    assert [(u["end_user"], u["requests"]) for u in users] == [("alice", 2), ("bob", 1)]
+    assert all(u["cost_usd"] > 0 for u in users)
+    alice = httpx.get(f"{server.url}/api/stats", params={"user": "alice"}).json()
+    assert alice["totals"]["requests"] == 2 and alice["totals"]["cost_usd"] == pytest.approx(users[0]["cost_usd"])
+    exported = httpx.get(f"{server.url}/api/stats.csv", params={"table": "users"}).text
+    assert [r["end_user"] for r in csv.DictReader(io.StringIO(exported))] == ["alice", "bob"]
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], user="u" * 300)
+    assert svc.ledger.rows()[-1]["end_user"] == "u" * 256  # OpenAI's bound: cut, not refused

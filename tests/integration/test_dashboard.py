@@ -45,7 +45,9 @@ def _seed(url: str, svc: Any) -> None:
     for i in range(6):
         a.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"easy question {i}"}])
     for i in range(3):
-        b.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"hard {i} [score=0.9]"}])
+        b.chat.completions.create(
+            model="auto", messages=[{"role": "user", "content": f"hard {i} [score=0.9]"}], user="ceo"
+        )
     b.chat.completions.create(model="mid", messages=[{"role": "user", "content": "direct to mid"}])
     a.chat.completions.create(model="strict", messages=[{"role": "user", "content": "strict one"}])
     # Earlier hours, so the charts over time have several buckets.
@@ -186,6 +188,8 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert page.locator("#series tbody tr").count() >= 6  # five past hours and this one
         assert page.is_visible("#cascade-section")
         assert not page.is_visible("#keys-section")  # an open gateway has no keys to show
+        ceo = page.locator('#users tbody tr[data-user="ceo"] td')
+        assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
         draft = page.locator('#cascade tbody tr[data-model="local-small"] td')
         assert draft.all_inner_texts()[:4] == ["local-small", "2", "1", "0"]
         assert draft.nth(5).inner_text() == "0.700"  # (0.9 + 0.9 + 0.3) / 3
@@ -197,6 +201,13 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         _assert_matches(page, _ledger_sums(db, "strict"))
         assert "policy=strict" in page.url
         assert not page.is_visible("#cascade-section")  # no cascade under that policy
+        assert not page.is_visible("#users-section")  # nor any end user
+
+        page.select_option("#f-policy", "")
+        page.fill("#f-user", "ceo")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("window.tiergate.ready === true && window.tiergate.data.filters.user === 'ceo'")
+        assert page.inner_text('[data-total="requests"]') == "3" and "user=ceo" in page.url
     assert problems == []
 
 

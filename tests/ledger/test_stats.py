@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import subprocess
 import sys
@@ -15,10 +16,15 @@ import pytest
 
 from gateway.ledger import LedgerRecord, open_ledger
 from gateway.ledger.backends import make_backend
-from gateway.ledger.stats import NO_MODEL, StatsQuery, Usage, key_usage, percentile, report
+from gateway.ledger.stats import NO_MODEL, StatsQuery, Usage, end_users, key_usage, percentile, report
 
 HOUR = 3600.0
 T0 = 1_790_000_000.0 - (1_790_000_000.0 % 86400)  # a UTC midnight, so hour and day buckets are easy to predict
+
+
+def rec(ts: float, request_id: str, policy: str = "default", **kw: Any) -> LedgerRecord:
+    """A record of an `auto` request; the rest as given."""
+    return LedgerRecord(ts=ts, request_id=request_id, policy=policy, requested_model="auto", **kw)
 
 
 def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
@@ -195,11 +201,10 @@ def test_cascade_outcomes_per_draft_model(ledger_url: str) -> None:
         conf = None if outcome in (None, "draft_failed") or rnd.random() < 0.1 else rnd.random()
         cost = rnd.uniform(0, 1e-5) if outcome == "escalated" else 0.0
         recs.append(
-            LedgerRecord(
-                ts=start + i,
-                request_id=f"c{i}",
-                policy="careful",
-                requested_model="auto",
+            rec(
+                start + i,
+                f"c{i}",
+                "careful",
                 cascade=outcome,
                 draft_model=draft,
                 draft_confidence=conf,
@@ -261,3 +266,40 @@ def test_key_usage_counts_what_the_limits_count(seeded: tuple[Any, list[LedgerRe
             assert got.tokens == sum(toks)
             assert got.spent_usd == pytest.approx(sum(r.cost_usd for r in mine if r.ts >= spend_since), abs=1e-9)
     assert key_usage(ledger.reader, "key-nobody", T0, T0) == Usage()
+
+
+def test_end_users_are_summed_and_filtered(ledger_url: str) -> None:
+    ledger = open_ledger(ledger_url)
+    people = [("alice", 3e-4), ("bob", 1e-4), ("alice", 2e-4), (None, 9e-4), ("carol", 1e-4), ("bob", 1e-4)]
+    for i, (who, cost) in enumerate(people):
+        ledger.record(
+            rec(
+                T0 + i,
+                f"u{i}",
+                routed_model="mid",
+                prompt_tokens=10,
+                completion_tokens=i,
+                cost_usd=cost,
+                baseline_cost_usd=1e-3,
+                end_user=who,
+            )
+        )
+    ledger.flush()
+    q = StatsQuery(since=T0, until=T0 + HOUR)
+    got = end_users(ledger.reader, q)
+    assert [(u["end_user"], u["requests"], u["tokens"]) for u in got] == [
+        ("alice", 2, 22),
+        ("bob", 2, 26),
+        ("carol", 1, 14),
+    ]
+    assert got[0]["cost_usd"] == pytest.approx(5e-4) and got[0]["saved_usd"] == pytest.approx(1.5e-3)
+    assert end_users(ledger.reader, q, top=1) == got[:1]
+    only_bob = report(ledger.reader, StatsQuery(since=T0, until=T0 + HOUR, end_user="bob"))
+    assert only_bob["totals"]["requests"] == 2 and only_bob["filters"]["user"] == "bob"
+    assert [u["end_user"] for u in only_bob["users"]] == ["bob"]
+    ledger.close()
+    run = [sys.executable, "-m", "gateway.cli", "report", "--ledger", ledger_url, "--since", "400d"]
+    table = subprocess.run(run, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "end users" in table and "alice" in table and "carol" in table
+    alice = subprocess.run([*run, "--user", "alice", "--format", "json"], capture_output=True, text=True, check=True)
+    assert json.loads(alice.stdout)["totals"]["requests"] == 2
