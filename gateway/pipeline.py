@@ -58,6 +58,18 @@ class ChatResult:
     chunks: AsyncIterator[dict[str, Any]] | None = None
 
 
+def _trace(
+    req: ChatCompletionRequest,
+    request_id: str,
+    stream: bool,
+    headers: Mapping[str, str] | None,
+    api_key: ApiKey | None,
+    endpoint: str,
+) -> Trace:
+    """A request's trace as both entry points start it: who asked (key, end user), for what, through which API."""
+    return Trace(request_id, req.model, stream, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
+
+
 class ChatPipeline:
     def __init__(
         self,
@@ -211,7 +223,7 @@ class ChatPipeline:
         api_key: ApiKey | None = None,
         endpoint: str = "chat.completions",
     ) -> ChatResult:
-        trace = Trace(request_id, req.model, False, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
+        trace = _trace(req, request_id, False, headers, api_key, endpoint)
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
@@ -293,7 +305,7 @@ class ChatPipeline:
         endpoint: str = "chat.completions",
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = Trace(request_id, req.model, True, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
+        trace = _trace(req, request_id, True, headers, api_key, endpoint)
         try:
             policy, decision, target = self.begin(req, trace, api_key)
             cd = self.cache.decide(req, trace.policy, headers or {})
