@@ -100,3 +100,15 @@ def test_a_key_over_its_tokens_per_minute_waits(gateway_factory: GatewayFactory,
     books = httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {ADMIN}"}).json()["data"]
     assert (books[0]["tpm"], books[0]["tokens_last_minute"]) == (4, first.usage.total_tokens)
     assert [(r["endpoint"], r["error_type"]) for r in svc.ledger.rows("status = 429")] == [("embeddings", "tokens")]
+
+
+def test_the_responses_api_is_held_to_the_same_limits(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    server, svc = gateway_factory(_config(fresh_upstream.base_url, rpm=1))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=KEY, max_retries=0)
+    assert client.responses.create(model="mid", input="one").output_text == "echo: one"
+    with pytest.raises(openai.RateLimitError) as over:
+        client.responses.create(model="mid", input="two")
+    assert over.value.code == "rate_limit_exceeded"
+    assert [(r["endpoint"], r["status"]) for r in svc.ledger.rows()] == [("responses", 200), ("responses", 429)]
