@@ -12,6 +12,7 @@ from gateway.auth import ledger_id
 from gateway.deps import Services, ledger_call
 from gateway.ledger.stats import key_usage
 from gateway.limits import MINUTE_S
+from router.durations import duration_s
 
 router = APIRouter()
 UNBUDGETED_WINDOW = "24h"  # what a key without a budget is shown to have spent over
@@ -25,12 +26,12 @@ async def keys(services: Services) -> dict[str, Any]:
         out = []
         for k in services.config.keys:
             per = k.budget.per if k.budget is not None else UNBUDGETED_WINDOW
-            window_s = k.budget.per_s if k.budget is not None else 86400.0
-            used = key_usage(services.ledger.reader, ledger_id(k.sha256), now - MINUTE_S, now - window_s)
+            kid = ledger_id(k.sha256)
+            used = key_usage(services.ledger.reader, kid, now - MINUTE_S, now - duration_s(per))
             out.append(
                 {
                     "name": k.name,
-                    "key_id": ledger_id(k.sha256),
+                    "key_id": kid,
                     "admin": k.admin,
                     "policies": k.policies,
                     "rpm": k.rpm,
