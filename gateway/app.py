@@ -19,6 +19,7 @@ from gateway.activity import Activity
 from gateway.auth import Gate
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
+from gateway.cooldown import Cooldowns
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
 from gateway.front import Front
@@ -98,8 +99,11 @@ def wire_services(
     metrics_share: SharedSnapshots | None = None,
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
-    meters = Metrics(spooled=lambda: float(ledger.status()["spooled"]), share=metrics_share)
-    limits, recorder, pipeline = _from_policy(cfg, ledger, meters, provider, score or classifier.score, cache)
+    cooldowns = Cooldowns(cfg.cooldown)
+    meters = Metrics(lambda: float(ledger.status()["spooled"]), metrics_share, cooldowns.started)
+    limits, recorder, pipeline = _from_policy(
+        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns
+    )
     gate = Gate(cfg.keys)
     return AppServices(
         cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, gate, activity or Activity()
@@ -107,14 +111,21 @@ def wire_services(
 
 
 def _from_policy(
-    cfg: TiergateConfig, ledger: Ledger, meters: Metrics, provider: Transport, score: ScoreFn, cache: ChatCache
+    cfg: TiergateConfig,
+    ledger: Ledger,
+    meters: Metrics,
+    provider: Transport,
+    score: ScoreFn,
+    cache: ChatCache,
+    cooldowns: Cooldowns,
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
     # The limits see finished requests only if some key has limits: otherwise every record would pay for a no-op.
     recorder = Recorder(ledger, meters, limits) if limits.active else Recorder(ledger, meters)
     unavailable = unavailable_models(cfg.models, os.environ)
-    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache)
+    cooldowns.settings = cfg.cooldown
+    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns)
     return limits, recorder, pipeline
 
 
@@ -123,7 +134,7 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
     flight finish with the parts they started with. Per-key counts are read again from the ledger."""
     old = svc.pipeline
     limits, recorder, pipeline = _from_policy(
-        cfg, svc.ledger, svc.metrics, svc.provider, old.score, old.cache.reconfigured(cfg)
+        cfg, svc.ledger, svc.metrics, svc.provider, old.score, old.cache.reconfigured(cfg), old.cooldowns
     )
     svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
     if pipeline.unavailable:

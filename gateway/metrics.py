@@ -101,11 +101,17 @@ class Answered:
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self, spooled: Callable[[], float] | None = None, share: SharedSnapshots | None = None) -> None:
+    def __init__(
+        self,
+        spooled: Callable[[], float] | None = None,
+        share: SharedSnapshots | None = None,
+        cooldowns: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
         self._outcomes: dict[tuple[str, str, str, str, str], int] = {}
         self._answered: dict[Labels, Answered] = {}
         self.share = share
         self._spooled = spooled  # read at scrape time
+        self._cooldowns = cooldowns  # likewise: cooldowns begun per model
         r = CollectorRegistry()
         r.register(self)  # a collector is anything with collect()
         self._registry = r
@@ -135,6 +141,7 @@ class Metrics:
             "outcomes": [[*k, n] for k, n in list(self._outcomes.items())],
             "answered": [[*k, a.dump()] for k, a in list(self._answered.items())],
             "spooled": self._spooled() if self._spooled is not None else 0.0,
+            "cooldowns": self._cooldowns() if self._cooldowns is not None else {},
         }
 
     def publish(self) -> dict[str, Any]:
@@ -151,29 +158,38 @@ class Metrics:
 
     def _totals(
         self, mine: dict[str, Any]
-    ) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float]:
-        """This process's snapshot plus, across workers, the others' latest ones; and the records spooled now by
-        the live workers."""
+    ) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float, dict[str, int]]:
+        """This process's snapshot plus, across workers, the others' latest ones; the records spooled now by the
+        live workers; and the cooldowns begun per model."""
         outcomes: dict[tuple[str, ...], int] = {}
         answered: dict[tuple[str, ...], Answered] = {}
+        cooldowns: dict[str, int] = {}
         spooled = 0.0
         for snap, age in [(mine, 0.0), *(self.share.peers() if self.share is not None else [])]:
             for *key, n in snap["outcomes"]:
                 outcomes[tuple(key)] = outcomes.get(tuple(key), 0) + n
             for *key, dumped in snap["answered"]:
                 answered.setdefault(tuple(key), Answered()).add(dumped)
+            for model, n in snap.get("cooldowns", {}).items():
+                cooldowns[model] = cooldowns.get(model, 0) + n
             if age < _LIVE_S:
                 spooled += float(snap.get("spooled", 0.0))
-        return outcomes, answered, spooled
+        return outcomes, answered, spooled, cooldowns
 
     def collect(self) -> Iterator[Metric]:
         """The families, from a snapshot of the label sets (a scrape may run beside a request being recorded)."""
         # One snapshot serves this scrape and, written out, the other workers' next ones.
-        outcomes, answered_by, spooled = self._totals(self.publish())
+        outcomes, answered_by, spooled, cooldowns = self._totals(self.publish())
         if self._spooled is not None:
             yield GaugeMetricFamily(
                 "tiergate_ledger_spooled_records", "Ledger records waiting in the local spools", value=spooled
             )
+        if self._cooldowns is not None:
+            doc = "Cooldowns begun: times routing stopped using a model after repeated failures"
+            cool = CounterMetricFamily("tiergate_model_cooldowns", doc, labels=["model"])
+            for model, n in sorted(cooldowns.items()):
+                cool.add_metric([model], n)
+            yield cool
         doc = "Requests by routed model, outcome and cache status"
         requests = CounterMetricFamily("tiergate_requests", doc, labels=[*_BASE, "status", "cache"])
         for key, n in outcomes.items():

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
+from gateway.cooldown import Cooldowns
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -80,8 +81,11 @@ class ChatPipeline:
         ledger: Ledger,
         unavailable: Collection[str],
         cache: ChatCache | None = None,
+        cooldowns: Cooldowns | None = None,
     ) -> None:
+        """`cooldowns` is the worker's record of failing models, handed on from pipeline to pipeline on reload."""
         self.config = config
+        self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
@@ -146,7 +150,8 @@ class ChatPipeline:
             trace.score = await self.score(text, turns)
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
-            decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable)
+            cooling = self.cooldowns.cooling()
+            decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable, cooling)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -155,7 +160,7 @@ class ChatPipeline:
             raise from_unsatisfiable(e) from e
         trace.degraded = decision.degraded
         plan = (
-            cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision)
+            cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision, cooling)
             if cascading
             else None
         )
@@ -189,11 +194,13 @@ class ChatPipeline:
             try:
                 result = await attempt(spec)
             except UpstreamError as e:
+                self.cooldowns.failed(e)
                 if not e.retryable:
                     raise trace.fail(self._client_fault(e)) from e
                 errors.append(e)
                 trace.fallbacks.append(spec.name)
                 continue
+            self.cooldowns.succeeded(spec.name)
             trace.routed = spec
             return result
         raise trace.fail(self._exhausted(errors))
@@ -278,9 +285,11 @@ class ChatPipeline:
         for spec in plan.draft:
             try:
                 body = await self._provider.complete(spec, messages, {**params, "logprobs": True})
-            except UpstreamError:
+            except UpstreamError as e:
+                self.cooldowns.failed(e)
                 trace.fallbacks.append(spec.name)
                 continue
+            self.cooldowns.succeeded(spec.name)
             conf = cascade.confidence(cascade.answer_logprobs(body))
             trace.draft_model, trace.draft_confidence = spec.name, conf
             if conf is not None and conf >= plan.min_confidence:
@@ -394,6 +403,7 @@ class ChatPipeline:
             if on_done is not None and (body := assemble(seen)) is not None:
                 on_done(body)
         except UpstreamError as e:
+            self.cooldowns.failed(e)
             err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
             yield {"error": err.body().error.model_dump()}
         except BaseException:

@@ -30,6 +30,13 @@ class UpstreamError(Exception):
     status: int
     message: str
     retryable: bool
+    context_exceeded: bool = False
+
+    @property
+    def model_fault(self) -> bool:
+        """Does this failure say the model is unwell (down, slow, rate-limited, misconfigured), rather than that
+        the request was wrong for it? Only those count towards a cooldown."""
+        return not self.context_exceeded and (self.status in _RETRYABLE or self.status >= 500)
 
     def __str__(self) -> str:
         return f"{self.model}: HTTP {self.status}: {self.message}"
@@ -55,7 +62,7 @@ def upstream_error(
         return UpstreamError(model, 504, message, True)
     # A prompt too long for this model may fit a larger one later in the chain.
     retryable = context_exceeded or status in _RETRYABLE or status >= 500
-    return UpstreamError(model, status, message, retryable)
+    return UpstreamError(model, status, message, retryable, context_exceeded)
 
 
 def _classify(model: str, exc: Exception) -> UpstreamError:

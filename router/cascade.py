@@ -37,6 +37,7 @@ def plan(
     prices: PriceTable,
     unavailable: Collection[str],
     decision: Decision,
+    cooling: Collection[str] = (),
 ) -> CascadePlan | None:
     """The cascade for a routed request, or None when the policy has none, the prompt scores too high, or there
     is no cheaper tier to draft with / no stronger one to escalate to."""
@@ -44,7 +45,8 @@ def plan(
     if c is None or score >= c.below_score:
         return None
     try:
-        cheapest = select(config, policy, 0.0, needs, prices, unavailable)
+        # A cooling model drafts only when nothing else could: select's last resort, as for the answer itself.
+        cheapest = select(config, policy, 0.0, needs, prices, unavailable, cooling)
     except NoModelAvailable:
         return None
     tier = cheapest.chain[0].tier
@@ -53,7 +55,7 @@ def plan(
     elif tier < len(policy.thresholds):
         # The thresholds chose the cheapest tier: escalate to the next one up, as a score at its threshold would.
         try:
-            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable), tier)
+            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable, cooling), tier)
         except NoModelAvailable:
             up = None
     else:

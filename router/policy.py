@@ -159,6 +159,17 @@ class Budget(_Frozen):
         return duration_s(self.per)
 
 
+class Cooldown(_Frozen):
+    """Skip a model that keeps failing: after `failures` of its calls fail within `window_s` seconds (outages,
+    timeouts, rate limits, its own auth errors; never a request's own fault), routing passes it over for
+    `cooldown_s` seconds, then tries it again; one more failure then starts another cooldown at once. Each
+    worker keeps its own count. `failures: 0` turns it off."""
+
+    failures: Annotated[int, Field(ge=0, le=1000)] = 3
+    window_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    cooldown_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
+
+
 class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
@@ -194,6 +205,7 @@ class TiergateConfig(_Frozen):
     embedding_models: list[EmbeddingModelSpec] = []
     # No keys: the gateway is open (bind it to a private address). Any key: every API call needs one.
     keys: list[ApiKey] = []
+    cooldown: Cooldown = Cooldown()
     version: str = "1"
 
     @model_validator(mode="after")

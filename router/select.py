@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from router.policy import ModelSpec, OnUnavailable, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
@@ -101,12 +101,33 @@ def select(
     needs: Needs,
     prices: PriceTable,
     unavailable: Collection[str],
+    cooling: Collection[str] = (),
 ) -> Decision:
     """Route on the score: adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
     Raises Unsatisfiable if no allowed model could serve the request even when up, NoModelAvailable if none is up.
 
+    Models `cooling` down after repeated failures are passed over like unavailable ones, unless that leaves
+    nothing to try: then they are tried all the same, since a refusal is certain and their failure is not.
     Ties in price go to the lower tier, then to the name, so the same inputs always give the same chain.
     """
+    if cooling:
+        try:
+            return _select(config, policy, score, needs, prices, unavailable, cooling)
+        except NoModelAvailable:
+            d = _select(config, policy, score, needs, prices, unavailable, ())
+            return replace(d, reason=f"{d.reason} (every other choice is cooling down too)")
+    return _select(config, policy, score, needs, prices, unavailable, ())
+
+
+def _select(
+    config: TiergateConfig,
+    policy: Policy,
+    score: float,
+    needs: Needs,
+    prices: PriceTable,
+    unavailable: Collection[str],
+    cooling: Collection[str],
+) -> Decision:
     min_tier = policy.min_tier(score)
     expected = Usage(needs.context_tokens, needs.expected_output_tokens)
     skipped: dict[str, str] = {}
@@ -118,6 +139,8 @@ def select(
             skipped[m.name] = "not allowed by policy"
         elif m.name in unavailable:
             skipped[m.name] = "unavailable"
+        elif m.name in cooling:
+            skipped[m.name] = "cooling down after repeated failures"
         elif (why := unmet_need(m, needs)) is not None:
             skipped[m.name] = why.text
         else:

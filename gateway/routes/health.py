@@ -27,6 +27,8 @@ async def readyz(services: Services) -> JSONResponse:
         else (f"{cache.store.name}: ok" if cache.healthy() else f"{cache.store.name}: degraded (bypassed)"),
         "ledger": services.ledger.status() if services.ledger.alive() else "writer stopped",
         "unavailable_models": sorted(services.pipeline.unavailable),
+        # Passed over by routing for now; the gateway serves on with the others (README: cooldowns).
+        "cooling_models": [c.model for c in services.pipeline.cooldowns.status()],
     }
     ready = services.ledger.alive()
     # A cache or ledger-database outage degrades (requests still succeed: uncached, or their records spooled

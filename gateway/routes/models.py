@@ -3,11 +3,13 @@ is available now (OpenAI's list and retrieve)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 
 from gateway.auth import checked_key
+from gateway.cooldown import CoolingDown
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
@@ -31,10 +33,20 @@ async def retrieve_model(model_id: str, request: Request, services: Services) ->
     return found
 
 
+def _cooling_entry(c: CoolingDown) -> dict[str, Any]:
+    """Routing passes the model over until the time given; a request naming it still goes to it."""
+    until = datetime.fromtimestamp(c.until_epoch, UTC).isoformat(timespec="seconds")
+    return {
+        "unavailable_reason": f"cooling down after repeated failures, until {until} (last: {c.reason})",
+        "cooldown_until": int(c.until_epoch + 0.999),
+    }
+
+
 def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]:
     """What this caller may name: a key held to some policies sees only those, and `auto` as the first of them."""
     cfg = services.config
     down = services.pipeline.unavailable
+    cooling = {c.model: c for c in services.pipeline.cooldowns.status()}
     data: list[dict[str, Any]] = [
         {
             "id": "auto",
@@ -71,8 +83,9 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
                 "tier": m.tier,
                 "local": m.local,
                 "quantization": m.quantization,
-                "available": m.name not in down,
+                "available": m.name not in down and m.name not in cooling,
                 **({"unavailable_reason": f"{m.api_key_env} is not set"} if m.name in down else {}),
+                **(_cooling_entry(cooling[m.name]) if m.name in cooling and m.name not in down else {}),
             }
         )
     data.append(

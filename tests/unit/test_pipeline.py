@@ -144,3 +144,24 @@ async def test_a_bug_is_recorded_as_a_500_on_both_paths() -> None:
         ("a", 500, "server_error"),
         ("b", 500, "server_error"),
     ]
+
+
+async def test_a_model_that_keeps_failing_is_skipped_until_its_cooldown_ends() -> None:
+    provider = FakeProvider({"mid": UpstreamError("mid", 503, "down", True)})
+    pipe, ledger = _pipeline(provider)
+    for i in range(3):  # the default: 3 failures within 60 s
+        await pipe.complete(_req(), f"f{i}")
+    assert provider.calls == ["mid", "mid-b"] * 3
+    provider.calls.clear()
+    await pipe.complete(_req(), "skip")
+    r = await pipe.stream(_req(stream=True), "skip-stream")
+    assert r.chunks is not None
+    _ = [c async for c in r.chunks]
+    assert provider.calls == ["mid-b", "mid-b"]  # no time lost on the failing model
+    assert ledger.records[-1].fallbacks == [] and ledger.records[-1].routed_model == "mid-b"
+    # a request naming the model still goes to it, and its answer ends the cooldown
+    del provider.fail["mid"]
+    await pipe.complete(_req(model="mid"), "direct")
+    provider.calls.clear()
+    await pipe.complete(_req(), "back")
+    assert provider.calls == ["mid"]

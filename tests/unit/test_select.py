@@ -113,3 +113,29 @@ def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
     assert table.cost("mid", Usage(1_000_000, 2_000_000)) == pytest.approx(0.5 + 3.0)
     assert PriceTable(cfg2, {}).unpriced == ["big"]
     assert cost_usd(Price(input_per_mtok=3, output_per_mtok=6), Usage(100, 10)) == pytest.approx(360e-6)
+
+
+def _cool(score: float, cooling: set[str], **pol: object) -> Decision:
+    cfg = config(**pol)
+    return select(cfg, cfg.policies["default"], score, Needs(), PriceTable(cfg, {}), frozenset(), cooling)
+
+
+def test_a_cooling_model_is_passed_over_like_an_unavailable_one() -> None:
+    d = _cool(0.5, {"mid"})
+    assert [m.name for m in d.chain] == ["mid-b", "big"]
+    assert d.skipped["mid"] == "cooling down after repeated failures"
+    d = _cool(0.0, {"local"})  # tier 0 cooling: the cheapest adequate above it answers, not degraded
+    assert d.chain[0].name == "mid" and not d.degraded
+    d = _cool(0.9, {"big"})  # the only adequate one cooling: best effort with the strongest weaker ones
+    assert d.degraded and [m.name for m in d.chain] == ["mid", "mid-b", "local"]
+
+
+def test_when_everything_is_cooling_it_is_tried_all_the_same_rather_than_refused() -> None:
+    d = _cool(0.5, {"local", "mid", "mid-b", "big"})
+    assert [m.name for m in d.chain] == ["mid", "mid-b", "big"] and "cooling down too" in d.reason
+    # reject refuses to degrade, not to try: its adequate model cooling down is still tried
+    d = _cool(0.9, {"big"}, on_unavailable="reject")
+    assert [m.name for m in d.chain] == ["big"]
+    with pytest.raises(NoModelAvailable):  # unavailable (no key) stays a refusal under reject
+        cfg = config(on_unavailable="reject")
+        select(cfg, cfg.policies["default"], 0.9, Needs(), PriceTable(cfg, {}), {"big"}, {"mid"})

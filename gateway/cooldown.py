@@ -1,0 +1,123 @@
+"""Which models routing passes over for now because their calls keep failing: a circuit breaker per model.
+
+A model whose calls fail `failures` times within `window_s` (outages, timeouts, rate limits, its own auth errors;
+see `UpstreamError.model_fault`) is skipped by routing for `cooldown_s`, so requests stop paying a timeout or an
+error round trip on it before their fallback answers. When the cooldown ends the model is tried again on probation:
+its next failure starts another cooldown at once, a success clears it. The state lives in one worker (each learns
+from its own calls, as each pays for them) and survives a policy reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gateway.provider import UpstreamError
+from router.policy import Cooldown
+
+log = logging.getLogger("tiergate.cooldown")
+
+_NONE: frozenset[str] = frozenset()
+
+
+@dataclass
+class _Model:
+    failures: deque[float] = field(default_factory=deque)  # monotonic times of recent failures
+    until: float = 0.0  # monotonic end of the current cooldown; 0 = none
+    probation: bool = False  # the last cooldown ended and no call has succeeded since
+    started: int = 0  # cooldowns begun, for /metrics
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class CoolingDown:
+    """One model's cooldown as /v1/models and /readyz show it."""
+
+    model: str
+    until_epoch: float
+    reason: str
+
+
+class Cooldowns:
+    def __init__(
+        self,
+        settings: Cooldown,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings  # replaced by a policy reload; the counts carry over
+        self._clock, self._wall = clock, wall
+        self._models: dict[str, _Model] = {}
+        self._cooling: frozenset[str] = _NONE
+        self._next_expiry = 0.0
+
+    def cooling(self) -> frozenset[str]:
+        """The models to pass over now. Called for every routed request, so it is a comparison when none is."""
+        if self._cooling and self._clock() >= self._next_expiry:
+            now = self._clock()
+            for name in self._cooling:
+                m = self._models[name]
+                if m.until <= now:
+                    m.until, m.probation = 0.0, True
+                    log.info("model %s: cooldown over, trying it again", name)
+            self._refresh()
+        return self._cooling
+
+    def failed(self, err: UpstreamError) -> None:
+        s = self.settings
+        if s.failures == 0 or not err.model_fault:
+            return
+        now = self._clock()
+        m = self._models.setdefault(err.model, _Model())
+        m.last_error = f"HTTP {err.status}: {err.message}"[:200]
+        if m.until > now:
+            return  # already cooling (a call that began before it did)
+        m.failures.append(now)
+        while m.failures and m.failures[0] <= now - s.window_s:
+            m.failures.popleft()
+        if m.probation or len(m.failures) >= s.failures:
+            n = len(m.failures)
+            m.failures.clear()
+            m.until, m.probation, m.started = now + s.cooldown_s, False, m.started + 1
+            log.warning(
+                "model %s: cooling down for %gs after %s (last: %s)",
+                err.model,
+                s.cooldown_s,
+                f"{n} failures within {s.window_s:g}s" if n >= s.failures else "failing again on probation",
+                m.last_error,
+            )
+            self._refresh()
+
+    def succeeded(self, model: str) -> None:
+        """A call answered. That also ends a cooldown early: a request naming the model goes to it regardless."""
+        m = self._models.get(model)
+        if m is None or not (m.failures or m.probation or m.until):
+            return
+        if m.probation or m.until:
+            log.info("model %s: answering again", model)
+        m.failures.clear()
+        m.probation = False
+        if m.until:
+            m.until = 0.0
+            self._refresh()
+
+    def status(self) -> list[CoolingDown]:
+        """The models cooling down now, with when each cooldown ends (wall clock) and why it began."""
+        now, wall = self._clock(), self._wall()
+        return [
+            CoolingDown(name, wall + (self._models[name].until - now), self._models[name].last_error)
+            for name in sorted(self.cooling())
+        ]
+
+    def started(self) -> dict[str, int]:
+        """Cooldowns begun per model since the worker started."""
+        return {name: m.started for name, m in self._models.items() if m.started}
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        active = {name: m.until for name, m in self._models.items() if m.until > now}
+        self._cooling = frozenset(active) if active else _NONE
+        self._next_expiry = min(active.values(), default=0.0)

@@ -1,0 +1,74 @@
+"""Cooldowns over real HTTP: a model that keeps failing is passed over by routing, shown as cooling down in
+/v1/models, /readyz and /metrics, and taken back once its cooldown is over and it answers again."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from tests.conftest import GatewayFactory, api_config, sdk
+from tests.fakes.upstream import FakeUpstream, free_port
+
+MEDIUM = [{"role": "user", "content": "medium [score=0.5]"}]  # tier 1: `flaky` first, then `mid`
+
+
+def _model(url: str, name: str) -> dict[str, Any]:
+    found: list[dict[str, Any]] = httpx.get(f"{url}/v1/models").json()["data"]
+    return next(m for m in found if m["id"] == name)
+
+
+def test_a_failing_model_is_skipped_while_it_cools_down_then_tried_again(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    fresh_upstream.script("flaky", status=503, fail_times=2)  # down for two calls, then back
+    cfg = {**api_config(fresh_upstream.base_url), "cooldown": {"failures": 2, "window_s": 60, "cooldown_s": 1}}
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    for _ in range(2):
+        r = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+        assert r.headers["x-tiergate-model"] == "mid" and r.headers["x-tiergate-fallbacks"] == "flaky"
+    r = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+    assert r.headers["x-tiergate-model"] == "mid" and "x-tiergate-fallbacks" not in r.headers
+    assert fresh_upstream.calls_for("flaky") == 2  # the third request lost no time on it
+
+    flaky = _model(server.url, "flaky")
+    assert flaky["available"] is False and "cooling down" in flaky["unavailable_reason"]
+    assert "HTTP 503" in flaky["unavailable_reason"] and flaky["cooldown_until"] >= int(time.time())
+    assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == ["flaky"]
+    assert 'tiergate_model_cooldowns_total{model="flaky"} 1.0' in httpx.get(f"{server.url}/metrics").text
+    assert [row["fallbacks"] for row in svc.ledger.rows()] == [["flaky"], ["flaky"], []]
+
+    deadline = time.monotonic() + 10
+    while not _model(server.url, "flaky")["available"]:
+        assert time.monotonic() < deadline, "the cooldown did not end"
+        time.sleep(0.05)
+    r = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+    assert r.headers["x-tiergate-model"] == "flaky"  # on probation, it answered: back in the rotation
+    assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
+
+
+def test_a_dead_upstream_behind_litellm_cools_down_and_streams_skip_it(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    dead = free_port()  # nothing listens: every call is a refused connection, as litellm maps it
+    cfg["models"][1] = {**cfg["models"][1], "api_base": f"http://127.0.0.1:{dead}/v1", "transport": "litellm"}
+    cfg["cooldown"] = {"failures": 2, "window_s": 60, "cooldown_s": 300}
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    for _ in range(2):
+        r = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+        assert r.headers["x-tiergate-fallbacks"] == "flaky"
+    with client.chat.completions.with_streaming_response.create(model="auto", messages=MEDIUM, stream=True) as s:
+        assert s.headers["x-tiergate-model"] == "mid" and "x-tiergate-fallbacks" not in s.headers
+        assert "echo" in "".join(c.choices[0].delta.content or "" for c in s.parse() if c.choices)
+    # A request naming the model still goes to it (the client asked for that model and no other): a 502 from
+    # trying, not a 503 refusal.
+    with pytest.raises(openai.APIStatusError) as e:
+        client.chat.completions.create(model="flaky", messages=MEDIUM)
+    assert e.value.status_code == 502
+    assert [r["fallbacks"] for r in svc.ledger.rows()] == [["flaky"], ["flaky"], [], ["flaky"]]

@@ -1,0 +1,131 @@
+"""Cooldowns on a fake clock: what counts as a failure, when a model cools down, and how it comes back."""
+
+from __future__ import annotations
+
+from gateway.cooldown import Cooldowns
+from gateway.provider import UpstreamError, upstream_error
+from router.policy import Cooldown
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def _cooldowns(**kw: float) -> tuple[Cooldowns, Clock]:
+    clock = Clock()
+    return Cooldowns(Cooldown.model_validate({"failures": 3, "window_s": 60, "cooldown_s": 30, **kw}), clock), clock
+
+
+def down(model: str = "a", status: int = 503) -> UpstreamError:
+    return upstream_error(model, status, "down")
+
+
+def test_cools_down_after_failures_within_the_window_and_comes_back_after_the_cooldown() -> None:
+    cd, clock = _cooldowns()
+    cd.failed(down())
+    cd.failed(down())
+    assert cd.cooling() == frozenset()
+    cd.failed(down())
+    assert cd.cooling() == {"a"}
+    assert cd.started() == {"a": 1}
+    clock.t += 29.9
+    assert cd.cooling() == {"a"}
+    clock.t += 0.1
+    assert cd.cooling() == frozenset()
+
+
+def test_failures_spread_wider_than_the_window_do_not_add_up() -> None:
+    cd, clock = _cooldowns()
+    for _ in range(5):
+        cd.failed(down())
+        cd.failed(down())
+        clock.t += 61
+        assert cd.cooling() == frozenset()
+
+
+def test_a_success_in_between_resets_the_count() -> None:
+    cd, _ = _cooldowns()
+    cd.failed(down())
+    cd.failed(down())
+    cd.succeeded("a")
+    cd.failed(down())
+    cd.failed(down())
+    assert cd.cooling() == frozenset()
+
+
+def test_only_the_models_own_faults_count() -> None:
+    cd, _ = _cooldowns(failures=1)
+    cd.failed(upstream_error("a", 400, "bad request"))  # the client's request, not the model
+    cd.failed(upstream_error("a", 413, "too long", context_exceeded=True))  # a larger model may take it
+    cd.failed(upstream_error("a", 422, "unprocessable"))
+    assert cd.cooling() == frozenset()
+    for status, model in ((401, "b"), (429, "c"), (500, "d"), (502, "e")):
+        cd.failed(upstream_error(model, status, "x"))
+    cd.failed(upstream_error("f", 0, "no answer", timed_out=True))
+    assert cd.cooling() == {"b", "c", "d", "e", "f"}
+
+
+def test_on_probation_one_failure_cools_it_down_again_and_a_success_clears_it() -> None:
+    cd, clock = _cooldowns()
+    for _ in range(3):
+        cd.failed(down())
+    clock.t += 30
+    assert cd.cooling() == frozenset()
+    cd.failed(down())
+    assert cd.cooling() == {"a"} and cd.started() == {"a": 2}
+    clock.t += 30
+    assert cd.cooling() == frozenset()
+    cd.succeeded("a")
+    cd.failed(down())
+    assert cd.cooling() == frozenset()
+
+
+def test_failures_while_cooling_do_not_extend_it() -> None:
+    cd, clock = _cooldowns()
+    for _ in range(3):
+        cd.failed(down())
+    clock.t += 20
+    cd.failed(down())  # a call that began before the cooldown did
+    clock.t += 10
+    assert cd.cooling() == frozenset()
+
+
+def test_a_success_ends_a_cooldown_early() -> None:
+    """A request naming the model goes to it even while it cools down; if it answers, it is back."""
+    cd, _ = _cooldowns()
+    for _ in range(3):
+        cd.failed(down())
+    assert cd.cooling() == {"a"}
+    cd.succeeded("a")
+    assert cd.cooling() == frozenset()
+
+
+def test_models_cool_down_and_recover_independently() -> None:
+    cd, clock = _cooldowns()
+    for _ in range(3):
+        cd.failed(down("a"))
+    clock.t += 10
+    for _ in range(3):
+        cd.failed(down("b"))
+    assert cd.cooling() == {"a", "b"}
+    (a, b) = cd.status()
+    assert (a.model, b.model) == ("a", "b") and a.until_epoch < b.until_epoch and "503" in a.reason
+    clock.t += 20
+    assert cd.cooling() == {"b"}
+    clock.t += 10
+    assert cd.cooling() == frozenset()
+
+
+def test_zero_failures_turns_it_off_and_a_reload_keeps_the_counts() -> None:
+    cd, _ = _cooldowns(failures=0)
+    for _ in range(10):
+        cd.failed(down())
+    assert cd.cooling() == frozenset()
+    cd.settings = Cooldown(failures=2)
+    cd.failed(down())
+    cd.failed(down())
+    assert cd.cooling() == {"a"}
