@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,17 +66,23 @@ def hosted() -> Iterator[FakeUpstream]:
 
 @pytest.fixture(scope="session")
 def tiergate(llama_server: str, hosted: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    """`tiergate serve` as a user starts it: its own process, the real classifier artifact and encoder."""
-    d = tmp_path_factory.mktemp("tiergate")
+    with serving(e2e_config(llama_server, hosted.base_url), tmp_path_factory.mktemp("tiergate")) as g:
+        yield g
+
+
+@contextmanager
+def serving(config: dict[str, object], d: Path, *args: str) -> Iterator[Gateway]:
+    """`tiergate serve` as a user starts it: its own process, the real classifier artifact and encoder; the policy
+    file, ledger and log in `d`; `args` added to its command line."""
     cfg = d / "tiergate.yaml"
-    cfg.write_text(yaml.safe_dump(e2e_config(llama_server, hosted.base_url)))
+    cfg.write_text(yaml.safe_dump(config))
     port = free_port()
     ledger = d / "ledger.sqlite3"
     log = d / "tiergate.log"
     env = {**os.environ, "TIERGATE_LEDGER_PATH": str(ledger), "TIERGATE_E2E_KEY": "sk-e2e-secret"}
     with log.open("wb") as f:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg), "--port", str(port)],
+            [sys.executable, "-m", "gateway.cli", "serve", "--config", str(cfg), "--port", str(port), *args],
             stdout=f,
             stderr=subprocess.STDOUT,
             env=env,
