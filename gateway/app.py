@@ -7,6 +7,7 @@ import gc
 import hashlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
@@ -23,7 +24,8 @@ from gateway.cooldown import Cooldowns
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
 from gateway.front import Front
-from gateway.ledger import Ledger, open_ledger
+from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
+from gateway.ledger.retention import cutoff
 from gateway.ledger.stats import key_usage
 from gateway.limits import KeyLimits
 from gateway.metrics import Metrics
@@ -37,6 +39,7 @@ from gateway.response_cache import ChatCache
 from gateway.routes import dashboard, embeddings, feedback, health, keys, metrics, models, responses, stats
 from gateway.settings import Settings
 from gateway.transport import Transport, needs_litellm
+from router.durations import duration_s
 from router.policy import Price, TiergateConfig
 from router.pricing import PriceTable
 
@@ -141,6 +144,23 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
         log.warning("unavailable (API key variable unset): %s", sorted(pipeline.unavailable))
 
 
+async def _prune_ledger(svc: AppServices, retention_s: float, every_s: float) -> None:
+    """Delete the records the retention period lets go, at start and then every `every_s`, off the event loop.
+    Each worker does it (deleting what another already deleted costs one indexed query)."""
+    while True:
+        try:
+            before = cutoff(time.time(), retention_s, svc.config)  # the current policy's budget windows
+            if n := await asyncio.to_thread(svc.ledger.prune, before):
+                log.info(
+                    "ledger retention: deleted %d records from before %s",
+                    n,
+                    time.strftime("%F %T", time.gmtime(before)),
+                )
+        except LedgerUnavailable as e:
+            log.warning("ledger retention: %s; trying again in %gs", e, every_s)
+        await asyncio.sleep(every_s)
+
+
 async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
     """Keep this worker's metrics snapshot at most `every_s` old for the other workers' scrapes. A few KB of JSON a
     second, written on the loop: cheaper than the thread hand-off that would move it off."""
@@ -163,7 +183,16 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher = asyncio.create_task(_publish_metrics(svc.metrics)) if svc.metrics.share is not None else None
         reloader = asyncio.create_task(watcher.run()) if watcher is not None else None
+        pruner = (
+            asyncio.create_task(
+                _prune_ledger(svc, duration_s(settings.ledger_retention), settings.ledger_prune_every_s)
+            )
+            if settings.ledger_retention
+            else None
+        )
         yield
+        if pruner is not None:
+            pruner.cancel()
         if reloader is not None:
             reloader.cancel()
         if publisher is not None:

@@ -144,6 +144,12 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     return run(_ledger_url(args.ledger), Path(args.out), args.since)
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from gateway.prune_cmd import run
+
+    return run(_ledger_url(args.ledger), args.older_than, _config_path(args.config), args.dry_run)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from gateway.calibrate_cmd import run
 
@@ -276,6 +282,14 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--since", type=_duration_s, help="only judgements from this window, e.g. 30d (default: all)")
     x.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
     x.set_defaults(fn=cmd_export_labels)
+    pr = sub.add_parser(
+        "prune-ledger", help="delete request records older than a period, keeping what budgets and judgements need"
+    )
+    pr.add_argument("--older-than", type=_duration_s, required=True, help="e.g. 90d")
+    pr.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
+    pr.add_argument("--config", help="the policy file whose keys' budget windows to keep (default: the gateway's)")
+    pr.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    pr.set_defaults(fn=cmd_prune)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")
     c.add_argument("--input", required=True)
     c.add_argument("--output", required=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from router.durations import duration_s
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARTIFACT = PACKAGE_ROOT / "classifiers" / "artifacts" / "complexity-v1.json"
@@ -23,6 +25,13 @@ def cache_dir(*parts: str) -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TIERGATE_", extra="forbid")
 
+    @field_validator("ledger_retention")
+    @classmethod
+    def _duration(cls, v: str | None) -> str | None:
+        if v is not None:
+            duration_s(v)  # a typo fails at start-up, naming the variable, instead of deleting on a wrong period
+        return v
+
     config: Path = Field(default=PACKAGE_ROOT / "config" / "tiergate.yaml", description="policy YAML")
     # How often each worker looks for an edited policy file and, if it is valid, swaps it in (gateway/reload.py);
     # 0 reads it at start-up only.
@@ -35,6 +44,11 @@ class Settings(BaseSettings):
     # Where records wait while the ledger database is down (default: beside the SQLite file, or
     # ./tiergate-ledger.spool for PostgreSQL). Workers may share it.
     ledger_spool_dir: Path | None = None
+    # Delete request records older than this (30d, 90d, ...; unset: keep everything), checked by each worker at
+    # start and then every ledger_prune_every_s; records inside a key's budget window or with a judgement stay
+    # (gateway/ledger/retention.py).
+    ledger_retention: str | None = None
+    ledger_prune_every_s: float = Field(default=3600.0, gt=0.0, le=86400.0)
     classifier_artifact: Path = DEFAULT_ARTIFACT
     # onnx (default): MiniLM exported to ONNX and quantised to int8 once per machine; 3.2-4.0x faster than torch
     # on the VNNI CPUs measured, AMD EPYC and Intel Xeon (2.5-2.7x without VNNI, still faster than onnx-fp32

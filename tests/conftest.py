@@ -113,8 +113,10 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         store: Any = None,
         ledger_url: str | None = None,
         watch: Path | None = None,
+        **settings_kw: Any,
     ) -> tuple[RunningServer, AppServices]:
-        """`watch`: write `cfg` to that YAML file and reload it when it changes, every 50 ms."""
+        """`watch`: write `cfg` to that YAML file and reload it when it changes, every 50 ms. `settings_kw`: process
+        settings the app itself reads (e.g. ledger_retention)."""
         config = TiergateConfig.model_validate(cfg)
         enc = HashEncoder()
         zero = LinearComplexityModel(np.zeros(enc.dim + 4, dtype=np.float32), 0.0, enc.name, {})
@@ -124,9 +126,10 @@ def gateway_factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         ledger = open_ledger(ledger_url or tmp_path / f"ledger-{n}.sqlite3", tmp_path / f"spool-{n}", retry_s=0.2)
         services = wire_services(config, classifier, provider, ledger, ChatCache(store, config), score)
         settings = None
-        if watch is not None:
-            watch.write_text(yaml.safe_dump(cfg))
-            settings = Settings(config=watch, config_poll_s=0.05)
+        if watch is not None or settings_kw:
+            path = watch or tmp_path / f"policy-{n}.yaml"
+            path.write_text(yaml.safe_dump(cfg))
+            settings = Settings(config=path, config_poll_s=0.05 if watch else 0, **settings_kw)
         server = serve_in_thread(create_app(settings, services))
         started.append((server, services))
         return server, services

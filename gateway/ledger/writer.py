@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.ledger import feedback
+from gateway.ledger import feedback, retention
 from gateway.ledger.backends import Backend, LedgerUnavailable
 from gateway.ledger.record import COLUMNS, LedgerRecord, from_row
 from gateway.ledger.spool import Spool
@@ -191,6 +191,12 @@ class Ledger:
         """A client's judgement, stored before this returns (on the reading connection: it is one small write, and
         unlike request records it has no spool, so the caller must learn at once whether it was kept)."""
         return feedback.add(self.reader, request_id, score, key_id)
+
+    def prune(self, before: float) -> int:
+        """Delete the records from before `before` (epoch seconds) that nothing needs any more, on the reading
+        connection in short batches (gateway/ledger/retention.py); returns how many went. Blocks: call it off the
+        event loop."""
+        return retention.prune(self.reader, before)
 
     # -- reading ---------------------------------------------------------------------------------------------
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
