@@ -40,15 +40,14 @@ from gateway.routes import dashboard, embeddings, feedback, health, keys, metric
 from gateway.settings import Settings
 from gateway.transport import Transport, needs_litellm
 from router.durations import duration_s
-from router.policy import Price, TiergateConfig
+from router.policy import TiergateConfig
 from router.pricing import PriceTable
 
 log = logging.getLogger("tiergate")
 
 
 def price_table(config: TiergateConfig) -> PriceTable:
-    ref = {k: Price(input_per_mtok=i, output_per_mtok=o) for k, (i, o) in reference_prices().items()}
-    table = PriceTable(config, ref)
+    table = PriceTable(config, reference_prices())
     if table.unpriced:
         log.warning("no price in the policy or litellm's table for %s: their cost is recorded as 0", table.unpriced)
     return table

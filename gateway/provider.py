@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from router.policy import EmbeddingModelSpec, ModelSpec
+from router.policy import EmbeddingModelSpec, ModelSpec, Price
 
 # A local OpenAI-compatible server (llama.cpp, vLLM, Ollama) takes any key; litellm's OpenAI client wants one.
 _NO_KEY = "sk-tiergate-no-key"
@@ -145,8 +145,8 @@ class LitellmProvider:
         return body
 
 
-def reference_prices() -> dict[str, tuple[float, float]]:
-    """litellm's local price table as USD per million tokens (input, output), by litellm model name.
+def reference_prices() -> dict[str, Price]:
+    """litellm's local price table as USD per million tokens (input, output, cached input), by litellm model name.
 
     Read from the JSON file litellm ships (the one LITELLM_LOCAL_MODEL_COST_MAP makes it use), without importing
     litellm itself: pricing must not cost a gateway litellm's memory when no model needs its translation.
@@ -155,11 +155,15 @@ def reference_prices() -> dict[str, tuple[float, float]]:
     if spec is None or not spec.submodule_search_locations:
         return {}
     table = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
-    out: dict[str, tuple[float, float]] = {}
+    out: dict[str, Price] = {}
     for name, entry in json.loads(table.read_text(encoding="utf-8")).items():
         if not isinstance(entry, dict):
             continue
         i, o = entry.get("input_cost_per_token"), entry.get("output_cost_per_token")
+        c = entry.get("cache_read_input_token_cost")
         if isinstance(i, int | float) and isinstance(o, int | float):
-            out[name] = (float(i) * 1e6, float(o) * 1e6)
+            cached = float(c) * 1e6 if isinstance(c, int | float) and c >= 0 else None
+            out[name] = Price(
+                input_per_mtok=float(i) * 1e6, output_per_mtok=float(o) * 1e6, cached_input_per_mtok=cached
+            )
     return out

@@ -123,6 +123,7 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
         score=trace.score,
         prompt_tokens=trace.usage.prompt_tokens,
         completion_tokens=trace.usage.completion_tokens,
+        cached_tokens=trace.usage.cached_tokens,
         cost_usd=cost,
         baseline_model=trace.baseline_model,
         baseline_cost_usd=base,

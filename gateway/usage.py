@@ -18,11 +18,19 @@ _CHARS_PER_TOKEN = 4
 
 
 def usage_of(body: Mapping[str, Any]) -> Usage | None:
-    """The usage an answer or a stream chunk reports, if any."""
+    """The usage an answer or a stream chunk reports, if any, with the prompt tokens read from the provider's
+    prompt cache: OpenAI's `prompt_tokens_details.cached_tokens`, or `cache_read_input_tokens` as litellm reports
+    Anthropic's."""
     u = body.get("usage")
     if not isinstance(u, dict):
         return None
-    return Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+    details = u.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") if isinstance(details, dict) else None) or u.get("cache_read_input_tokens")
+    return Usage(
+        int(u.get("prompt_tokens") or 0),
+        int(u.get("completion_tokens") or 0),
+        cached if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0 else 0,
+    )
 
 
 def content_chars(parts: Iterable[Any]) -> int:

@@ -24,10 +24,13 @@ class _Frozen(BaseModel):
 
 
 class Price(_Frozen):
-    """USD per million tokens; omitted on a model means "look it up in litellm's price table"."""
+    """USD per million tokens; omitted on a model means "look it up in litellm's price table". Prompt tokens the
+    provider served from its prompt cache (OpenAI's `cached_tokens`) cost `cached_input_per_mtok` instead of the
+    input price (omitted: no discount)."""
 
     input_per_mtok: NonNegFloat
     output_per_mtok: NonNegFloat
+    cached_input_per_mtok: NonNegFloat | None = None
 
 
 class Capabilities(_Frozen):

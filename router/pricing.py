@@ -12,11 +12,17 @@ from router.policy import Price, TiergateConfig
 class Usage:
     prompt_tokens: int
     completion_tokens: int
+    cached_tokens: int = 0  # of prompt_tokens, those the provider read from its prompt cache
 
 
 def cost_usd(price: Price, usage: Usage) -> float:
-    """Dollars for these token counts at this price."""
-    return (usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok) / 1e6
+    """Dollars for these token counts at this price; cached prompt tokens at the cached-input price if it has one."""
+    cached = min(usage.cached_tokens, usage.prompt_tokens) if price.cached_input_per_mtok is not None else 0
+    return (
+        (usage.prompt_tokens - cached) * price.input_per_mtok
+        + cached * (price.cached_input_per_mtok or 0.0)
+        + usage.completion_tokens * price.output_per_mtok
+    ) / 1e6
 
 
 class PriceTable:

@@ -63,6 +63,11 @@ _STEPS: list[list[str]] = [
         "ALTER TABLE requests ADD COLUMN end_user TEXT",
         "CREATE INDEX IF NOT EXISTS requests_end_user_ts ON requests (end_user, ts)",
     ],
+    [
+        # Prompt tokens the provider read from its prompt cache: billed at its cached-input price, so a cost that
+        # looks low against the tokens is explained.
+        "ALTER TABLE requests ADD COLUMN cached_tokens {int} NOT NULL DEFAULT 0",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

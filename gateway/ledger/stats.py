@@ -86,7 +86,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
         "SELECT routed_model, MAX(tier), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
         " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd), SUM(saved_usd),"
         " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END),"
-        " SUM(usage_estimated)"
+        " SUM(usage_estimated), SUM(cached_tokens)"
         f" FROM requests WHERE {where} GROUP BY routed_model",
         params,
     )
@@ -94,7 +94,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     for model, ms in db.query(f"SELECT routed_model, latency_ms FROM requests WHERE {where} AND status < 400", params):
         lat[model].append(float(ms))
     out = []
-    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated in rows:
+    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached in rows:
         ms = sorted(lat.get(model, []))
         out.append(
             {
@@ -103,6 +103,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
                 "requests": int(n),
                 "errors": int(errors or 0),
                 "prompt_tokens": int(pt or 0),
+                # Of those, read from the provider's prompt cache (and billed at its cached-input price).
+                "cached_tokens": int(cached or 0),
                 "completion_tokens": int(ct or 0),
                 # Records whose tokens (so cost) the gateway estimated: the upstream reported no usage.
                 "estimated_usage": int(estimated or 0),
@@ -200,7 +202,15 @@ def end_users(db: Backend, q: StatsQuery, top: int = 20) -> list[dict[str, Any]]
 
 
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
-    keys = ("requests", "errors", "prompt_tokens", "completion_tokens", "estimated_usage", "cache_hits")
+    keys = [
+        "requests",
+        "errors",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "estimated_usage",
+        "cache_hits",
+    ]
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
     t: dict[str, Any] = {k: sum(r[k] for r in table) for k in keys}
     t.update({k: _money(sum(r[k] for r in table)) for k in money})
@@ -235,6 +245,7 @@ MODEL_COLUMNS = [
     "requests",
     "errors",
     "prompt_tokens",
+    "cached_tokens",
     "completion_tokens",
     "estimated_usage",
     "cost_usd",

@@ -63,6 +63,7 @@ const MODEL_COLUMNS = [
   ["requests", int, true],
   ["errors", int, true],
   ["prompt_tokens", int, true],
+  ["cached_tokens", int, true],
   ["completion_tokens", int, true],
   ["estimated_usage", int, true],
   ["cost_usd", usd, true],

@@ -301,3 +301,33 @@ def test_healthz_and_readyz(gateway_factory: GatewayFactory, fresh_upstream: Fak
     assert httpx.get(f"{server.url}/healthz").json() == {"status": "ok"}
     ready = httpx.get(f"{server.url}/readyz")
     assert ready.status_code == 200 and ready.json()["checks"]["unavailable_models"] == ["keyless"]
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_prompt_tokens_from_the_providers_cache_are_billed_at_its_cached_price(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str, stream: bool
+) -> None:
+    """gpt-4o's cached input costs half its input in litellm's table: a bill that ignored it would overstate it."""
+    fresh_upstream.script("gpt-4o", cached_tokens=4)
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][3]["transport"] = transport
+    server, svc = gateway_factory(cfg)
+    messages = [{"role": "user", "content": "one two three four five six [score=0.95]"}]
+    client = sdk(server.url)
+    if stream:
+        chunks = list(client.chat.completions.create(model="auto", messages=messages, stream=True))
+        assert chunks[-1].choices and chunks[-1].choices[0].finish_reason == "stop"
+    else:
+        client.chat.completions.create(model="auto", messages=messages)
+    (row,) = svc.ledger.rows()
+    gpt4o = litellm.model_cost["gpt-4o"]
+    assert gpt4o["cache_read_input_token_cost"] < gpt4o["input_cost_per_token"]
+    assert (row["routed_model"], row["prompt_tokens"], row["cached_tokens"]) == ("gpt-4o", 7, 4)
+    expect = (
+        3 * gpt4o["input_cost_per_token"]
+        + 4 * gpt4o["cache_read_input_token_cost"]
+        + row["completion_tokens"] * gpt4o["output_cost_per_token"]
+    )
+    assert row["cost_usd"] == pytest.approx(expect)
+    assert row["baseline_cost_usd"] == pytest.approx(expect)  # the same tokens at the baseline's (its own) prices

@@ -4,7 +4,8 @@ Its answer is deterministic: "echo: <last user text>", with usage counted as whi
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
 latency, `{"usage": false}` leaves token usage out (as some OpenAI-compatible servers do), `{"cut_stream": true}`
-ends a stream's body after its first word. Every request it receives
+ends a stream's body after its first word, `{"cached_tokens": 3}` reports that many prompt tokens as read from
+a prompt cache. Every request it receives
 is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
@@ -60,6 +61,7 @@ class Script:
     code: str | None = None
     usage: bool = True  # False: an OpenAI-compatible server that reports no token usage, streamed or not
     cut_stream: bool = False  # True: a stream's body ends cleanly after its first word, with no finish and no [DONE]
+    cached_tokens: int = 0  # reported as OpenAI's prompt_tokens_details.cached_tokens (at most the prompt's tokens)
     calls: int = 0
 
 
@@ -112,6 +114,8 @@ class FakeUpstream:
             "completion_tokens": n * len(answer.split()),
             "total_tokens": prompt_words + n * len(answer.split()),
         }
+        if sc.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": min(sc.cached_tokens, prompt_words)}
         cid = f"chatcmpl-{uuid.uuid4().hex[:12]}"
         created = int(time.time())
         mark = CONF_MARK.search(last_user)

@@ -63,6 +63,7 @@ def _seed(url: str, svc: Any) -> None:
                     routed_model="gpt-4o" if j % 2 else "local-small",
                     tier=2 if j % 2 else 0,
                     prompt_tokens=100 * h,
+                    cached_tokens=40 * h if j % 2 else 0,  # the hosted model's prompt cache
                     completion_tokens=50 * h,
                     cost_usd=0.001 * h if j % 2 else 0.0,
                     baseline_model="gpt-4o",
@@ -94,12 +95,19 @@ def _ledger_sums(db: Path, policy: str | None = None) -> dict[str, dict[str, flo
     with sqlite3.connect(db) as c:
         rows = c.execute(
             "SELECT coalesce(routed_model, '(none)'), count(*), sum(prompt_tokens), sum(completion_tokens),"
-            f" sum(cost_usd), sum(baseline_cost_usd) FROM requests {where} GROUP BY routed_model",
+            f" sum(cost_usd), sum(baseline_cost_usd), sum(cached_tokens) FROM requests {where} GROUP BY routed_model",
             params,
         ).fetchall()
     return {
-        m: {"requests": n, "prompt_tokens": pt, "completion_tokens": ct, "cost_usd": cost, "baseline_cost_usd": base}
-        for m, n, pt, ct, cost, base in rows
+        m: {
+            "requests": n,
+            "prompt_tokens": pt,
+            "completion_tokens": ct,
+            "cost_usd": cost,
+            "baseline_cost_usd": base,
+            "cached_tokens": cached,
+        }
+        for m, n, pt, ct, cost, base, cached in rows
     }
 
 
@@ -121,7 +129,7 @@ def _assert_matches(page: Page, want: dict[str, dict[str, float]]) -> None:
     assert set(shown) == set(want)
     for model, sums in want.items():
         row = shown[model]
-        for field in ("requests", "prompt_tokens", "completion_tokens"):
+        for field in ("requests", "prompt_tokens", "cached_tokens", "completion_tokens"):
             assert row[field][0] == str(int(sums[field])), (model, field)
         for field in ("cost_usd", "baseline_cost_usd"):
             text, raw = row[field]

@@ -56,6 +56,7 @@ def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
                 cache="hit" if hit else rnd.choice(["miss", "bypass"]),
                 key_id=rnd.choice(["key-a", "key-b", None]),
                 usage_estimated=not failed and rnd.random() < 0.1,
+                cached_tokens=rnd.randint(1, pt) if not failed and rnd.random() < 0.3 else 0,
             )
         )
     return out
@@ -74,6 +75,7 @@ def expected(recs: list[LedgerRecord], since: float, until: float, **eq: Any) ->
             "requests": len(rs),
             "errors": sum(r.status >= 400 for r in rs),
             "prompt_tokens": sum(r.prompt_tokens for r in rs),
+            "cached_tokens": sum(r.cached_tokens for r in rs),
             "completion_tokens": sum(r.completion_tokens for r in rs),
             "estimated_usage": sum(r.usage_estimated for r in rs),
             "cost_usd": pytest.approx(sum(r.cost_usd for r in rs), abs=1e-9),

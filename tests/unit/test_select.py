@@ -115,6 +115,14 @@ def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
     assert cost_usd(Price(input_per_mtok=3, output_per_mtok=6), Usage(100, 10)) == pytest.approx(360e-6)
 
 
+def test_prompt_tokens_read_from_the_providers_cache_cost_its_cached_price() -> None:
+    cached = Price(input_per_mtok=2.5, output_per_mtok=10, cached_input_per_mtok=1.25)
+    assert cost_usd(cached, Usage(1000, 100, cached_tokens=800)) == pytest.approx((200 * 2.5 + 800 * 1.25 + 1000) / 1e6)
+    assert cost_usd(cached, Usage(10, 0, cached_tokens=50)) == pytest.approx(10 * 1.25 / 1e6)  # never above the prompt
+    plain = Price(input_per_mtok=2.5, output_per_mtok=10)  # no cached price: no discount
+    assert cost_usd(plain, Usage(1000, 100, cached_tokens=800)) == pytest.approx((1000 * 2.5 + 1000) / 1e6)
+
+
 def _cool(score: float, cooling: set[str], **pol: object) -> Decision:
     cfg = config(**pol)
     return select(cfg, cfg.policies["default"], score, Needs(), PriceTable(cfg, {}), frozenset(), cooling)
