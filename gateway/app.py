@@ -127,7 +127,7 @@ def _from_policy(
     recorder = Recorder(ledger, meters, limits) if limits.active else Recorder(ledger, meters)
     unavailable = unavailable_models(cfg.models, os.environ)
     cooldowns.settings = cfg.cooldown
-    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns)
+    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ)
     return limits, recorder, pipeline
 
 

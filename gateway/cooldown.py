@@ -1,4 +1,5 @@
-"""Which models routing passes over for now because their calls keep failing: a circuit breaker per model.
+"""Which models (or servers of a model) routing passes over for now because their calls keep failing: a circuit
+breaker per server, keyed as gateway/balancer.py names them (a one-server model by its name).
 
 A model whose calls fail `failures` times within `window_s` (outages, timeouts, rate limits, its own auth errors;
 see `UpstreamError.model_fault`) is skipped by routing for `cooldown_s`, so requests stop paying a timeout or an
@@ -66,12 +67,15 @@ class Cooldowns:
             self._refresh()
         return self._cooling
 
-    def failed(self, err: UpstreamError) -> None:
+    def failed(self, err: UpstreamError, server: str | None = None) -> None:
+        """A call failed; `server` is the key of the server it went to (gateway/balancer.py), by default the
+        model's name."""
         s = self.settings
         if s.failures == 0 or not err.model_fault:
             return
         now = self._clock()
-        m = self._models.setdefault(err.model, _Model())
+        name = server or err.model
+        m = self._models.setdefault(name, _Model())
         m.last_error = f"HTTP {err.status}: {err.message}"[:200]
         if m.until > now:
             return  # already cooling (a call that began before it did)
@@ -84,20 +88,20 @@ class Cooldowns:
             m.until, m.probation, m.started = now + s.cooldown_s, False, m.started + 1
             log.warning(
                 "model %s: cooling down for %gs after %s (last: %s)",
-                err.model,
+                name,
                 s.cooldown_s,
                 f"{n} failures within {s.window_s:g}s" if n >= s.failures else "failing again on probation",
                 m.last_error,
             )
             self._refresh()
 
-    def succeeded(self, model: str) -> None:
+    def succeeded(self, server: str) -> None:
         """A call answered. That also ends a cooldown early: a request naming the model goes to it regardless."""
-        m = self._models.get(model)
+        m = self._models.get(server)
         if m is None or not (m.failures or m.probation or m.until):
             return
         if m.probation or m.until:
-            log.info("model %s: answering again", model)
+            log.info("model %s: answering again", server)
         m.failures.clear()
         m.probation = False
         if m.until:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
+from gateway.balancer import Deployments
 from gateway.cooldown import Cooldowns
 from gateway.errors import (
     GatewayError,
@@ -82,10 +83,13 @@ class ChatPipeline:
         unavailable: Collection[str],
         cache: ChatCache | None = None,
         cooldowns: Cooldowns | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
-        """`cooldowns` is the worker's record of failing models, handed on from pipeline to pipeline on reload."""
+        """`cooldowns` is the worker's record of failing servers, handed on from pipeline to pipeline on reload;
+        `env` says which servers' key variables are set (default: none needs one)."""
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
+        self.deployments = Deployments(config, env or {})
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
@@ -150,7 +154,7 @@ class ChatPipeline:
             trace.score = await self.score(text, turns)
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
-            cooling = self.cooldowns.cooling()
+            cooling = self.deployments.cooling_models(self.cooldowns.cooling())
             decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable, cooling)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
@@ -190,19 +194,21 @@ class ChatPipeline:
     async def _first_success(self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
         """Try the chain in order; a retryable failure moves on, the client's own fault stops at once."""
         errors: list[UpstreamError] = []
+        cooling = self.cooldowns.cooling()
         for spec in decision.chain:
-            try:
-                result = await attempt(spec)
-            except UpstreamError as e:
-                self.cooldowns.failed(e)
-                if not e.retryable:
-                    raise trace.fail(self._client_fault(e)) from e
-                errors.append(e)
-                trace.fallbacks.append(spec.name)
-                continue
-            self.cooldowns.succeeded(spec.name)
-            trace.routed = spec
-            return result
+            for server, target in self.deployments.order(spec, cooling):  # a model's other servers come first
+                try:
+                    result = await attempt(target)
+                except UpstreamError as e:
+                    self.cooldowns.failed(e, server)
+                    if not e.retryable:
+                        raise trace.fail(self._client_fault(e)) from e
+                    errors.append(e)
+                    trace.fallbacks.append(spec.name)
+                    continue
+                self.cooldowns.succeeded(server)
+                trace.routed, trace.server = spec, server
+                return result
         raise trace.fail(self._exhausted(errors))
 
     async def _cached(
@@ -283,13 +289,14 @@ class ChatPipeline:
         Any failure of the draft (upstream error, refusal, no log-probabilities) escalates; the client never sees
         it. An escalated draft's cost is added to the request's."""
         for spec in plan.draft:
+            server, target = self.deployments.order(spec, self.cooldowns.cooling())[0]  # one try per draft model
             try:
-                body = await self._provider.complete(spec, messages, {**params, "logprobs": True})
+                body = await self._provider.complete(target, messages, {**params, "logprobs": True})
             except UpstreamError as e:
-                self.cooldowns.failed(e)
+                self.cooldowns.failed(e, server)
                 trace.fallbacks.append(spec.name)
                 continue
-            self.cooldowns.succeeded(spec.name)
+            self.cooldowns.succeeded(server)
             conf = cascade.confidence(cascade.answer_logprobs(body))
             trace.draft_model, trace.draft_confidence = spec.name, conf
             if conf is not None and conf >= plan.min_confidence:
@@ -403,7 +410,7 @@ class ChatPipeline:
             if on_done is not None and (body := assemble(seen)) is not None:
                 on_done(body)
         except UpstreamError as e:
-            self.cooldowns.failed(e)
+            self.cooldowns.failed(e, trace.server)
             err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
             yield {"error": err.body().error.model_dump()}
         except BaseException:

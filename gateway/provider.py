@@ -50,8 +50,9 @@ def api_key(spec: ModelSpec | EmbeddingModelSpec, env: Mapping[str, str]) -> str
 
 
 def unavailable_models(models: list[ModelSpec], env: Mapping[str, str] | None = None) -> set[str]:
+    """Models none of whose deployments has its key set."""
     e = os.environ if env is None else env
-    return {m.name for m in models if api_key(m, e) is None}
+    return {m.name for m in models if all(api_key(d, e) is None for d in m.expanded())}
 
 
 def upstream_error(

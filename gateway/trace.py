@@ -31,6 +31,7 @@ class Trace:
     score: float | None = None
     degraded: bool = False
     fallbacks: list[str] = field(default_factory=list)
+    server: str = ""  # the cooldown key of the server that answered (gateway/balancer.py)
     usage: Usage = field(default_factory=lambda: Usage(0, 0))
     usage_estimated: bool = False  # the upstream reported none: `usage` is estimate_usage's
     ttft_ms: float | None = None

@@ -11,7 +11,7 @@ from router.policy import EmbeddingModelSpec, ModelSpec, TiergateConfig
 
 
 def needs_litellm(cfg: TiergateConfig) -> bool:
-    return bool(cfg.embedding_models) or any(not m.openai_compatible for m in cfg.models)
+    return bool(cfg.embedding_models) or any(not d.openai_compatible for m in cfg.models for d in m.expanded())
 
 
 class Transport:

@@ -42,6 +42,19 @@ class Capabilities(_Frozen):
     context_window: Annotated[int, Field(gt=0)] = 8192
 
 
+_NULLABLE = ("api_base", "api_key_env")
+
+
+class Deployment(_Frozen):
+    """Another server of the same model: a replica of a local server, another region, another provider of the same
+    model. What it leaves out, it shares with its model (so replicas behind one key name only their `api_base`)."""
+
+    api_base: str | None = None
+    api_key_env: str | None = None
+    litellm_model: Annotated[str, Field(min_length=1)] | None = None
+    transport: Literal["auto", "litellm"] | None = None
+
+
 class ModelSpec(_Frozen):
     """One routable chat model."""
 
@@ -59,10 +72,24 @@ class ModelSpec(_Frozen):
     # over a pooled connection, since litellm's per-call work costs more than the whole rest of a request
     # (docs/benchmarks.md); every other provider goes through litellm. litellm: always through litellm.
     transport: Literal["auto", "litellm"] = "auto"
+    # More servers of this model besides the one above: calls go to each in turn (gateway/balancer.py).
+    deployments: list[Deployment] = []
 
     @property
     def openai_compatible(self) -> bool:
         return self.transport == "auto" and self.litellm_model.startswith("openai/")
+
+    def expanded(self) -> tuple[ModelSpec, ...]:
+        """This model as one spec per server: its own first, then each deployment's, with what the deployment
+        leaves out taken from the model. Each has the model's name, tier, price and capabilities."""
+        own = self.model_copy(update={"deployments": []})
+        out = [own]
+        for d in self.deployments:
+            # A null api_base or api_key_env is meaningful (the provider's default address, no key); the others
+            # are not, so a null there keeps the model's.
+            given = {k: getattr(d, k) for k in d.model_fields_set}
+            out.append(own.model_copy(update={k: v for k, v in given.items() if v is not None or k in _NULLABLE}))
+        return tuple(out)
 
 
 class EmbeddingModelSpec(_Frozen):

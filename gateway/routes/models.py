@@ -13,7 +13,7 @@ from gateway.cooldown import CoolingDown
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
-from router.policy import ApiKey
+from router.policy import ApiKey, ModelSpec
 
 router = APIRouter()
 
@@ -33,6 +33,10 @@ async def retrieve_model(model_id: str, request: Request, services: Services) ->
     return found
 
 
+def _unset(m: ModelSpec) -> str:
+    return "no deployment has its key variable set" if m.deployments else f"{m.api_key_env} is not set"
+
+
 def _cooling_entry(c: CoolingDown) -> dict[str, Any]:
     """Routing passes the model over until the time given; a request naming it still goes to it."""
     until = datetime.fromtimestamp(c.until_epoch, UTC).isoformat(timespec="seconds")
@@ -47,6 +51,7 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
     cfg = services.config
     down = services.pipeline.unavailable
     cooling = {c.model: c for c in services.pipeline.cooldowns.status()}
+    servers = services.pipeline.deployments
     data: list[dict[str, Any]] = [
         {
             "id": "auto",
@@ -73,6 +78,9 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
             }
         )
     for m in cfg.models:
+        keys = servers.keys(m.name)
+        cool = [cooling[k] for k in keys if k in cooling]
+        all_cooling = bool(keys) and len(cool) == len(keys)
         data.append(
             {
                 "id": m.name,
@@ -83,9 +91,10 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
                 "tier": m.tier,
                 "local": m.local,
                 "quantization": m.quantization,
-                "available": m.name not in down and m.name not in cooling,
-                **({"unavailable_reason": f"{m.api_key_env} is not set"} if m.name in down else {}),
-                **(_cooling_entry(cooling[m.name]) if m.name in cooling and m.name not in down else {}),
+                "available": m.name not in down and not all_cooling,
+                **({"unavailable_reason": _unset(m)} if m.name in down else {}),
+                **(_cooling_entry(min(cool, key=lambda c: c.until_epoch)) if all_cooling else {}),
+                **({"deployments": len(keys), "deployments_cooling": len(cool)} if m.deployments else {}),
             }
         )
     data.append(

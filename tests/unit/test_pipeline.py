@@ -12,9 +12,9 @@ from gateway.ledger import LedgerRecord
 from gateway.pipeline import ChatPipeline
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
-from router.policy import ModelSpec
+from router.policy import ModelSpec, TiergateConfig
 from router.pricing import PriceTable
-from tests.policies import config
+from tests.policies import config, config_dict
 
 
 class FakeProvider:
@@ -165,3 +165,28 @@ async def test_a_model_that_keeps_failing_is_skipped_until_its_cooldown_ends() -
     provider.calls.clear()
     await pipe.complete(_req(), "back")
     assert provider.calls == ["mid"]
+
+
+async def test_a_failing_server_of_a_model_gives_way_to_its_other_server_first() -> None:
+    d = config_dict()
+    d["models"][1] = {**d["models"][1], "api_base": "http://mid-1/v1", "deployments": [{"api_base": "http://mid-2/v1"}]}
+    cfg = TiergateConfig.model_validate(d)
+
+    class PerServer(FakeProvider):
+        async def complete(
+            self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+        ) -> dict[str, Any]:
+            self.calls.append(str(spec.api_base))
+            if spec.api_base == "http://mid-1/v1":
+                raise UpstreamError(spec.name, 503, "down", True)
+            return {"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    provider, ledger = PerServer(), ListLedger()
+    pipe = ChatPipeline(cfg, PriceTable(cfg, {}), score, provider, ledger, ())
+    for i in range(7):
+        await pipe.complete(_req(), f"r{i}")
+    # The servers take turns; mid-1's turns fail over to mid-2 (not to mid-b, the next model), and after its third
+    # failure mid-1 is passed over.
+    assert [c[-4] for c in provider.calls] == list("1221221222")
+    assert [r.fallbacks for r in ledger.records] == [["mid"], [], ["mid"], [], ["mid"], [], []]
+    assert {r.routed_model for r in ledger.records} == {"mid"}

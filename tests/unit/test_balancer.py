@@ -1,0 +1,57 @@
+"""A model's deployments: what each inherits, the order calls take, and which are left out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.balancer import Deployments
+from router.policy import TiergateConfig
+from tests.policies import config_dict
+
+
+def _config(**local: Any) -> TiergateConfig:
+    d = config_dict()
+    d["models"][0] = {**d["models"][0], "api_base": "http://a/v1", "api_key_env": "KEY_A", **local}
+    return TiergateConfig.model_validate(d)
+
+
+def test_a_deployment_takes_what_it_leaves_out_from_its_model() -> None:
+    cfg = _config(
+        deployments=[
+            {"api_base": "http://b/v1"},
+            {"api_base": "http://c/v1", "api_key_env": None, "litellm_model": "azure/local", "transport": None},
+        ]
+    )
+    own, b, c = cfg.models[0].expanded()
+    assert (own.api_base, own.api_key_env, own.deployments) == ("http://a/v1", "KEY_A", [])
+    assert (b.api_base, b.api_key_env, b.litellm_model, b.name, b.tier) == (
+        "http://b/v1",
+        "KEY_A",
+        "openai/local",
+        "local",
+        0,
+    )
+    assert (c.api_key_env, c.litellm_model, c.transport) == (None, "azure/local", "auto")  # null keeps the model's
+    assert b.price == own.price and b.capabilities == own.capabilities
+
+
+def test_calls_take_the_servers_in_turn_and_pass_over_those_cooling_down() -> None:
+    cfg = _config(deployments=[{"api_base": "http://b/v1"}, {"api_base": "http://c/v1"}])
+    servers = Deployments(cfg, {"KEY_A": "k"})
+    local = cfg.models[0]
+    assert servers.keys("local") == ("local#1", "local#2", "local#3")
+    firsts = [servers.order(local, frozenset())[0][0] for _ in range(4)]
+    assert firsts == ["local#1", "local#2", "local#3", "local#1"]
+    assert [k for k, _ in servers.order(local, frozenset())] == ["local#2", "local#3", "local#1"]
+    assert [k for k, _ in servers.order(local, frozenset({"local#1"}))] == ["local#3", "local#2"]
+    every = frozenset({"local#1", "local#2", "local#3"})
+    assert len(servers.order(local, every)) == 3  # the model was chosen all the same: all are tried
+    assert servers.cooling_models(frozenset({"local#1", "local#3"})) == frozenset()
+    assert servers.cooling_models(every | {"mid"}) == {"local", "mid"}  # `mid` has one server, keyed by its name
+
+
+def test_servers_without_their_key_are_left_out() -> None:
+    cfg = _config(deployments=[{"api_base": "http://b/v1", "api_key_env": "KEY_B"}, {"api_key_env": None}])
+    assert Deployments(cfg, {"KEY_B": "k"}).keys("local") == ("local#2", "local#3")
+    assert Deployments(cfg, {}).keys("local") == ("local#3",)
+    assert Deployments(cfg, {}).keys("mid") == ("mid",)  # one server: its name
