@@ -22,6 +22,7 @@ from router.policy import Cooldown
 log = logging.getLogger("tiergate.cooldown")
 
 _NONE: frozenset[str] = frozenset()
+_LONGEST_WAIT_S = 3600.0  # a Retry-After beyond an hour is more likely a mistake than a plan
 
 
 @dataclass
@@ -79,6 +80,14 @@ class Cooldowns:
         m.last_error = f"HTTP {err.status}: {err.message}"[:200]
         if m.until > now:
             return  # already cooling (a call that began before it did)
+        if err.retry_after_s and err.status in (429, 503):
+            # The server said when to come back: until then every call would be refused too.
+            wait = min(err.retry_after_s, _LONGEST_WAIT_S)
+            m.failures.clear()
+            m.until, m.probation, m.started = now + wait, False, m.started + 1
+            log.warning("model %s: cooling down for %gs, as its Retry-After asks (%s)", name, wait, m.last_error)
+            self._refresh()
+            return
         m.failures.append(now)
         while m.failures and m.failures[0] <= now - s.window_s:
             m.failures.popleft()

@@ -76,6 +76,7 @@ class _Conn(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.status = 0
         self.headers_done = self.complete = self.keep_alive = False
+        self.retry_after: bytes | None = None
         self.got_bytes = self.length_known = self.encoded = False
         self.chunks: deque[bytes] = deque()
         self.error: Exception | None = None
@@ -116,6 +117,8 @@ class _Conn(asyncio.Protocol):
             self.length_known = True
         elif n == b"content-encoding" and value.strip().lower() != b"identity":
             self.encoded = True
+        elif n == b"retry-after":  # a 429's or 503's "come back then": the cooldown honours it
+            self.retry_after = value
 
     def on_headers_complete(self) -> None:
         self.status = self.parser.get_status_code()
@@ -177,6 +180,7 @@ class Response:
     def __init__(self, pool: H1Pool, key: tuple[str, int, bool], conn: _Conn, read_timeout: float | None) -> None:
         self._pool, self._key, self._conn, self._timeout = pool, key, conn, read_timeout
         self.status = conn.status
+        self.retry_after = conn.retry_after.decode("latin-1") if conn.retry_after is not None else None
         self._done = False
 
     async def iter(self) -> AsyncGenerator[bytes, None]:

@@ -45,10 +45,12 @@ def _error_message(raw: bytes) -> str:
     return str(body)[:500]
 
 
-def _verdict(model: str, status: int, raw: bytes) -> UpstreamError:
+def _verdict(model: str, status: int, raw: bytes, retry_after: str | None = None) -> UpstreamError:
     msg = _error_message(raw)
     text = (msg + raw[:2000].decode("utf-8", "replace")).lower()
-    return upstream_error(model, status, msg, context_exceeded=any(m in text for m in _CONTEXT_MARKERS))
+    return upstream_error(
+        model, status, msg, context_exceeded=any(m in text for m in _CONTEXT_MARKERS), retry_after=retry_after
+    )
 
 
 class OpenAICompatClient:
@@ -93,7 +95,7 @@ class OpenAICompatClient:
         except OSError as e:  # refused, reset, closed early, not HTTP (h1client.HTTPError is one)
             raise upstream_error(spec.name, 502, f"connection failed: {type(e).__name__}: {e}") from None
         if resp.status >= 400:
-            raise _verdict(spec.name, resp.status, raw)
+            raise _verdict(spec.name, resp.status, raw, resp.retry_after)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -112,7 +114,7 @@ class OpenAICompatClient:
             async with asyncio.timeout(timeout):
                 resp = await self._pool.send(ep, data, read_timeout=timeout)
             if resp.status >= 400:
-                raise _verdict(spec.name, resp.status, await resp.read())
+                raise _verdict(spec.name, resp.status, await resp.read(), resp.retry_after)
             pending = b""
             async with aclosing(resp.iter()) as pieces:  # leaving early closes the connection at once
                 async for piece in pieces:

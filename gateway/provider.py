@@ -7,9 +7,12 @@ streams (the ledger needs it), and a verdict per failure: try the next candidate
 
 from __future__ import annotations
 
+import email.utils
 import importlib.util
 import json
+import math
 import os
+import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,7 @@ class UpstreamError(Exception):
     message: str
     retryable: bool
     context_exceeded: bool = False
+    retry_after_s: float | None = None  # the upstream's Retry-After, in seconds from now
 
     @property
     def model_fault(self) -> bool:
@@ -56,20 +60,47 @@ def unavailable_models(models: list[ModelSpec], env: Mapping[str, str] | None = 
 
 
 def upstream_error(
-    model: str, status: int, message: str, *, context_exceeded: bool = False, timed_out: bool = False
+    model: str,
+    status: int,
+    message: str,
+    *,
+    context_exceeded: bool = False,
+    timed_out: bool = False,
+    retry_after: str | None = None,
 ) -> UpstreamError:
     """The verdict on one failed call, the same whichever path made it: may the next candidate do better?"""
     if timed_out:
         return UpstreamError(model, 504, message, True)
     # A prompt too long for this model may fit a larger one later in the chain.
     retryable = context_exceeded or status in _RETRYABLE or status >= 500
-    return UpstreamError(model, status, message, retryable, context_exceeded)
+    return UpstreamError(model, status, message, retryable, context_exceeded, retry_after_seconds(retry_after))
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """A Retry-After header as seconds from now: delta-seconds or an HTTP date (RFC 9110); None if absent, past or
+    not understood."""
+    if not value or not (v := value.strip()):
+        return None
+    try:
+        s = float(v)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(v)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        s = when.timestamp() - (time.time() if now is None else now)
+    return s if s > 0 and math.isfinite(s) else None
 
 
 def _classify(model: str, exc: Exception) -> UpstreamError:
     import litellm
 
     status = int(getattr(exc, "status_code", 0) or 0) or 500
+    response = getattr(exc, "response", None)  # openai's errors keep the httpx response litellm got
+    headers = getattr(response, "headers", None)
+    retry_after = headers.get("retry-after") if headers is not None and hasattr(headers, "get") else None
     # litellm prefixes messages with its own class names; keep the first line only, never a traceback.
     msg = str(getattr(exc, "message", exc)).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
     return upstream_error(
@@ -78,6 +109,7 @@ def _classify(model: str, exc: Exception) -> UpstreamError:
         msg,
         context_exceeded=isinstance(exc, litellm.exceptions.ContextWindowExceededError),
         timed_out=isinstance(exc, litellm.exceptions.Timeout),
+        retry_after=retry_after if isinstance(retry_after, str) else None,
     )
 
 

@@ -72,3 +72,22 @@ def test_a_dead_upstream_behind_litellm_cools_down_and_streams_skip_it(
         client.chat.completions.create(model="flaky", messages=MEDIUM)
     assert e.value.status_code == 502
     assert [r["fallbacks"] for r in svc.ledger.rows()] == [["flaky"], ["flaky"], [], ["flaky"]]
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_429_with_retry_after_cools_the_model_down_at_once_for_that_long(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    fresh_upstream.script("flaky", status=429, retry_after="120", message="rate limit reached")
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][1]["transport"] = transport
+    server, _ = gateway_factory(cfg)  # the default cooldown: 3 failures, 30 s
+    client = sdk(server.url)
+    first = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+    assert first.headers["x-tiergate-fallbacks"] == "flaky"
+    second = client.chat.completions.with_raw_response.create(model="auto", messages=MEDIUM)
+    assert second.headers["x-tiergate-model"] == "mid" and "x-tiergate-fallbacks" not in second.headers
+    assert fresh_upstream.calls_for("flaky") == 1
+    flaky = _model(server.url, "flaky")
+    assert "HTTP 429" in flaky["unavailable_reason"]
+    assert time.time() + 100 < flaky["cooldown_until"] <= time.time() + 121  # the server's 120 s, not 30

@@ -2,10 +2,10 @@
 
 Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
 all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
-`{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"delay_s": 0.5}` adds
-latency, `{"usage": false}` leaves token usage out (as some OpenAI-compatible servers do), `{"cut_stream": true}`
-ends a stream's body after its first word, `{"cached_tokens": 3}` reports that many prompt tokens as read from
-a prompt cache. Every request it receives
+`{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"retry_after": "5"}`
+sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
+some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
+`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache. Every request it receives
 is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
@@ -61,6 +61,7 @@ class Script:
     code: str | None = None
     usage: bool = True  # False: an OpenAI-compatible server that reports no token usage, streamed or not
     cut_stream: bool = False  # True: a stream's body ends cleanly after its first word, with no finish and no [DONE]
+    retry_after: str | None = None  # sent as the Retry-After header of a scripted failure
     cached_tokens: int = 0  # reported as OpenAI's prompt_tokens_details.cached_tokens (at most the prompt's tokens)
     calls: int = 0
 
@@ -104,7 +105,8 @@ class FakeUpstream:
         if failing:
             msg = sc.message or f"scripted failure {sc.status}"
             err = {"error": {"message": msg, "type": "invalid_request_error", "code": sc.code}}
-            return JSONResponse(err, status_code=sc.status)
+            headers = {"retry-after": sc.retry_after} if sc.retry_after is not None else None
+            return JSONResponse(err, status_code=sc.status, headers=headers)
         prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages", []))
         last_user = next((_text(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), "")
         answer = f"echo: {last_user}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gateway.cooldown import Cooldowns
-from gateway.provider import UpstreamError, upstream_error
+from gateway.provider import UpstreamError, retry_after_seconds, upstream_error
 from router.policy import Cooldown
 
 
@@ -118,6 +118,28 @@ def test_models_cool_down_and_recover_independently() -> None:
     assert cd.cooling() == {"b"}
     clock.t += 10
     assert cd.cooling() == frozenset()
+
+
+def test_a_retry_after_cools_down_at_once_for_as_long_as_it_says() -> None:
+    cd, clock = _cooldowns()
+    cd.failed(upstream_error("a", 429, "slow down", retry_after="5"))
+    assert cd.cooling() == {"a"}
+    clock.t += 5
+    assert cd.cooling() == frozenset()
+    cd.failed(upstream_error("b", 503, "maintenance", retry_after="7200"))  # capped at an hour
+    clock.t += 3599
+    assert cd.cooling() == {"b"}
+    clock.t += 1
+    assert cd.cooling() == frozenset()
+    cd.failed(upstream_error("c", 500, "oops", retry_after="60"))  # not a "come back later" status: counted
+    assert cd.cooling() == frozenset()
+
+
+def test_retry_after_is_read_as_seconds_or_a_date() -> None:
+    assert retry_after_seconds("12") == 12 and retry_after_seconds(" 1.5 ") == 1.5
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT", now=1445412470.0) == 10.0
+    for bad in (None, "", "soon", "-3", "0", "Wed, 21 Oct 2015 07:28:00 GMT", "nan", "inf"):
+        assert retry_after_seconds(bad) is None, bad
 
 
 def test_zero_failures_turns_it_off_and_a_reload_keeps_the_counts() -> None:
