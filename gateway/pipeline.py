@@ -105,6 +105,11 @@ class ChatPipeline:
         home = api_key.home_policy(cfg.default_policy) if api_key else cfg.default_policy
         if model == "auto":
             return home, cfg.policies[home], None
+        if cfg.aliases and model not in cfg.policies and (target := cfg.alias(model)) is not None:
+            # The operator's mapping, not the app's choice: a policy this key may not use means its own, as `auto`.
+            if target in cfg.policies and api_key and not api_key.may_use(target):
+                return home, cfg.policies[home], None
+            model = target  # what the app asked for stays the record's requested_model
         if model in cfg.policies:
             if api_key and not api_key.may_use(model):
                 raise PermissionDenied(
@@ -115,7 +120,8 @@ class ChatPipeline:
             return model, cfg.policies[model], None
         if cfg.model(model) is not None:
             return home, cfg.policies[home], model
-        known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models)]
+        exact = sorted(a for a in cfg.aliases if a not in {p for p, _ in cfg.alias_patterns})
+        known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models), *exact]
         raise NotFound(
             f"The model '{model}' does not exist. Use one of: {', '.join(known)}.", "model", "model_not_found"
         )

@@ -7,6 +7,7 @@ ignored setting. Cross-references (a policy's baseline model, allowed models) ar
 from __future__ import annotations
 
 from enum import StrEnum
+from fnmatch import fnmatchcase
 from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Literal
@@ -236,6 +237,10 @@ class TiergateConfig(_Frozen):
     # No keys: the gateway is open (bind it to a private address). Any key: every API call needs one.
     keys: list[ApiKey] = []
     cooldown: Cooldown = Cooldown()
+    # What apps ask for, as they ask for it, mapped to a policy (route it) or a model (send it there): an app keeps
+    # `model="gpt-4o"` in its code and is routed all the same. Keys are names or patterns with * and ?; an exact
+    # name wins over a configured model of that name, a pattern only matches names that are not models.
+    aliases: dict[Annotated[str, Field(min_length=1, max_length=256)], str] = {}
     version: str = "1"
 
     @model_validator(mode="after")
@@ -255,6 +260,12 @@ class TiergateConfig(_Frozen):
         clash = sorted(known & set(self.policies))
         if clash or "auto" in known or "auto" in self.policies:
             raise ValueError(f"model and policy names must differ from each other and from 'auto': {clash or ['auto']}")
+        for name, target in self.aliases.items():
+            if name == "auto" or name in self.policies:
+                raise ValueError(f"aliases.{name}: a policy name (or auto) cannot be an alias: it already routes")
+            if target not in self.policies and target not in known:
+                known_targets = sorted(self.policies) + sorted(known)
+                raise ValueError(f"aliases.{name}: unknown policy or model {target!r} (known: {known_targets})")
         if self.default_policy not in self.policies:
             raise ValueError(f"default_policy: unknown policy {self.default_policy!r} (known: {sorted(self.policies)})")
         for pname, pol in self.policies.items():
@@ -273,3 +284,16 @@ class TiergateConfig(_Frozen):
 
     def model(self, name: str) -> ModelSpec | None:
         return self._by_name.get(name)
+
+    @cached_property
+    def alias_patterns(self) -> list[tuple[str, str]]:
+        """(pattern, target) for the aliases that are patterns, in the file's order."""
+        return [(k, v) for k, v in self.aliases.items() if any(c in k for c in "*?[")]
+
+    def alias(self, name: str) -> str | None:
+        """The policy or model an alias maps `name` to: an exact alias first, else (for a name that is not a
+        configured model) the first matching pattern in the file's order; None if none."""
+        exact = self.aliases.get(name)
+        if exact is not None or not self.alias_patterns or name in self._by_name:
+            return exact
+        return next((target for pattern, target in self.alias_patterns if fnmatchcase(name, pattern)), None)

@@ -13,7 +13,7 @@ from gateway.cooldown import CoolingDown
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
-from router.policy import ApiKey, ModelSpec
+from router.policy import ApiKey, ModelSpec, TiergateConfig
 
 router = APIRouter()
 
@@ -27,10 +27,32 @@ async def list_models(request: Request, services: Services) -> dict[str, Any]:
 async def retrieve_model(model_id: str, request: Request, services: Services) -> dict[str, Any]:
     entries = _entries(services, checked_key(request.scope))
     found = next((e for e in entries if e["id"] == model_id), None)
+    if found is None and (target := services.config.alias(model_id)) is not None:  # a name a pattern takes
+        found = _alias_entry(model_id, target, services, checked_key(request.scope))
     if found is None:
         known = ", ".join(e["id"] for e in entries)
         raise NotFound(f"The model '{model_id}' does not exist. Use one of: {known}.", "model", "model_not_found")
     return found
+
+
+def _alias_entry(name: str, target: str, services: Services, api_key: ApiKey | None) -> dict[str, Any]:
+    """A name apps use that the policy file maps to a policy or a model (`aliases`)."""
+    return {
+        "id": name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "tiergate",
+        "kind": "alias",
+        "routes_to": _routes_to(target, services.config, api_key),
+        "available": True,
+    }
+
+
+def _routes_to(target: str, cfg: TiergateConfig, api_key: ApiKey | None) -> str:
+    """An alias's target as this caller is routed: a policy its key may not use means the key's own `auto`."""
+    if target in cfg.policies and api_key and not api_key.may_use(target):
+        return api_key.home_policy(cfg.default_policy)
+    return target
 
 
 def _unset(m: ModelSpec) -> str:
@@ -95,8 +117,14 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
                 **({"unavailable_reason": _unset(m)} if m.name in down else {}),
                 **(_cooling_entry(min(cool, key=lambda c: c.until_epoch)) if all_cooling else {}),
                 **({"deployments": len(keys), "deployments_cooling": len(cool)} if m.deployments else {}),
+                # An alias of the same name takes requests for it elsewhere (README: aliases).
+                **({"routes_to": _routes_to(cfg.aliases[m.name], cfg, api_key)} if m.name in cfg.aliases else {}),
             }
         )
+    patterns = {p for p, _ in cfg.alias_patterns}
+    for name, target in cfg.aliases.items():
+        if name not in patterns and cfg.model(name) is None:
+            data.append(_alias_entry(name, target, services, api_key))
     data.append(
         {
             "id": MINILM_NAME,

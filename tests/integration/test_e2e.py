@@ -204,6 +204,14 @@ def test_hard_prompt_goes_to_the_hosted_model(tiergate: Gateway) -> None:
     assert row["cost_usd"] > 0 and row["tier"] >= 1
 
 
+def test_an_app_written_for_another_model_name_is_routed_by_the_shipped_aliases(tiergate: Gateway) -> None:
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="gpt-4-turbo", messages=[{"role": "user", "content": EASY}], max_tokens=8
+    )
+    assert r.headers["x-tiergate-model"] == "smollm2-local" and r.headers["x-tiergate-policy"] == "default"
+    assert _ledger(tiergate, r.headers["x-request-id"])["requested_model"] == "gpt-4-turbo"
+
+
 def test_concrete_model_and_embeddings(tiergate: Gateway) -> None:
     client = _client(tiergate)
     r = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])

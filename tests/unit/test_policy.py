@@ -60,3 +60,25 @@ def test_min_tier_counts_thresholds_passed() -> None:
 
     pol = config().policies["default"]
     assert [pol.min_tier(s) for s in (0.0, 0.35, 0.5, 0.7, 0.99)] == [0, 1, 1, 2, 2]
+
+
+def test_aliases_map_names_to_policies_or_models_and_patterns_leave_models_alone() -> None:
+    from router.policy import TiergateConfig
+
+    d = config_dict()
+    d["policies"]["frugal"] = dict(d["policies"]["default"])
+    d["aliases"] = {"big": "frugal", "gpt-3.5-turbo": "mid", "gpt-*": "default", "claude-?-*": "frugal"}
+    cfg = TiergateConfig.model_validate(d)
+    assert cfg.alias("big") == "frugal"  # an exact alias takes a model's own name
+    assert cfg.alias("gpt-3.5-turbo") == "mid"  # exact before any pattern
+    assert cfg.alias("gpt-4o-2024-08-06") == "default"
+    assert cfg.alias("claude-3-opus") == "frugal" and cfg.alias("claude-opus") is None
+    assert cfg.alias("mid") is None  # a configured model is never taken by a pattern
+    assert cfg.alias("GPT-4") is None  # patterns are case-sensitive, as model names are
+    for bad, msg in (
+        ({"x": "nope"}, "aliases.x: unknown policy or model 'nope'"),
+        ({"auto": "default"}, "aliases.auto: a policy name (or auto)"),
+        ({"frugal": "default"}, "aliases.frugal: a policy name (or auto)"),
+    ):
+        d["aliases"] = bad
+        assert any(msg in e for e in _errors(d)), bad
