@@ -135,7 +135,7 @@ def _ledger_url(arg: str | None) -> str:
 def cmd_report(args: argparse.Namespace) -> int:
     from gateway.report_cmd import run
 
-    return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format, args.user)
+    return run(_ledger_url(args.ledger), args.since, args.policy, args.key, args.format, args.user, args.tag)
 
 
 def cmd_export_labels(args: argparse.Namespace) -> int:
@@ -273,6 +273,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--policy")
     r.add_argument("--key", help="a key id as the dashboard shows it")
     r.add_argument("--user", help="one end user: the requests' `user` field")
+    r.add_argument("--tag", help="one tag the requests carried (x-tiergate-tags)")
     r.add_argument("--format", choices=["table", "csv", "json"], default="table")
     r.set_defaults(fn=cmd_report)
     x = sub.add_parser(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
+from gateway import tags
 from gateway.balancer import Deployments
 from gateway.cooldown import Cooldowns
 from gateway.errors import (
@@ -68,8 +69,12 @@ def _trace(
     api_key: ApiKey | None,
     endpoint: str,
 ) -> Trace:
-    """A request's trace as both entry points start it: who asked (key, end user), for what, through which API."""
-    return Trace(request_id, req.model, stream, endpoint, key_id=key_id(headers or {}, api_key), end_user=req.user)
+    """A request's trace as both entry points start it: who asked (key, end user, tags), for what, through which
+    API."""
+    h = headers or {}
+    return Trace(
+        request_id, req.model, stream, endpoint, key_id=key_id(h, api_key), end_user=req.user, tags=tags.column(h)
+    )
 
 
 class ChatPipeline:

@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from gateway.ledger.backends import LedgerUnavailable, migrated
-from gateway.ledger.stats import CASCADE_COLUMNS, MODEL_COLUMNS, USER_COLUMNS, StatsQuery, report
+from gateway.ledger.stats import CASCADE_COLUMNS, MODEL_COLUMNS, TAG_COLUMNS, USER_COLUMNS, StatsQuery, report
 
 
 def _cell(v: Any) -> str:
@@ -30,9 +30,17 @@ def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def run(url: str, since_s: float, policy: str | None, key: str | None, fmt: str, user: str | None = None) -> int:
+def run(
+    url: str,
+    since_s: float,
+    policy: str | None,
+    key: str | None,
+    fmt: str,
+    user: str | None = None,
+    tag: str | None = None,
+) -> int:
     now = time.time()
-    q = StatsQuery(since=now - since_s, until=now + 1, policy=policy, key_id=key, end_user=user)
+    q = StatsQuery(since=now - since_s, until=now + 1, policy=policy, key_id=key, end_user=user, tag=tag)
     try:
         with migrated(url) as db:
             data = report(db, q)
@@ -55,4 +63,7 @@ def run(url: str, since_s: float, policy: str | None, key: str | None, fmt: str,
         if data["users"]:
             print("\nend users (the requests' `user`), top spenders")
             print(format_table(data["users"], USER_COLUMNS))
+        if data["tags"]:
+            print("\ntags (x-tiergate-tags), top spenders; a request with several tags counts in each")
+            print(format_table(data["tags"], TAG_COLUMNS))
     return 0

@@ -41,6 +41,7 @@ class Trace:
     cache_similarity: float | None = None  # set on a semantic hit
     key_id: str | None = None
     end_user: str | None = None  # the request's `user`
+    tags: str | None = None  # the ledger's form of its x-tiergate-tags
     prompt: str | None = None  # kept only when the policy records prompts
     cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
     draft_model: str | None = None
@@ -139,6 +140,7 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
         saved_usd=saved,
         key_id=trace.key_id,
         end_user=trace.end_user[:END_USER_MAX] if trace.end_user else None,
+        tags=trace.tags,
         prompt=trace.prompt,
         cascade=trace.cascade,
         draft_model=trace.draft_model,

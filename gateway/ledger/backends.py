@@ -18,7 +18,7 @@ from gateway.ledger.record import COLUMNS, LedgerRecord, to_row
 from gateway.ledger.schema import Dialect, steps
 
 _ROW = "(" + ",".join("?" * len(COLUMNS)) + ")"
-# Rows per INSERT statement: 256 x 31 columns stays under SQLite's 32766 bound parameters.
+# Rows per INSERT statement: 256 x 32 columns stays under SQLite's 32766 bound parameters.
 ROWS_PER_STATEMENT = 256
 
 

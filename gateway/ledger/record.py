@@ -40,6 +40,7 @@ class LedgerRecord:
     draft_cost_usd: float = 0.0  # an escalated draft's cost, included in cost_usd
     usage_estimated: bool = False  # the upstream reported no usage: the tokens are the gateway's estimate
     end_user: str | None = None  # the request's `user` (the app's id for its end user), at most END_USER_MAX chars
+    tags: str | None = None  # the request's x-tiergate-tags as ",a,b," (gateway/tags.py)
     cached_tokens: int = 0  # of prompt_tokens, those read from the provider's prompt cache (billed at its price)
 
 

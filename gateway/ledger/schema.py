@@ -68,6 +68,10 @@ _STEPS: list[list[str]] = [
         # looks low against the tokens is explained.
         "ALTER TABLE requests ADD COLUMN cached_tokens {int} NOT NULL DEFAULT 0",
     ],
+    [
+        # The request's tags (x-tiergate-tags) as ",a,b,": spend per team or feature (gateway/tags.py).
+        "ALTER TABLE requests ADD COLUMN tags TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from gateway.ledger.backends import Backend
+from gateway.tags import like
 
 BUCKETS: dict[str, int] = {"hour": 3600, "day": 86400}
 NO_MODEL = "(none)"  # requests refused before a model was chosen
@@ -27,6 +28,7 @@ class StatsQuery:
     key_id: str | None = None
     bucket: Literal["hour", "day"] = "hour"
     end_user: str | None = None
+    tag: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         sql: list[str] = ["ts >= ?", "ts < ?"]
@@ -40,6 +42,9 @@ class StatsQuery:
         if self.end_user:
             sql.append("end_user = ?")
             params.append(self.end_user)
+        if self.tag:
+            sql.append("tags LIKE ? ESCAPE '\\'")
+            params.append(like(self.tag))
         return " AND ".join(sql), params
 
 
@@ -179,26 +184,50 @@ def cascade_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["draft_model"])
 
 
-def end_users(db: Backend, q: StatsQuery, top: int = 20) -> list[dict[str, Any]]:
-    """The end users (the requests' `user`) who spent the most: who is behind the bill, below the API key."""
+def _spend_by(db: Backend, q: StatsQuery, column: str) -> list[tuple[str, int, int, float, float]]:
+    """(value, requests, tokens, cost, baseline cost) per value of a text column, for records that have one."""
     where, params = q.where()
     rows = db.query(
-        f"SELECT end_user, COUNT(*), SUM(prompt_tokens + completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd)"
-        f" FROM requests WHERE {where} AND end_user IS NOT NULL GROUP BY end_user",
+        f"SELECT {column}, COUNT(*), SUM(prompt_tokens + completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd)"
+        f" FROM requests WHERE {where} AND {column} IS NOT NULL GROUP BY {column}",
         params,
     )
-    out = [
+    return [(str(v), int(n), int(t or 0), float(c or 0.0), float(b or 0.0)) for v, n, t, c, b in rows]
+
+
+def _top(name: str, sums: list[tuple[str, int, int, float, float]], top: int) -> list[dict[str, Any]]:
+    """The biggest spenders first (then the busiest, then by name), as rows named by `name`."""
+    out: list[dict[str, Any]] = [
         {
-            "end_user": u,
-            "requests": int(n),
-            "tokens": int(t or 0),
+            name: v,
+            "requests": n,
+            "tokens": t,
             "cost_usd": _money(c),
             "baseline_cost_usd": _money(b),
-            "saved_usd": _money((b or 0) - (c or 0)),
+            "saved_usd": _money(b - c),
         }
-        for u, n, t, c, b in rows
+        for v, n, t, c, b in sums
     ]
-    return sorted(out, key=lambda r: (-r["cost_usd"], -r["requests"], r["end_user"]))[:top]
+    return sorted(out, key=lambda r: (-r["cost_usd"], -r["requests"], r[name]))[:top]
+
+
+def end_users(db: Backend, q: StatsQuery, top: int = 20) -> list[dict[str, Any]]:
+    """The end users (the requests' `user`) who spent the most: who is behind the bill, below the API key."""
+    return _top("end_user", _spend_by(db, q, "end_user"), top)
+
+
+def tag_table(db: Backend, q: StatsQuery, top: int = 20) -> list[dict[str, Any]]:
+    """The tags (x-tiergate-tags) whose requests spent the most. A request with two tags counts in both, so the rows
+    add up to more than the total."""
+    per_tag: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0, 0.0])
+    for combo, n, t, c, b in _spend_by(db, q, "tags"):
+        for tag in filter(None, combo.split(",")):
+            acc = per_tag[tag]
+            acc[0] += n
+            acc[1] += t
+            acc[2] += c
+            acc[3] += b
+    return _top("tag", [(k, int(v[0]), int(v[1]), v[2], v[3]) for k, v in per_tag.items()], top)
 
 
 def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
@@ -228,13 +257,14 @@ def report(db: Backend, q: StatsQuery) -> dict[str, Any]:
     table = model_table(db, q)
     return {
         "range": {"since": q.since, "until": q.until, "bucket": q.bucket},
-        "filters": {"policy": q.policy, "key": q.key_id, "user": q.end_user},
+        "filters": {"policy": q.policy, "key": q.key_id, "user": q.end_user, "tag": q.tag},
         "totals": totals(table),
         "models": table,
         "tiers": tier_mix(db, q),
         "series": series(db, q),
         "cascade": cascade_table(db, q),
         "users": end_users(db, q),
+        "tags": tag_table(db, q),
         "choices": choices(db, q.since),
     }
 
@@ -258,6 +288,7 @@ MODEL_COLUMNS = [
 ]
 SERIES_COLUMNS = ["bucket_start", "model", "requests", "cost_usd", "baseline_cost_usd", "saved_usd"]
 USER_COLUMNS = ["end_user", "requests", "tokens", "cost_usd", "baseline_cost_usd", "saved_usd"]
+TAG_COLUMNS = ["tag", "requests", "tokens", "cost_usd", "baseline_cost_usd", "saved_usd"]
 CASCADE_COLUMNS = [
     "draft_model",
     "kept",

@@ -13,7 +13,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import sse
+from gateway import sse, tags
 from gateway.auth import checked_key
 from gateway.deps import AppServices
 from gateway.errors import GatewayError, InvalidRequest, from_validation, internal_error
@@ -113,6 +113,8 @@ async def handle_chat(
         pipeline.reject(rid, _requested_model(raw), internal_error(rid), headers=headers, api_key=key, endpoint=where)
         raise
     try:
+        if tags.HEADER in headers:
+            tags.parse(headers[tags.HEADER])  # a malformed one is refused here, on the record like any bad input
         if key is not None and key.limited:  # tested here too: an awaited call that returns at once still costs
             await limits.admit(key, rid)
     except GatewayError as e:

@@ -11,6 +11,7 @@ import numpy as np
 from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
+from gateway import tags
 from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
@@ -53,6 +54,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         requested_model="",
         endpoint="embeddings",
         key_id=key_id(request.headers, checked_key(request.scope)),
+        tags=tags.column(request.headers),
     )
     try:
         try:
@@ -60,6 +62,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         except ValidationError as e:
             raise from_validation([dict(x) for x in e.errors()]) from None
         rec.requested_model = req.model
+        tags.parse(request.headers.get(tags.HEADER))
         await services.limits.admit(checked_key(request.scope), rid)
         body = await _embed(req, services)
         rec.routed_model = req.model

@@ -1,7 +1,7 @@
 """GET /api/stats (JSON) and /api/stats.csv: the ledger summed per model, tier and time bucket, filtered by time
-range, policy, key and end user. Query: `since` (e.g. 24h) or `from`/`to` (epoch seconds or ISO 8601), `policy`,
-`key`, `user`, `bucket` (hour | day; by default hour up to three days, else day), and for CSV `table` (models |
-series | users)."""
+range, policy, key, end user and tag. Query: `since` (e.g. 24h) or `from`/`to` (epoch seconds or ISO 8601), `policy`,
+`key`, `user`, `tag`, `bucket` (hour | day; by default hour up to three days, else day), and for CSV `table`
+(models | series | users | tags)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from gateway import tags
 from gateway.deps import Services, ledger_call
 from gateway.errors import InvalidRequest
-from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, USER_COLUMNS, StatsQuery, report
+from gateway.ledger.stats import MODEL_COLUMNS, SERIES_COLUMNS, TAG_COLUMNS, USER_COLUMNS, StatsQuery, report
 from gateway.timeparse import instant
 from router.durations import duration_s
 
@@ -31,8 +32,11 @@ def parse_query(
     key: str | None,
     bucket: str | None,
     user: str | None = None,
+    tag: str | None = None,
 ) -> StatsQuery:
     now = time.time()
+    if tag and len(tags.parse(tag)) != 1:
+        raise InvalidRequest("'tag' names one tag.", "tag", "invalid_value")
     try:
         until = instant(to) if to else now + 1  # +1: a record written this second is inside the window
     except ValueError as e:
@@ -53,7 +57,13 @@ def parse_query(
     else:
         raise InvalidRequest("'bucket' must be 'hour' or 'day'.", "bucket", "invalid_value")
     return StatsQuery(
-        since=start, until=until, policy=policy or None, key_id=key or None, bucket=b, end_user=user or None
+        since=start,
+        until=until,
+        policy=policy or None,
+        key_id=key or None,
+        bucket=b,
+        end_user=user or None,
+        tag=tag.strip() if tag else None,
     )
 
 
@@ -73,8 +83,9 @@ async def _query(
     key: str | None = None,
     bucket: str | None = None,
     user: str | None = None,
+    tag: str | None = None,
 ) -> StatsQuery:
-    return parse_query(since, from_, to, policy, key, bucket, user)
+    return parse_query(since, from_, to, policy, key, bucket, user, tag)
 
 
 Filters = Annotated[StatsQuery, Depends(_query)]
@@ -91,9 +102,9 @@ class CSVResponse(Response):
 
 @router.get("/api/stats.csv", response_class=CSVResponse)
 async def stats_csv(services: Services, q: Filters, table: str = "models") -> Response:
-    columns = {"models": MODEL_COLUMNS, "series": SERIES_COLUMNS, "users": USER_COLUMNS}.get(table)
+    columns = {"models": MODEL_COLUMNS, "series": SERIES_COLUMNS, "users": USER_COLUMNS, "tags": TAG_COLUMNS}.get(table)
     if columns is None:
-        raise InvalidRequest("'table' must be 'models', 'series' or 'users'.", "table", "invalid_value")
+        raise InvalidRequest("'table' must be 'models', 'series', 'users' or 'tags'.", "table", "invalid_value")
     data = await _report(services, q)
     out = io.StringIO()
     w = csv.DictWriter(out, columns, extrasaction="ignore")

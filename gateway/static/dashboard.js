@@ -18,7 +18,7 @@ const bucketLabel = (t, bucket) => {
 function filtersFromUrl() {
   const p = new URLSearchParams(location.search);
   const form = document.getElementById("filters");
-  for (const name of ["since", "bucket", "user"]) if (p.get(name)) form.elements[name].value = p.get(name);
+  for (const name of ["since", "bucket", "user", "tag"]) if (p.get(name)) form.elements[name].value = p.get(name);
   if (p.get("from")) {
     form.elements.since.value = "custom";
     form.elements.from.value = p.get("from").slice(0, 16);
@@ -37,7 +37,7 @@ function queryFromForm() {
   } else {
     q.set("since", f.since.value);
   }
-  for (const name of ["policy", "key", "bucket", "user"]) if (f[name].value) q.set(name, f[name].value);
+  for (const name of ["policy", "key", "bucket", "user", "tag"]) if (f[name].value) q.set(name, f[name].value);
   return q;
 }
 
@@ -126,6 +126,10 @@ function renderTables(d) {
   ]);
   fillSection("users", d.users, ["user", "end_user"], [
     ["end_user", String], ["requests", int], ["tokens", int], ["cost_usd", usd], ["baseline_cost_usd", usd],
+    ["saved_usd", usd],
+  ]);
+  fillSection("tags", d.tags, ["tag", "tag"], [
+    ["tag", String], ["requests", int], ["tokens", int], ["cost_usd", usd], ["baseline_cost_usd", usd],
     ["saved_usd", usd],
   ]);
 

@@ -139,3 +139,39 @@ def test_spend_per_end_user(gateway_factory: GatewayFactory, fresh_upstream: Fak
     assert [r["end_user"] for r in csv.DictReader(io.StringIO(exported))] == ["alice", "bob"]
     client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], user="u" * 300)
     assert svc.ledger.rows()[-1]["end_user"] == "u" * 256  # OpenAI's bound: cut, not refused
+
+
+def test_spend_per_tag(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    search, both = {"x-tiergate-tags": "team-search"}, {"x-tiergate-tags": "team-search, feature_summary"}
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "a b"}], extra_headers=search)
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "a b c"}], extra_headers=both)
+    client.responses.create(model="mid", input="one two", extra_headers=both)
+    client.embeddings.create(model="all-minilm-l6-v2", input="x", extra_headers={"x-tiergate-tags": "batch"})
+    client.chat.completions.create(model="mid", messages=[{"role": "user", "content": "untagged"}])
+    with pytest.raises(openai.BadRequestError) as bad:
+        client.chat.completions.create(
+            model="mid", messages=[{"role": "user", "content": "x"}], extra_headers={"x-tiergate-tags": "no spaces"}
+        )
+    assert bad.value.body["param"] == "x-tiergate-tags"  # type: ignore[index]
+    rows = svc.ledger.rows()
+    assert [r["tags"] for r in rows] == [
+        ",team-search,",
+        ",team-search,feature_summary,",
+        ",team-search,feature_summary,",
+        ",batch,",
+        None,
+        None,  # the refused request is on the record, without the tags it was refused for
+    ]
+    assert rows[-1]["status"] == 400
+    stats = httpx.get(f"{server.url}/api/stats").json()
+    by_tag = {t["tag"]: t for t in stats["tags"]}
+    assert {t: v["requests"] for t, v in by_tag.items()} == {"team-search": 3, "feature_summary": 2, "batch": 1}
+    chat_rows = [r for r in rows if r["tags"] and "team-search" in r["tags"]]
+    assert by_tag["team-search"]["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in chat_rows))
+    feature = httpx.get(f"{server.url}/api/stats", params={"tag": "feature_summary"}).json()
+    assert feature["totals"]["requests"] == 2 and feature["filters"]["tag"] == "feature_summary"
+    exported = httpx.get(f"{server.url}/api/stats.csv", params={"table": "tags"}).text
+    assert [r["tag"] for r in csv.DictReader(io.StringIO(exported))] == ["team-search", "feature_summary", "batch"]
+    assert httpx.get(f"{server.url}/api/stats", params={"tag": "a,b"}).status_code == 400

@@ -46,7 +46,10 @@ def _seed(url: str, svc: Any) -> None:
         a.chat.completions.create(model="auto", messages=[{"role": "user", "content": f"easy question {i}"}])
     for i in range(3):
         b.chat.completions.create(
-            model="auto", messages=[{"role": "user", "content": f"hard {i} [score=0.9]"}], user="ceo"
+            model="auto",
+            messages=[{"role": "user", "content": f"hard {i} [score=0.9]"}],
+            user="ceo",
+            extra_headers={"x-tiergate-tags": "exec,board" if i else "exec"},
         )
     b.chat.completions.create(model="mid", messages=[{"role": "user", "content": "direct to mid"}])
     a.chat.completions.create(model="strict", messages=[{"role": "user", "content": "strict one"}])
@@ -198,6 +201,10 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert not page.is_visible("#keys-section")  # an open gateway has no keys to show
         ceo = page.locator('#users tbody tr[data-user="ceo"] td')
         assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
+        tagged = {
+            t: page.locator(f'#tags tbody tr[data-tag="{t}"] td').all_inner_texts()[:2] for t in ("exec", "board")
+        }
+        assert tagged == {"exec": ["exec", "3"], "board": ["board", "2"]}
         draft = page.locator('#cascade tbody tr[data-model="local-small"] td')
         assert draft.all_inner_texts()[:4] == ["local-small", "2", "1", "0"]
         assert draft.nth(5).inner_text() == "0.700"  # (0.9 + 0.9 + 0.3) / 3
@@ -216,6 +223,12 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         page.click("#filters button[type=submit]")
         page.wait_for_function("window.tiergate.ready === true && window.tiergate.data.filters.user === 'ceo'")
         assert page.inner_text('[data-total="requests"]') == "3" and "user=ceo" in page.url
+
+        page.fill("#f-user", "")
+        page.fill("#f-tag", "board")
+        page.click("#filters button[type=submit]")
+        page.wait_for_function("window.tiergate.ready === true && window.tiergate.data.filters.tag === 'board'")
+        assert page.inner_text('[data-total="requests"]') == "2" and "tag=board" in page.url
     assert problems == []
 
 

@@ -57,6 +57,7 @@ def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
                 key_id=rnd.choice(["key-a", "key-b", None]),
                 usage_estimated=not failed and rnd.random() < 0.1,
                 cached_tokens=rnd.randint(1, pt) if not failed and rnd.random() < 0.3 else 0,
+                tags=rnd.choice([None, ",team_a,", ",teamXa,", ",team_a,web,", ",web,"]),  # _ is LIKE's wildcard
             )
         )
     return out
@@ -305,3 +306,17 @@ def test_end_users_are_summed_and_filtered(ledger_url: str) -> None:
     assert "end users" in table and "alice" in table and "carol" in table
     alice = subprocess.run([*run, "--user", "alice", "--format", "json"], capture_output=True, text=True, check=True)
     assert json.loads(alice.stdout)["totals"]["requests"] == 2
+
+
+def test_spend_per_tag_and_the_tag_filter(seeded: tuple[Any, list[LedgerRecord]]) -> None:
+    ledger, recs = seeded
+    q = StatsQuery(since=T0, until=T0 + 60 * HOUR)
+    got = {t["tag"]: t for t in report(ledger.reader, q)["tags"]}
+    for tag in ("team_a", "teamXa", "web"):
+        rs = [r for r in recs if r.tags and f",{tag}," in r.tags]
+        assert got[tag]["requests"] == len(rs), tag
+        assert got[tag]["cost_usd"] == pytest.approx(sum(r.cost_usd for r in rs), abs=1e-9)
+        assert got[tag]["tokens"] == sum(r.prompt_tokens + r.completion_tokens for r in rs)
+        only = report(ledger.reader, StatsQuery(since=T0, until=T0 + 60 * HOUR, tag=tag))
+        assert only["totals"]["requests"] == len(rs), tag  # team_a's filter does not take teamXa's records
+    assert set(got) == {"team_a", "teamXa", "web"}
