@@ -49,7 +49,8 @@ _CHAT = (
     "OpenAI's chat completion. `model` is `auto` (the default policy), a policy's name (routed by that "
     "policy) or a concrete model's name. Unknown parameters are forwarded to the upstream. With "
     "`stream: true` the answer is a server-sent event stream ending in `data: [DONE]`. Response headers "
-    "say where it went and what it cost: x-tiergate-model, -tier, -score, -cost-usd, -cache."
+    "say where it went and what it cost: x-tiergate-model, -tier, -score, -cost-usd, -cache. A name the policy "
+    "file's `aliases` map is routed as they say."
 )
 _RESPONSES = (
     "OpenAI's Responses API, served by the same routing, cache, limits and ledger as chat. `model` as for chat. "
@@ -57,6 +58,31 @@ _RESPONSES = (
     "are refused with a 400 naming the parameter. With `stream: true` the answer is the API's stream of typed "
     "events, ending in `response.completed` (or `response.incomplete` / `response.failed`)."
 )
+
+
+_HEADERS: list[dict[str, Any]] = [
+    {
+        "name": "x-tiergate-tags",
+        "in": "header",
+        "required": False,
+        "description": "Up to 8 comma-separated tags (1-64 of `A-Za-z0-9_.:/=-` each) to attribute spend to.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "cache-control",
+        "in": "header",
+        "required": False,
+        "description": "`no-cache`: skip the cache lookup but refresh the entry; `no-store`: neither.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "x-tiergate-cache-ttl",
+        "in": "header",
+        "required": False,
+        "description": "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s.",
+        "schema": {"type": "string"},
+    },
+]
 
 
 def _chat_operation(
@@ -69,6 +95,7 @@ def _chat_operation(
         "summary": summary,
         "description": description,
         "operationId": operation_id,
+        "parameters": _HEADERS,
         "requestBody": {
             "required": True,
             "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},

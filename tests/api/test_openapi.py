@@ -30,6 +30,10 @@ def test_openapi_has_the_chat_and_responses_endpoints_and_the_errors_as_sent(
     assert set(schemas["ChatCompletionRequest"]["required"]) == {"model", "messages"}
     assert {"400", "404", "503"} <= set(chat["responses"])
     assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
+    headers = {p["name"] for p in chat["parameters"] if p["in"] == "header"}
+    assert {"x-tiergate-tags", "cache-control", "x-tiergate-cache-ttl"} <= headers
+    stats = {p["name"] for p in doc["paths"]["/api/stats"]["get"]["parameters"]}
+    assert {"since", "from", "to", "policy", "key", "user", "tag", "bucket"} <= stats
     resp = doc["paths"]["/v1/responses"]["post"]
     assert resp["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResponsesRequest")
     assert set(schemas["ResponsesRequest"]["required"]) == {"model", "input"} and "429" in resp["responses"]
