@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway import errors, openapi
 from gateway.activity import Activity
 from gateway.auth import Gate
+from gateway.budgets import ModelBudgets
 from gateway.cache import CacheStore, MemoryStore, RedisStore
 from gateway.classify import ClassifierService, load_model
 from gateway.cooldown import Cooldowns
@@ -26,7 +27,7 @@ from gateway.encoders import make_encoder
 from gateway.front import Front
 from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
 from gateway.ledger.retention import cutoff
-from gateway.ledger.stats import key_usage
+from gateway.ledger.stats import key_usage, model_spend
 from gateway.limits import KeyLimits
 from gateway.metrics import Metrics
 from gateway.metrics_share import SharedSnapshots
@@ -123,11 +124,14 @@ def _from_policy(
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
-    # The limits see finished requests only if some key has limits: otherwise every record would pay for a no-op.
-    recorder = Recorder(ledger, meters, limits) if limits.active else Recorder(ledger, meters)
+    budgets = ModelBudgets(cfg.models, partial(model_spend, ledger.reader))
+    # Limits and budgets see finished requests only if some are set: otherwise every record would pay for a no-op.
+    recorder = Recorder(ledger, meters, *(s for s in (limits, budgets) if s.active))
     unavailable = unavailable_models(cfg.models, os.environ)
     cooldowns.settings = cfg.cooldown
-    pipeline = ChatPipeline(cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ)
+    pipeline = ChatPipeline(
+        cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ, budgets
+    )
     return limits, recorder, pipeline
 
 

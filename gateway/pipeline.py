@@ -15,6 +15,7 @@ from typing import Any, Protocol, TypeVar
 from classifiers.features import prompt_from_messages
 from gateway import tags
 from gateway.balancer import Deployments
+from gateway.budgets import ModelBudgets
 from gateway.cooldown import Cooldowns
 from gateway.errors import (
     GatewayError,
@@ -89,12 +90,14 @@ class ChatPipeline:
         cache: ChatCache | None = None,
         cooldowns: Cooldowns | None = None,
         env: Mapping[str, str] | None = None,
+        budgets: ModelBudgets | None = None,
     ) -> None:
         """`cooldowns` is the worker's record of failing servers, handed on from pipeline to pipeline on reload;
         `env` says which servers' key variables are set (default: none needs one)."""
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.deployments = Deployments(config, env or {})
+        self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
@@ -166,7 +169,9 @@ class ChatPipeline:
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
             cooling = self.deployments.cooling_models(self.cooldowns.cooling())
-            decision = select(self.config, policy, trace.score, needs, self.prices, self.unavailable, cooling)
+            spent = await self.budgets.spent() if self.budgets.active else None
+            down = self.unavailable | spent if spent else self.unavailable  # a model past its budget is passed over
+            decision = select(self.config, policy, trace.score, needs, self.prices, down, cooling)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -175,11 +180,17 @@ class ChatPipeline:
             raise from_unsatisfiable(e) from e
         trace.degraded = decision.degraded
         plan = (
-            cascade.plan(self.config, policy, trace.score, needs, self.prices, self.unavailable, decision, cooling)
+            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, cooling)
             if cascading
             else None
         )
         return decision, plan
+
+    async def _within_budget(self, trace: Trace, decision: Decision) -> None:
+        """A request naming a model past its budget is refused (a hit from the cache, which costs nothing, is not)."""
+        name = decision.chain[0].name
+        if name in await self.budgets.spent():
+            raise trace.fail(self.budgets.refusal(name))
 
     # -- calling ---------------------------------------------------------------------------------------------
     @staticmethod
@@ -254,6 +265,8 @@ class ChatPipeline:
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
+            if decision is not None and self.budgets.active:
+                await self._within_budget(trace, decision)
             plan = None
             messages, params = self._call_args(req)  # dumped once: classified, then sent
             if decision is None:
@@ -342,6 +355,8 @@ class ChatPipeline:
                 return ChatResult(
                     response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
                 )
+            if decision is not None and self.budgets.active:
+                await self._within_budget(trace, decision)
             messages, params = self._call_args(req)
             if decision is None:
                 decision, _ = await self.route(req, trace, policy, messages)  # streams are never cascaded

@@ -43,6 +43,24 @@ class Capabilities(_Frozen):
     context_window: Annotated[int, Field(gt=0)] = 8192
 
 
+class Budget(_Frozen):
+    """At most `usd` of spend in any trailing `per` (30m, 24h, 7d, ...): a rolling window, so spend older than `per`
+    stops counting, rather than a calendar reset that would let a key spend twice its budget around midnight."""
+
+    usd: Annotated[float, Field(gt=0.0)]
+    per: str = "30d"
+
+    @field_validator("per")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        duration_s(v)  # raises ValueError, which pydantic reports under the field's path
+        return v
+
+    @property
+    def per_s(self) -> float:
+        return duration_s(self.per)
+
+
 _NULLABLE = ("api_base", "api_key_env")
 
 
@@ -75,6 +93,9 @@ class ModelSpec(_Frozen):
     transport: Literal["auto", "litellm"] = "auto"
     # More servers of this model besides the one above: calls go to each in turn (gateway/balancer.py).
     deployments: list[Deployment] = []
+    # At most this much spend on the model's answers in any trailing window; past it, routing passes the model over
+    # and a request naming it gets a 429 (gateway/budgets.py).
+    budget: Budget | None = None
 
     @property
     def openai_compatible(self) -> bool:
@@ -170,24 +191,6 @@ class Policy(_Frozen):
     def min_tier(self, score: float) -> int:
         """The weakest tier this policy calls adequate for a prompt of this score."""
         return sum(1 for t in self.thresholds if score >= t)
-
-
-class Budget(_Frozen):
-    """At most `usd` of spend in any trailing `per` (30m, 24h, 7d, ...): a rolling window, so spend older than `per`
-    stops counting, rather than a calendar reset that would let a key spend twice its budget around midnight."""
-
-    usd: Annotated[float, Field(gt=0.0)]
-    per: str = "30d"
-
-    @field_validator("per")
-    @classmethod
-    def _duration(cls, v: str) -> str:
-        duration_s(v)  # raises ValueError, which pydantic reports under the field's path
-        return v
-
-    @property
-    def per_s(self) -> float:
-        return duration_s(self.per)
 
 
 class Cooldown(_Frozen):

@@ -73,6 +73,12 @@ def key_usage(db: Backend, key_id: str, requests_since: float, spend_since: floa
     return Usage(int(row[0] or 0), first, _money(row[2]), int(row[3] or 0))
 
 
+def model_spend(db: Backend, model: str, since: float) -> float:
+    """What a model's answers cost since a time: one query on the (routed_model, ts) index (gateway/budgets.py)."""
+    row = db.query("SELECT SUM(cost_usd) FROM requests WHERE routed_model = ? AND ts >= ?", [model, since])[0]
+    return _money(row[0])
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in [0, 100]) of an ascending list; None when empty."""
     if not sorted_values:

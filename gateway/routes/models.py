@@ -74,6 +74,7 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
     down = services.pipeline.unavailable
     cooling = {c.model: c for c in services.pipeline.cooldowns.status()}
     servers = services.pipeline.deployments
+    budgets = services.pipeline.budgets.status()
     data: list[dict[str, Any]] = [
         {
             "id": "auto",
@@ -103,6 +104,8 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
         keys = servers.keys(m.name)
         cool = [cooling[k] for k in keys if k in cooling]
         all_cooling = bool(keys) and len(cool) == len(keys)
+        budget = budgets.get(m.name)
+        over = budget is not None and float(budget["spent_usd"]) >= float(budget["usd"])
         data.append(
             {
                 "id": m.name,
@@ -113,10 +116,12 @@ def _entries(services: Services, api_key: ApiKey | None) -> list[dict[str, Any]]
                 "tier": m.tier,
                 "local": m.local,
                 "quantization": m.quantization,
-                "available": m.name not in down and not all_cooling,
+                "available": m.name not in down and not all_cooling and not over,
                 **({"unavailable_reason": _unset(m)} if m.name in down else {}),
                 **(_cooling_entry(min(cool, key=lambda c: c.until_epoch)) if all_cooling else {}),
                 **({"deployments": len(keys), "deployments_cooling": len(cool)} if m.deployments else {}),
+                **({"budget": budget} if budget is not None else {}),
+                **({"unavailable_reason": "spent its budget"} if over and m.name not in down else {}),
                 # An alias of the same name takes requests for it elsewhere (README: aliases).
                 **({"routes_to": _routes_to(cfg.aliases[m.name], cfg, api_key)} if m.name in cfg.aliases else {}),
             }
