@@ -29,6 +29,7 @@ from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
 from gateway.ledger.retention import cutoff
 from gateway.ledger.stats import key_usage, model_spend
 from gateway.limits import KeyLimits
+from gateway.logs import LogFormat, formatter
 from gateway.metrics import Metrics
 from gateway.metrics_share import SharedSnapshots
 from gateway.pipeline import ChatPipeline, ScoreFn
@@ -241,11 +242,11 @@ def settle_heap() -> None:
     gc.freeze()
 
 
-def _log_to_stderr(level: str) -> None:
-    """Tiergate's own log lines beside uvicorn's, at the serve command's level (without a handler, Python shows only
-    warnings and worse, so a policy reload, an info line, would go unseen)."""
+def _log_to_stderr(level: str, fmt: LogFormat = "text") -> None:
+    """Tiergate's own log lines beside uvicorn's, at the serve command's level and in its format (without a handler,
+    Python shows only warnings and worse, so a policy reload, an info line, would go unseen)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    handler.setFormatter(formatter(fmt))
     root = logging.getLogger("tiergate")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -254,7 +255,7 @@ def _log_to_stderr(level: str) -> None:
 
 def serving_app(settings: Settings) -> Front:
     """The app of a process that will serve it: built, then its start-up heap settled (`settle_heap`)."""
-    _log_to_stderr(settings.log_level)
+    _log_to_stderr(settings.log_level, settings.log_format)
     app = create_app(settings)
     settle_heap()
     return app

@@ -63,6 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from gateway.app import serving_app
+    from gateway.logs import uvicorn_config
     from gateway.policy_file import PolicyFileError, load
 
     settings = Settings(config=_config_path(args.config), host=args.host, port=args.port)
@@ -77,6 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             serving_app(settings),
             host=settings.host,
             port=settings.port,
+            log_config=uvicorn_config(settings.log_format),
             log_level=settings.log_level,
             access_log=settings.access_log,
             proxy_headers=False,  # the client's address is not used; parsing X-Forwarded-* costs every request
@@ -93,6 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             workers=workers,
             host=settings.host,
             port=settings.port,
+            log_config=uvicorn_config(settings.log_format),
             log_level=settings.log_level,
             access_log=settings.access_log,
             proxy_headers=False,

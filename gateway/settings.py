@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # Calls in flight per upstream host and worker on the direct path (gateway/h1client.py); more wait their turn.
     upstream_max_connections: int = Field(default=256, ge=1, le=65536)
     log_level: str = "info"
+    # json: one JSON object a line (ts, level, logger, message, pid), uvicorn's lines too, for log shippers.
+    log_format: Literal["text", "json"] = "text"
     # Where the workers of one `tiergate serve --workers N` leave their metrics snapshots, so that any of them can
     # answer a /metrics scrape for all (gateway/metrics_share.py). Set by `serve` itself; unset for one process.
     metrics_dir: Path | None = None

@@ -3,6 +3,7 @@ whichever answers a /metrics scrape counts both workers' requests; an edited pol
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -13,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -20,7 +22,8 @@ from tests.fakes.server import wait_http
 from tests.fakes.upstream import FakeUpstream, free_port
 
 
-def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_two_workers_share_one_ledger(tmp_path: Path, log_format: str) -> None:
     up = FakeUpstream().start()
     cfg = {
         "models": [
@@ -36,7 +39,12 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
     }
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     port = free_port()
-    env = {**os.environ, "TIERGATE_LEDGER_PATH": str(tmp_path / "l.sqlite3"), "TIERGATE_ENCODER": "onnx"}
+    env = {
+        **os.environ,
+        "TIERGATE_LEDGER_PATH": str(tmp_path / "l.sqlite3"),
+        "TIERGATE_ENCODER": "onnx",
+        "TIERGATE_LOG_FORMAT": log_format,
+    }
     log = tmp_path / "serve.log"
     with log.open("wb") as f:
         proc = subprocess.Popen(
@@ -103,6 +111,11 @@ def test_two_workers_share_one_ledger(tmp_path: Path) -> None:
             time.sleep(0.25)
         assert all(listed), listed
         assert log.read_text().count("policy file") == 2, log.read_text()  # "... reloaded", once per worker
+        if log_format == "json":  # every line so far, uvicorn's and Tiergate's, from the supervisor and both workers
+            lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            assert all(set(x) >= {"ts", "level", "logger", "message", "pid"} for x in lines)
+            assert {x["logger"] for x in lines} >= {"uvicorn.error", "tiergate.reload"}
+            assert len({x["pid"] for x in lines if x["logger"] == "tiergate.reload"}) == 2
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
