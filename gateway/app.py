@@ -38,7 +38,18 @@ from gateway.provider import reference_prices, unavailable_models
 from gateway.recorder import Recorder
 from gateway.reload import PolicyWatcher
 from gateway.response_cache import ChatCache
-from gateway.routes import dashboard, embeddings, feedback, health, keys, metrics, models, responses, stats
+from gateway.routes import (
+    dashboard,
+    embeddings,
+    feedback,
+    health,
+    keys,
+    metrics,
+    model_status,
+    models,
+    responses,
+    stats,
+)
 from gateway.settings import Settings
 from gateway.transport import Transport, needs_litellm
 from router.durations import duration_s
@@ -219,6 +230,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         health.router,
         stats.router,
         keys.router,
+        model_status.router,
         responses.router,
         metrics.router,
         dashboard.router,

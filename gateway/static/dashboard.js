@@ -244,6 +244,17 @@ async function loadKeys() {
   document.querySelector("#keys-section").hidden = keys.length === 0;
 }
 
+// Each model's state now (GET /api/models): whether routing may use it, its servers, its spend in its budget's window
+// (or the last 24h) against that budget.
+async function loadModels() {
+  const resp = await fetch("/api/models");
+  if (!resp.ok) return;
+  fillSection("model-status", (await resp.json()).data, ["model", "name"], [
+    ["name", String], ["tier", String], ["status", String], ["servers", String], ["spent_usd", usd],
+    ["spent_per", String], ["budget_usd", (v) => (v === null ? "–" : usd(v))],
+  ]);
+}
+
 async function load() {
   state.ready = false;
   const status = document.getElementById("status");
@@ -267,6 +278,7 @@ async function load() {
   renderTables(d);
   renderCharts(d);
   await loadKeys();
+  await loadModels();
   const from = new Date(d.range.since * 1000).toISOString().slice(0, 16).replace("T", " ");
   const to = new Date(d.range.until * 1000).toISOString().slice(0, 16).replace("T", " ");
   status.textContent = `${d.totals.requests} requests from ${from} to ${to} UTC, ${d.range.bucket} buckets`;

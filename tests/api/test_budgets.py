@@ -33,6 +33,12 @@ def test_a_spent_model_is_passed_over_and_refused_by_name(
     assert gpt4o["available"] is False and gpt4o["unavailable_reason"] == "spent its budget"
     assert gpt4o["budget"]["usd"] == 1e-6 and gpt4o["budget"]["spent_usd"] > 1e-6
 
+    status = {m["name"]: m for m in httpx.get(f"{one.url}/api/models").json()["data"]}
+    assert status["gpt-4o"]["status"] == "budget spent" and status["gpt-4o"]["spent_usd"] > 1e-6
+    assert (status["gpt-4o"]["budget_usd"], status["gpt-4o"]["spent_per"]) == (1e-6, "1h")
+    assert status["flaky"]["status"] == "ok" and status["flaky"]["spent_per"] == "24h"  # no budget: the last day
+    assert status["keyless"]["status"] == "no key"
+
     two, _ = gateway_factory(cfg, ledger_url=ledger)  # another worker or gateway: it reads the same ledger
     other = sdk(two.url).chat.completions.with_raw_response.create(model="auto", messages=HARD)
     assert other.headers["x-tiergate-model"] == "flaky"

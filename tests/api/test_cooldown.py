@@ -39,6 +39,8 @@ def test_a_failing_model_is_skipped_while_it_cools_down_then_tried_again(
     assert flaky["available"] is False and "cooling down" in flaky["unavailable_reason"]
     assert "HTTP 503" in flaky["unavailable_reason"] and flaky["cooldown_until"] >= int(time.time())
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == ["flaky"]
+    status = next(m for m in httpx.get(f"{server.url}/api/models").json()["data"] if m["name"] == "flaky")
+    assert status["status"] == "cooling down" and status["servers_cooling"][0]["server"] == "flaky"
     assert 'tiergate_model_cooldowns_total{model="flaky"} 1.0' in httpx.get(f"{server.url}/metrics").text
     assert [row["fallbacks"] for row in svc.ledger.rows()] == [["flaky"], ["flaky"], []]
 

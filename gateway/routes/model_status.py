@@ -1,0 +1,60 @@
+"""GET /api/models: each chat model's state for operators: whether routing may use it now and why not (its key
+unset, cooling down after failures, its budget spent), its servers, and its spend against its budget, counted from
+the ledger (so the same whichever worker answers). Cooldowns are the answering worker's own (gateway/cooldown.py).
+Under /api/, so with keys on only an admin key reads it (gateway/auth.py)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+
+from gateway.deps import Services, ledger_call
+from gateway.ledger.stats import model_spend
+from gateway.routes.keys import UNBUDGETED_WINDOW
+from router.durations import duration_s
+
+router = APIRouter()
+
+
+@router.get("/api/models")
+async def model_status(services: Services) -> dict[str, Any]:
+    pipeline = services.pipeline
+    cooling = {c.model: c for c in pipeline.cooldowns.status()}
+
+    def work() -> list[dict[str, Any]]:
+        services.ledger.flush()  # what was recorded before this request is counted
+        now = time.time()
+        out = []
+        for m in services.config.models:
+            per = m.budget.per if m.budget is not None else UNBUDGETED_WINDOW
+            spent = model_spend(services.ledger.reader, m.name, now - duration_s(per))
+            servers = pipeline.deployments.keys(m.name)
+            cool = [cooling[k] for k in servers if k in cooling]
+            if m.name in pipeline.unavailable:
+                status = "no key"
+            elif m.budget is not None and spent >= m.budget.usd:
+                status = "budget spent"
+            elif servers and len(cool) == len(servers):
+                status = "cooling down"
+            else:
+                status = "ok"
+            out.append(
+                {
+                    "name": m.name,
+                    "tier": m.tier,
+                    "local": m.local,
+                    "status": status,
+                    "servers": len(servers),
+                    "servers_cooling": [
+                        {"server": c.model, "until": c.until_epoch, "last_error": c.reason} for c in cool
+                    ],
+                    "budget_usd": m.budget.usd if m.budget is not None else None,
+                    "spent_usd": spent,
+                    "spent_per": per,
+                }
+            )
+        return out
+
+    return {"object": "list", "data": await ledger_call(work)}
