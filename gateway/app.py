@@ -41,6 +41,7 @@ from gateway.response_cache import ChatCache
 from gateway.routes import (
     dashboard,
     embeddings,
+    explain,
     feedback,
     health,
     keys,
@@ -225,6 +226,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     errors.install(app)
     for r in (
         embeddings.router,
+        explain.router,
         feedback.router,
         models.router,
         health.router,

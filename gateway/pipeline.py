@@ -179,12 +179,43 @@ class ChatPipeline:
         except Unsatisfiable as e:
             raise from_unsatisfiable(e) from e
         trace.degraded = decision.degraded
+        for name in spent or ():
+            if decision.skipped.get(name) == "unavailable":  # select knows only "unavailable"; say which kind
+                decision.skipped[name] = "budget spent"
         plan = (
             cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, cooling)
             if cascading
             else None
         )
         return decision, plan
+
+    async def explain(self, req: ChatCompletionRequest, api_key: ApiKey | None = None) -> dict[str, Any]:
+        """What routing would do with this request now, calling no model and recording nothing: the policy, the
+        score, the chain with each candidate's estimated cost (tokens estimated as the router does), the reason and
+        what was passed over. Raises what the request itself would get (404, 403, 400, 429, 503)."""
+        trace = _trace(req, "explain", False, None, api_key, "route")
+        policy, decision, _ = self.begin(req, trace, api_key)
+        if decision is not None and self.budgets.active:
+            await self._within_budget(trace, decision)
+        if decision is None:
+            decision, _ = await self.route(req, trace, policy, self._call_args(req)[0])
+        needs = req.needs()
+        expected = Usage(needs.context_tokens, needs.expected_output_tokens)
+
+        def priced(name: str) -> float:
+            return round(self.prices.cost(name, expected), 10)
+
+        return {
+            "policy": trace.policy,
+            "score": trace.score,
+            "min_tier": decision.min_tier,
+            "degraded": decision.degraded,
+            "reason": decision.reason,
+            "estimated_tokens": {"prompt": expected.prompt_tokens, "completion": expected.completion_tokens},
+            "chain": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.chain],
+            "skipped": decision.skipped,
+            "baseline": {"model": policy.baseline_model, "estimated_cost_usd": priced(policy.baseline_model)},
+        }
 
     async def _within_budget(self, trace: Trace, decision: Decision) -> None:
         """A request naming a model past its budget is refused (a hit from the cache, which costs nothing, is not)."""

@@ -81,6 +81,12 @@ def test_the_books_need_an_admin_key_and_a_browser_is_asked_for_one(
         assert httpx.get(f"{server.url}{path}", headers={"authorization": f"Bearer {ADMIN_KEY}"}).status_code == 200
         assert httpx.get(f"{server.url}{path}", headers=_basic(ADMIN_KEY)).status_code == 200, path
     assert httpx.get(f"{server.url}/dashboard", headers=_basic(CLIENT_KEY)).status_code == 403
+    explain = {"model": "auto", "messages": [{"role": "user", "content": "hi"}]}
+    assert httpx.post(f"{server.url}/api/route", json=explain).status_code == 401
+    client = httpx.post(f"{server.url}/api/route", json=explain, headers={"authorization": f"Bearer {CLIENT_KEY}"})
+    assert client.status_code == 403
+    admin = httpx.post(f"{server.url}/api/route", json=explain, headers={"authorization": f"Bearer {ADMIN_KEY}"})
+    assert admin.status_code == 200 and admin.json()["chain"]
     # An admin key is also a client key.
     assert sdk(server.url, ADMIN_KEY).models.list().data
 

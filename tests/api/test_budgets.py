@@ -33,6 +33,8 @@ def test_a_spent_model_is_passed_over_and_refused_by_name(
     assert gpt4o["available"] is False and gpt4o["unavailable_reason"] == "spent its budget"
     assert gpt4o["budget"]["usd"] == 1e-6 and gpt4o["budget"]["spent_usd"] > 1e-6
 
+    why = httpx.post(f"{one.url}/api/route", json={"model": "auto", "messages": HARD}).json()
+    assert why["skipped"]["gpt-4o"] == "budget spent" and why["degraded"] and why["chain"][0]["model"] == "flaky"
     status = {m["name"]: m for m in httpx.get(f"{one.url}/api/models").json()["data"]}
     assert status["gpt-4o"]["status"] == "budget spent" and status["gpt-4o"]["spent_usd"] > 1e-6
     assert (status["gpt-4o"]["budget_usd"], status["gpt-4o"]["spent_per"]) == (1e-6, "1h")
