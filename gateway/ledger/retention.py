@@ -1,7 +1,7 @@
 """Ledger retention: which request records are old enough to delete, and deleting them in short batches.
 
-A record is kept, whatever its age, while it can still matter: inside the longest budget window of any API key
-(the limits are counted from these rows), or when a client judged its answer (POST /v1/feedback: a training label,
+A record is kept, whatever its age, while it can still matter: inside the longest budget window of any API key or
+model (budgets are counted from these rows), or when a client judged its answer (POST /v1/feedback: a training label,
 see gateway/ledger/feedback.py). Judgements themselves are small and never deleted here.
 """
 
@@ -16,9 +16,10 @@ _DELETE = f"DELETE FROM requests WHERE id IN (SELECT id {_OLD} ORDER BY id LIMIT
 
 
 def cutoff(now: float, retention_s: float, config: TiergateConfig | None) -> float:
-    """Records from before this time (epoch seconds) may go: `retention_s` ago, or earlier if a key's budget
-    window reaches further back."""
-    longest = max((k.budget.per_s for k in config.keys if k.budget is not None), default=0.0) if config else 0.0
+    """Records from before this time (epoch seconds) may go: `retention_s` ago, or earlier if a key's or a model's
+    budget window reaches further back."""
+    budgets = [*(k.budget for k in config.keys), *(m.budget for m in config.models)] if config else []
+    longest = max((b.per_s for b in budgets if b is not None), default=0.0)
     return now - max(retention_s, longest)
 
 

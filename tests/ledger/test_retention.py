@@ -65,10 +65,13 @@ def test_old_records_go_in_batches_and_judged_ones_stay(ledger_url: str) -> None
     assert _left(ledger_url)[-1] == "new"
 
 
-def test_a_keys_budget_window_is_kept_whatever_the_retention() -> None:
+def test_a_budget_window_is_kept_whatever_the_retention() -> None:
     assert cutoff(NOW, 7 * DAY, _config()) == NOW - 7 * DAY
     assert cutoff(NOW, 7 * DAY, _config(budget={"usd": 5, "per": "30d"})) == NOW - 30 * DAY
     assert cutoff(NOW, 90 * DAY, _config(budget={"usd": 5, "per": "30d"})) == NOW - 90 * DAY
+    d = config_dict()
+    d["models"][3]["budget"] = {"usd": 100, "per": "45d"}  # a model's budget is counted from the ledger too
+    assert cutoff(NOW, 7 * DAY, TiergateConfig.model_validate(d)) == NOW - 45 * DAY
 
 
 def test_prune_ledger_command(tmp_path: Path) -> None:
