@@ -291,7 +291,7 @@ def parser() -> argparse.ArgumentParser:
     )
     pr.add_argument("--older-than", type=_duration_s, required=True, help="e.g. 90d")
     pr.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
-    pr.add_argument("--config", help="the policy file whose keys' budget windows to keep (default: the gateway's)")
+    pr.add_argument("--config", help="the policy file whose budget windows to keep (default: the gateway's)")
     pr.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
     pr.set_defaults(fn=cmd_prune)
     c = sub.add_parser("classify", help="score prompts in a JSONL file")

@@ -1,5 +1,6 @@
 """`tiergate prune-ledger`: delete old request records now (the gateway's TIERGATE_LEDGER_RETENTION does the same
-every hour), keeping what a key's budget window or a judgement still needs; `--dry-run` only counts them."""
+every hour), keeping what a key's or a model's budget window or a judgement still needs; `--dry-run` only counts
+them."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # ./tiergate-ledger.spool for PostgreSQL). Workers may share it.
     ledger_spool_dir: Path | None = None
     # Delete request records older than this (30d, 90d, ...; unset: keep everything), checked by each worker at
-    # start and then every ledger_prune_every_s; records inside a key's budget window or with a judgement stay
+    # start and then every ledger_prune_every_s; records inside a budget window or with a judgement stay
     # (gateway/ledger/retention.py).
     ledger_retention: str | None = None
     ledger_prune_every_s: float = Field(default=3600.0, gt=0.0, le=86400.0)
