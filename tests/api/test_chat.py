@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import litellm
 import openai
 import pytest
 
+from gateway.cache import MemoryStore
 from tests.conftest import GatewayFactory, api_config, sdk
 from tests.fakes.upstream import FakeUpstream
 
@@ -331,3 +334,38 @@ def test_prompt_tokens_from_the_providers_cache_are_billed_at_its_cached_price(
     )
     assert row["cost_usd"] == pytest.approx(expect)
     assert row["baseline_cost_usd"] == pytest.approx(expect)  # the same tokens at the baseline's (its own) prices
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_streamed_tool_call_arrives_whole_and_is_costed(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][2]["transport"] = transport  # mid: the cheapest model with tools
+    server, svc = gateway_factory(cfg, store=MemoryStore())
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}}]
+    messages = [{"role": "user", "content": "find cats [tool]"}]
+    client = sdk(server.url)
+    for attempt in range(2):
+        name, args, finish = "", "", None
+        stream = client.chat.completions.create(
+            model="auto",
+            messages=messages,
+            tools=tools,
+            stream=True,
+            temperature=0,  # type: ignore[arg-type]
+        )
+        for chunk in stream:
+            for choice in chunk.choices:
+                for call in choice.delta.tool_calls or []:
+                    name += (call.function.name or "") if call.function else ""
+                    args += (call.function.arguments or "") if call.function else ""
+                finish = choice.finish_reason or finish
+        assert (name, json.loads(args), finish) == ("search", {"q": "find cats [tool]"}, "tool_calls"), attempt
+    rows = svc.ledger.rows()
+    assert [(r["routed_model"], r["status"], r["usage_estimated"]) for r in rows] == [("mid", 200, 0)] * 2
+    assert rows[0]["cost_usd"] == pytest.approx(
+        (rows[0]["prompt_tokens"] * 0.5 + rows[0]["completion_tokens"] * 1.5) / 1e6
+    )
+    # A streamed call is not stored for replay (gateway/response_cache.py: assemble), so the repeat went upstream too.
+    assert [r["cache"] for r in rows] == ["miss", "miss"] and fresh_upstream.calls_for("mid") == 2

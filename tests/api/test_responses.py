@@ -3,6 +3,8 @@ and the same routing, cache and ledger as chat."""
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import openai
 import pytest
@@ -108,3 +110,15 @@ def test_what_it_cannot_do_is_a_clear_400_on_the_record(
     assert fresh_upstream.received == []
     rows = svc.ledger.rows()
     assert [(r["endpoint"], r["status"], r["requested_model"]) for r in rows] == [("responses", 400, "mid")] * 3
+
+
+def test_a_streamed_function_call(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    tools = [{"type": "function", "name": "search", "parameters": {"type": "object", "properties": {}}}]
+    with sdk(server.url).responses.stream(model="mid", input="[tool] find cats", tools=tools) as stream:  # type: ignore[arg-type]
+        done = [e for e in stream if e.type == "response.function_call_arguments.done"]
+        final = stream.get_final_response()
+    [call] = final.output
+    assert call.type == "function_call" and call.name == "search"
+    assert json.loads(call.arguments) == {"q": "[tool] find cats"} and done[0].arguments == call.arguments
+    assert final.status == "completed"

@@ -11,8 +11,9 @@ tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
 measured), and those pauses would show up as the gateways' tail latency.
 Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
-last user message, else ln(0.9). Given `tools` and a `[tool]` mark, it answers (not streamed) with a call of the first
-tool, arguments `{"q": <last user text>}`, instead of text.
+last user message, else ln(0.9). Given `tools` and a `[tool]` mark, it answers with a call of the first tool,
+arguments `{"q": <last user text>}`, instead of text; streamed, as OpenAI streams a call (the name, then the
+arguments in pieces, then `finish_reason: tool_calls`).
 """
 
 from __future__ import annotations
@@ -153,6 +154,26 @@ class FakeUpstream:
 
         async def events() -> AsyncIterator[bytes]:
             base = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model}
+            if body.get("tools") and "[tool]" in last_user:
+                # As OpenAI streams a call: the id and name first, then the arguments in pieces, then the finish.
+                fn_name, args = body["tools"][0]["function"]["name"], json.dumps({"q": last_user})
+                first = {"index": 0, "id": f"call_{uuid.uuid4().hex[:8]}", "type": "function"}
+                deltas: list[dict[str, Any]] = [
+                    {"role": "assistant", "content": None, "tool_calls": [{**first, "function": {"name": fn_name}}]}
+                ]
+                deltas += [
+                    {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 7]}}]}
+                    for i in range(0, len(args), 7)
+                ]
+                for delta in deltas:
+                    chunk = {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                    yield f"data: {json.dumps(chunk)}\n\n".encode()
+                stop = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+                yield f"data: {json.dumps(stop)}\n\n".encode()
+                if include_usage:
+                    yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n".encode()
+                yield b"data: [DONE]\n\n"
+                return
             words = answer.split(" ")
             for i, w in enumerate(words):
                 for c in range(n):  # the choices interleave, one chunk per choice per word, as OpenAI's may
