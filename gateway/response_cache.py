@@ -98,11 +98,29 @@ def decode(raw: bytes, rng: random.Random) -> dict[str, Any]:
     return body
 
 
+def _add_call(calls: dict[int, dict[str, Any]], piece: Any) -> bool:
+    """Fold one streamed tool-call delta into the calls by index: the id, type and name come once (the first given
+    wins), the arguments in pieces. False if the piece is not a tool-call delta this can read."""
+    if not isinstance(piece, dict) or not isinstance(i := piece.get("index", 0), int):
+        return False
+    call = calls.setdefault(i, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    fn = piece.get("function") or {}
+    if not isinstance(fn, dict):
+        return False
+    call["id"] = call["id"] or piece.get("id")
+    call["type"] = piece.get("type") or call["type"]
+    call["function"]["name"] = call["function"]["name"] or fn.get("name") or ""
+    call["function"]["arguments"] += fn.get("arguments") or ""
+    return True
+
+
 def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """A streamed answer as a chat.completion body, or None if it can't be replayed faithfully (tool calls)."""
+    """A streamed answer as a chat.completion body, or None if it can't be replayed faithfully (several choices, the
+    legacy `function_call`, a call with no id or name, or a stream that did not end)."""
     content: list[str] = []
     refusal: list[str] = []
     token_logprobs: list[Any] = []
+    calls: dict[int, dict[str, Any]] = {}
     finish: str | None = None
     usage: dict[str, Any] | None = None
     role = "assistant"
@@ -111,7 +129,9 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
             usage = c["usage"]
         for ch in c.get("choices") or []:
             delta = ch.get("delta") or {}
-            if delta.get("tool_calls") or delta.get("function_call") or ch.get("index", 0) != 0:
+            if delta.get("function_call") or ch.get("index", 0) != 0:
+                return None
+            if not all(_add_call(calls, piece) for piece in delta.get("tool_calls") or ()):
                 return None
             role = delta.get("role") or role
             content.append(delta.get("content") or "")
@@ -121,7 +141,12 @@ def assemble(chunks: list[dict[str, Any]]) -> dict[str, Any] | None:
                 token_logprobs.extend(lp["content"])
     if finish is None:
         return None  # the stream did not end normally
-    message: dict[str, Any] = {"role": role, "content": "".join(content)}
+    if any(not c["id"] or not c["function"]["name"] for c in calls.values()):
+        return None
+    text = "".join(content)
+    message: dict[str, Any] = {"role": role, "content": text if text or not calls else None}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
     if any(refusal):
         message["refusal"] = "".join(refusal)
     choice: dict[str, Any] = {"index": 0, "message": message, "finish_reason": finish}

@@ -367,5 +367,5 @@ def test_a_streamed_tool_call_arrives_whole_and_is_costed(
     assert rows[0]["cost_usd"] == pytest.approx(
         (rows[0]["prompt_tokens"] * 0.5 + rows[0]["completion_tokens"] * 1.5) / 1e6
     )
-    # A streamed call is not stored for replay (gateway/response_cache.py: assemble), so the repeat went upstream too.
-    assert [r["cache"] for r in rows] == ["miss", "miss"] and fresh_upstream.calls_for("mid") == 2
+    # The streamed call was assembled for the cache (gateway/response_cache.py: assemble): the repeat is replayed.
+    assert [r["cache"] for r in rows] == ["miss", "hit"] and fresh_upstream.calls_for("mid") == 1

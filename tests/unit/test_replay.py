@@ -44,3 +44,36 @@ async def test_text_logprobs_and_finish_go_round_trip() -> None:
         "length",
         lp,
     )
+
+
+def _piece(i: int, **call: Any) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "delta": {"tool_calls": [{"index": i, **call}]}, "finish_reason": None}]}
+
+
+async def test_streamed_tool_calls_are_assembled_by_index_and_replayed() -> None:
+    chunks = [
+        {"choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]},
+        _piece(0, id="call_a", type="function", function={"name": "search", "arguments": ""}),
+        _piece(0, function={"arguments": '{"q": '}),
+        _piece(1, id="call_b", type="function", function={"name": "fetch", "arguments": '{"u"'}),
+        _piece(0, function={"arguments": '"cats"}'}),
+        _piece(1, function={"arguments": ': "x"}'}),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        {"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}},
+    ]
+    body = assemble(chunks)
+    assert body is not None
+    (choice,) = body["choices"]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"]["content"] is None
+    assert choice["message"]["tool_calls"] == [
+        {"id": "call_a", "type": "function", "function": {"name": "search", "arguments": '{"q": "cats"}'}},
+        {"id": "call_b", "type": "function", "function": {"name": "fetch", "arguments": '{"u": "x"}'}},
+    ]
+    again = assemble(await _chunks({**body, "id": "chatcmpl-y", "created": 2, "model": "m"}))
+    assert again is not None and again["choices"] == body["choices"] and again["usage"] == body["usage"]
+
+
+def test_a_call_without_its_id_or_name_is_not_kept() -> None:
+    end = {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}
+    assert assemble([_piece(0, function={"name": "f", "arguments": "{}"}), end]) is None
+    assert assemble([_piece(0, id="c", function={"arguments": "{}"}), end]) is None
