@@ -32,6 +32,17 @@ def error_docs(by_status: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     return {status: _error(text) for status, text in by_status.items()}
 
 
+def json_body(model: str) -> dict[str, Any]:
+    """A route's required JSON body, documented as one of the schemas `build` adds: for routes that read their own
+    body (so that a bad one is answered, and recorded, as the gateway's own 400)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
+        }
+    }
+
+
 def _add_models(schemas: dict[str, Any], *models: type[BaseModel]) -> None:
     for model in models:
         schema = model.model_json_schema(ref_template=_REF)
@@ -96,10 +107,7 @@ def _chat_operation(
         "description": description,
         "operationId": operation_id,
         "parameters": _HEADERS,
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
-        },
+        **json_body(model),
         "responses": {
             "200": {
                 "description": "The answer (JSON), or its stream (text/event-stream) when `stream` is true.",

@@ -17,7 +17,7 @@ from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
-from gateway.openapi import LIMITED, error_docs
+from gateway.openapi import LIMITED, error_docs, json_body
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
 from gateway.trace import key_id
@@ -34,12 +34,7 @@ def _b64(vec: list[float]) -> str:
 # OpenAPI document by hand (gateway/openapi.py adds the schema).
 @router.post(
     "/v1/embeddings",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/EmbeddingRequest"}}},
-        }
-    },
+    openapi_extra=json_body("EmbeddingRequest"),
     responses=error_docs(
         {404: "No such embedding model.", 429: LIMITED, 502: "The configured embedding model failed."}
     ),

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.errors import from_validation
-from gateway.openapi import error_docs
+from gateway.openapi import error_docs, json_body
 from gateway.protocol import ChatCompletionRequest
 
 router = APIRouter()
@@ -22,12 +22,7 @@ router = APIRouter()
 
 @router.post(
     "/api/route",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ChatCompletionRequest"}}},
-        }
-    },
+    openapi_extra=json_body("ChatCompletionRequest"),
     responses=error_docs({404: "No such model or policy.", 503: "No model that could serve it is available now."}),
 )
 async def explain(request: Request, services: Services) -> dict[str, Any]:

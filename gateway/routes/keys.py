@@ -13,9 +13,16 @@ from gateway.deps import Services, ledger_call
 from gateway.ledger.stats import key_usage
 from gateway.limits import MINUTE_S
 from router.durations import duration_s
+from router.policy import Budget
 
 router = APIRouter()
-UNBUDGETED_WINDOW = "24h"  # what a key without a budget is shown to have spent over
+UNBUDGETED_WINDOW = "24h"  # what a key or model without a budget is shown to have spent over
+
+
+def spend_window(budget: Budget | None, now: float) -> tuple[str, float]:
+    """The window a key's or a model's spend is shown over (its budget's, else the last day) and when it starts."""
+    per = budget.per if budget is not None else UNBUDGETED_WINDOW
+    return per, now - duration_s(per)
 
 
 @router.get("/api/keys")
@@ -25,9 +32,9 @@ async def keys(services: Services) -> dict[str, Any]:
         now = time.time()
         out = []
         for k in services.config.keys:
-            per = k.budget.per if k.budget is not None else UNBUDGETED_WINDOW
+            per, since = spend_window(k.budget, now)
             kid = ledger_id(k.sha256)
-            used = key_usage(services.ledger.reader, kid, now - MINUTE_S, now - duration_s(per))
+            used = key_usage(services.ledger.reader, kid, now - MINUTE_S, since)
             out.append(
                 {
                     "name": k.name,

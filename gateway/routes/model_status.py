@@ -12,8 +12,7 @@ from fastapi import APIRouter
 
 from gateway.deps import Services, ledger_call
 from gateway.ledger.stats import model_spend
-from gateway.routes.keys import UNBUDGETED_WINDOW
-from router.durations import duration_s
+from gateway.routes.keys import spend_window
 
 router = APIRouter()
 
@@ -28,8 +27,8 @@ async def model_status(services: Services) -> dict[str, Any]:
         now = time.time()
         out = []
         for m in services.config.models:
-            per = m.budget.per if m.budget is not None else UNBUDGETED_WINDOW
-            spent = model_spend(services.ledger.reader, m.name, now - duration_s(per))
+            per, since = spend_window(m.budget, now)
+            spent = model_spend(services.ledger.reader, m.name, since)
             servers = pipeline.deployments.keys(m.name)
             cool = [cooling[k] for k in servers if k in cooling]
             if m.name in pipeline.unavailable:
