@@ -25,6 +25,7 @@ from gateway.cooldown import Cooldowns
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
 from gateway.front import Front
+from gateway.inflight import InFlight
 from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
 from gateway.ledger.retention import cutoff
 from gateway.ledger.stats import key_usage, model_spend
@@ -115,10 +116,10 @@ def wire_services(
     metrics_share: SharedSnapshots | None = None,
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
-    cooldowns = Cooldowns(cfg.cooldown)
-    meters = Metrics(lambda: float(ledger.status()["spooled"]), metrics_share, cooldowns.started)
+    cooldowns, inflight = Cooldowns(cfg.cooldown), InFlight()
+    meters = Metrics(lambda: float(ledger.status()["spooled"]), metrics_share, cooldowns.started, inflight.gauges)
     limits, recorder, pipeline = _from_policy(
-        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns
+        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight
     )
     gate = Gate(cfg.keys)
     return AppServices(
@@ -134,6 +135,7 @@ def _from_policy(
     score: ScoreFn,
     cache: ChatCache,
     cooldowns: Cooldowns,
+    inflight: InFlight,
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
@@ -143,7 +145,7 @@ def _from_policy(
     unavailable = unavailable_models(cfg.models, os.environ)
     cooldowns.settings = cfg.cooldown
     pipeline = ChatPipeline(
-        cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ, budgets
+        cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ, budgets, inflight
     )
     return limits, recorder, pipeline
 
@@ -153,7 +155,14 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
     flight finish with the parts they started with. Per-key counts are read again from the ledger."""
     old = svc.pipeline
     limits, recorder, pipeline = _from_policy(
-        cfg, svc.ledger, svc.metrics, svc.provider, old.score, old.cache.reconfigured(cfg), old.cooldowns
+        cfg,
+        svc.ledger,
+        svc.metrics,
+        svc.provider,
+        old.score,
+        old.cache.reconfigured(cfg),
+        old.cooldowns,
+        old.deployments.inflight,
     )
     svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
     if pipeline.unavailable:

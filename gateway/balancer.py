@@ -1,5 +1,6 @@
-"""Which server of a model a call goes to: a model with deployments spreads its calls over them in turn, passing
-over those cooling down, and a call that fails on one tries the model's next before the next model.
+"""Which server of a model a call goes to: a model with deployments sends each call to the least busy of them
+(fewest calls in flight from this worker, a full one last; ties in turn), passing over those cooling down, and a
+call that fails on one tries the model's next before the next model.
 
 Each server has a key for its cooldown: the model's name when it has one server (so a one-server model reads the
 same everywhere), else `name#1`, `name#2`, ... in the order of the policy file (its own server first). Keys, not
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from gateway.inflight import InFlight
 from gateway.provider import api_key
 from router.policy import ModelSpec, TiergateConfig
 
@@ -17,14 +19,19 @@ Server = tuple[str, ModelSpec]  # (cooldown key, the spec a call is made with)
 
 
 class Deployments:
-    def __init__(self, config: TiergateConfig, env: Mapping[str, str]) -> None:
-        """Servers whose key variable is unset are left out, as models are."""
+    def __init__(self, config: TiergateConfig, env: Mapping[str, str], inflight: InFlight | None = None) -> None:
+        """Servers whose key variable is unset are left out, as models are. `inflight` is the worker's count of
+        calls per server; its caps become this policy's."""
         self._servers: dict[str, tuple[Server, ...]] = {}
         for m in config.models:
             specs = m.expanded()
             keyed = [(m.name if len(specs) == 1 else f"{m.name}#{i + 1}", s) for i, s in enumerate(specs)]
             self._servers[m.name] = tuple((k, s) for k, s in keyed if api_key(s, env) is not None)
         self._turn: dict[str, int] = {}
+        self.inflight = inflight or InFlight()
+        caps = {k: s.max_concurrency for servers in self._servers.values() for k, s in servers if s.max_concurrency}
+        self.inflight.configure(caps)
+        self._overflow = frozenset(m.name for m in config.models if m.when_full == "overflow" and self._servers[m.name])
 
     def keys(self, model: str) -> tuple[str, ...]:
         return tuple(k for k, _ in self._servers.get(model, ()))
@@ -39,8 +46,16 @@ class Deployments:
         self._turn[model.name] = (i + 1) % len(servers)
         turn = servers[i:] + servers[:i]
         if cooling:
-            return tuple(s for s in turn if s[0] not in cooling) or turn
-        return turn
+            turn = tuple(s for s in turn if s[0] not in cooling) or turn
+        busy = self.inflight
+        return tuple(sorted(turn, key=lambda s: (busy.full(s[0]), busy.count(s[0]))))  # stable: ties keep the turn
+
+    def full_models(self) -> frozenset[str]:
+        """Models with `when_full: overflow` every server of which is full now: routing passes them over."""
+        if not self._overflow:
+            return frozenset()
+        busy = self.inflight
+        return frozenset(m for m in self._overflow if all(busy.full(k) for k, _ in self._servers[m]))
 
     def cooling_models(self, cooling: frozenset[str]) -> frozenset[str]:
         """The models every server of which is cooling down: routing passes them over."""

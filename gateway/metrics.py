@@ -106,12 +106,14 @@ class Metrics:
         spooled: Callable[[], float] | None = None,
         share: SharedSnapshots | None = None,
         cooldowns: Callable[[], dict[str, int]] | None = None,
+        inflight: Callable[[], dict[str, list[int]]] | None = None,
     ) -> None:
         self._outcomes: dict[tuple[str, str, str, str, str], int] = {}
         self._answered: dict[Labels, Answered] = {}
         self.share = share
         self._spooled = spooled  # read at scrape time
         self._cooldowns = cooldowns  # likewise: cooldowns begun per model
+        self._inflight = inflight  # likewise: upstream calls in flight and waiting, per server
         r = CollectorRegistry()
         r.register(self)  # a collector is anything with collect()
         self._registry = r
@@ -142,6 +144,7 @@ class Metrics:
             "answered": [[*k, a.dump()] for k, a in list(self._answered.items())],
             "spooled": self._spooled() if self._spooled is not None else 0.0,
             "cooldowns": self._cooldowns() if self._cooldowns is not None else {},
+            "inflight": self._inflight() if self._inflight is not None else {},
         }
 
     def publish(self) -> dict[str, Any]:
@@ -158,12 +161,15 @@ class Metrics:
 
     def _totals(
         self, mine: dict[str, Any]
-    ) -> tuple[dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float, dict[str, int]]:
+    ) -> tuple[
+        dict[tuple[str, ...], int], dict[tuple[str, ...], Answered], float, dict[str, int], dict[str, list[int]]
+    ]:
         """This process's snapshot plus, across workers, the others' latest ones; the records spooled now by the
-        live workers; and the cooldowns begun per model."""
+        live workers; the cooldowns begun per model; and the live workers' calls in flight and waiting per server."""
         outcomes: dict[tuple[str, ...], int] = {}
         answered: dict[tuple[str, ...], Answered] = {}
         cooldowns: dict[str, int] = {}
+        inflight: dict[str, list[int]] = {}
         spooled = 0.0
         for snap, age in [(mine, 0.0), *(self.share.peers() if self.share is not None else [])]:
             for *key, n in snap["outcomes"]:
@@ -174,12 +180,15 @@ class Metrics:
                 cooldowns[model] = cooldowns.get(model, 0) + n
             if age < _LIVE_S:
                 spooled += float(snap.get("spooled", 0.0))
-        return outcomes, answered, spooled, cooldowns
+                for server, (n, waiting) in snap.get("inflight", {}).items():
+                    total = inflight.setdefault(server, [0, 0])
+                    total[0], total[1] = total[0] + n, total[1] + waiting
+        return outcomes, answered, spooled, cooldowns, inflight
 
     def collect(self) -> Iterator[Metric]:
         """The families, from a snapshot of the label sets (a scrape may run beside a request being recorded)."""
         # One snapshot serves this scrape and, written out, the other workers' next ones.
-        outcomes, answered_by, spooled, cooldowns = self._totals(self.publish())
+        outcomes, answered_by, spooled, cooldowns, inflight = self._totals(self.publish())
         if self._spooled is not None:
             yield GaugeMetricFamily(
                 "tiergate_ledger_spooled_records", "Ledger records waiting in the local spools", value=spooled
@@ -190,6 +199,16 @@ class Metrics:
             for model, n in sorted(cooldowns.items()):
                 cool.add_metric([model], n)
             yield cool
+        if self._inflight is not None:
+            doc = "Upstream calls in flight now, per server (a model's name, or name#i for one of its deployments)"
+            now = GaugeMetricFamily("tiergate_upstream_calls_in_flight", doc, labels=["server"])
+            doc = "Calls waiting for a slot on a server at its max_concurrency"
+            queued = GaugeMetricFamily("tiergate_upstream_calls_waiting", doc, labels=["server"])
+            for server, (n, waiting) in sorted(inflight.items()):
+                now.add_metric([server], n)
+                queued.add_metric([server], waiting)
+            yield now
+            yield queued
         doc = "Requests by routed model, outcome and cache status"
         requests = CounterMetricFamily("tiergate_requests", doc, labels=[*_BASE, "status", "cache"])
         for key, n in outcomes.items():

@@ -8,7 +8,7 @@ stream ends, is broken off, or the client goes away).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -26,6 +26,7 @@ from gateway.errors import (
     UpstreamFailed,
     from_unsatisfiable,
 )
+from gateway.inflight import Busy, InFlight, Slot
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
@@ -38,6 +39,8 @@ from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
+COOLING = "cooling down after repeated failures"
+FULL = "full (max_concurrency calls in flight)"
 T = TypeVar("T")
 
 
@@ -91,12 +94,14 @@ class ChatPipeline:
         cooldowns: Cooldowns | None = None,
         env: Mapping[str, str] | None = None,
         budgets: ModelBudgets | None = None,
+        inflight: InFlight | None = None,
     ) -> None:
-        """`cooldowns` is the worker's record of failing servers, handed on from pipeline to pipeline on reload;
-        `env` says which servers' key variables are set (default: none needs one)."""
+        """`cooldowns` and `inflight` are the worker's record of failing servers and its count of calls in flight
+        to each, handed on from pipeline to pipeline on reload; `env` says which servers' key variables are set
+        (default: none needs one)."""
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
-        self.deployments = Deployments(config, env or {})
+        self.deployments = Deployments(config, env or {}, inflight)
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
@@ -168,10 +173,10 @@ class ChatPipeline:
             trace.score = await self.score(text, turns)
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
-            cooling = self.deployments.cooling_models(self.cooldowns.cooling())
+            over = self._passed_over()
             spent = await self.budgets.spent() if self.budgets.active else None
             down = self.unavailable | spent if spent else self.unavailable  # a model past its budget is passed over
-            decision = select(self.config, policy, trace.score, needs, self.prices, down, cooling)
+            decision = select(self.config, policy, trace.score, needs, self.prices, down, over)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -183,11 +188,18 @@ class ChatPipeline:
             if decision.skipped.get(name) == "unavailable":  # select knows only "unavailable"; say which kind
                 decision.skipped[name] = "budget spent"
         plan = (
-            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, cooling)
+            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, over)
             if cascading
             else None
         )
         return decision, plan
+
+    def _passed_over(self) -> dict[str, str]:
+        """Models routing passes over for now, unless nothing else is left, and why."""
+        over = dict.fromkeys(self.deployments.cooling_models(self.cooldowns.cooling()), COOLING)
+        for name in self.deployments.full_models():
+            over.setdefault(name, FULL)
+        return over
 
     async def explain(self, req: ChatCompletionRequest, api_key: ApiKey | None = None) -> dict[str, Any]:
         """What routing would do with this request now, calling no model and recording nothing: the policy, the
@@ -244,24 +256,52 @@ class ChatPipeline:
             f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected"
         )
 
-    async def _first_success(self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]) -> T:
-        """Try the chain in order; a retryable failure moves on, the client's own fault stops at once."""
+    async def _first_success(
+        self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]
+    ) -> tuple[T, Slot]:
+        """Try the chain in order; a retryable failure moves on, the client's own fault stops at once. Returns the
+        result with the slot its call holds on its server (gateway/inflight.py), for the caller to release when the
+        answer has been read: at once for a whole answer, when the stream ends for a stream."""
         errors: list[UpstreamError] = []
+        full: list[Busy] = []
         cooling = self.cooldowns.cooling()
+        inflight = self.deployments.inflight
         for spec in decision.chain:
             for server, target in self.deployments.order(spec, cooling):  # a model's other servers come first
+                slot = inflight.try_acquire(server)
+                if slot is None:
+                    try:
+                        # The least busy server is full: so are the others. Wait for it; if none frees up in time,
+                        # go on to the next model (the wait is not the model's failure: no cooldown).
+                        slot = await inflight.acquire(server, spec.timeout_s)
+                    except Busy as b:
+                        full.append(b)
+                        trace.fallbacks.append(spec.name)
+                        break
                 try:
                     result = await attempt(target)
                 except UpstreamError as e:
+                    slot.release()
                     self.cooldowns.failed(e, server)
                     if not e.retryable:
                         raise trace.fail(self._client_fault(e)) from e
                     errors.append(e)
                     trace.fallbacks.append(spec.name)
                     continue
+                except BaseException:
+                    slot.release()
+                    raise
                 self.cooldowns.succeeded(server)
                 trace.routed, trace.server = spec, server
-                return result
+                return result, slot
+        if full and not errors:
+            raise trace.fail(
+                Unavailable(
+                    f"Every candidate model stayed at its max_concurrency ({'; '.join(map(str, full))}).",
+                    None,
+                    "model_busy",
+                )
+            )
         raise trace.fail(self._exhausted(errors))
 
     async def _cached(
@@ -306,11 +346,13 @@ class ChatPipeline:
             t0 = time.perf_counter()
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:
-                body = await self._first_success(
+                answer, slot = await self._first_success(
                     trace,
                     plan.escalate if plan is not None else decision,
                     lambda spec: self._provider.complete(spec, messages, params),
                 )
+                slot.release()  # the whole answer is in: the server's slot is free for the next call
+                body = answer
             trace.upstream_ms = (time.perf_counter() - t0) * 1000.0
             assert trace.routed is not None
             if (usage := usage_of(body)) is None:
@@ -345,12 +387,16 @@ class ChatPipeline:
         it. An escalated draft's cost is added to the request's."""
         for spec in plan.draft:
             server, target = self.deployments.order(spec, self.cooldowns.cooling())[0]  # one try per draft model
+            if (slot := self.deployments.inflight.try_acquire(server)) is None:
+                continue  # a draft is optional: with its server full, escalating beats waiting
             try:
                 body = await self._provider.complete(target, messages, {**params, "logprobs": True})
             except UpstreamError as e:
                 self.cooldowns.failed(e, server)
                 trace.fallbacks.append(spec.name)
                 continue
+            finally:
+                slot.release()
             self.cooldowns.succeeded(server)
             conf = cascade.confidence(cascade.answer_logprobs(body))
             trace.draft_model, trace.draft_confidence = spec.name, conf
@@ -399,7 +445,7 @@ class ChatPipeline:
                 except StopAsyncIteration:
                     raise UpstreamError(spec.name, 502, "empty stream", True) from None
 
-            first, rest = await self._first_success(trace, decision, open_stream)
+            (first, rest), slot = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
             on_done = (
                 (
@@ -410,8 +456,7 @@ class ChatPipeline:
                 if cd.store
                 else None
             )
-            relay = self._relay(trace, req, first, rest, on_done)
-            return ChatResult(response_headers(trace, self.prices, with_cost=False), chunks=relay)
+            relay = self._relay(trace, req, first, rest, slot, on_done)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
@@ -421,6 +466,12 @@ class ChatPipeline:
             trace.status, trace.error_type = 500, "server_error"
             self._ledger.record(ledger_record(trace, self.prices))
             raise
+        # Started here, so that its `finally` (the ledger record, the slot's release) runs even if the client leaves
+        # before the response begins: the event loop closes a started generator it drops, never a new one. From
+        # here on the relay keeps the record, so this is outside the `try` above (one record per request).
+        head = await anext(relay, None)
+        chunks = relay if head is None else _prepend(head, relay)
+        return ChatResult(response_headers(trace, self.prices, with_cost=False), chunks=chunks)
 
     async def _relay(
         self,
@@ -428,8 +479,9 @@ class ChatPipeline:
         req: ChatCompletionRequest,
         first: dict[str, Any],
         rest: AsyncIterator[dict[str, Any]],
+        slot: Slot,
         on_done: Callable[[dict[str, Any]], None] | None = None,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
 
         Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked. A
@@ -475,6 +527,7 @@ class ChatPipeline:
             trace.status, trace.error_type = 499, "client_closed"
             raise
         finally:
+            slot.release()
             if not got_usage:
                 trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
             self._ledger.record(ledger_record(trace, self.prices))
@@ -493,3 +546,12 @@ class ChatPipeline:
         trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(headers or {}, api_key))
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))
+
+
+async def _prepend(head: dict[str, Any], rest: AsyncGenerator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        yield head
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()  # closed with us, not whenever the collector gets to it: its `finally` keeps the record

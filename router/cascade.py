@@ -37,16 +37,17 @@ def plan(
     prices: PriceTable,
     unavailable: Collection[str],
     decision: Decision,
-    cooling: Collection[str] = (),
+    passed_over: Mapping[str, str] | None = None,
 ) -> CascadePlan | None:
     """The cascade for a routed request, or None when the policy has none, the prompt scores too high, or there
     is no cheaper tier to draft with / no stronger one to escalate to."""
     c = policy.cascade
     if c is None or score >= c.below_score:
         return None
+    over = passed_over or {}
     try:
-        # A cooling model drafts only when nothing else could: select's last resort, as for the answer itself.
-        cheapest = select(config, policy, 0.0, needs, prices, unavailable, cooling)
+        # A model passed over for now drafts only when nothing else could: select's last resort, as for the answer.
+        cheapest = select(config, policy, 0.0, needs, prices, unavailable, over)
     except NoModelAvailable:
         return None
     tier = cheapest.chain[0].tier
@@ -55,7 +56,7 @@ def plan(
     elif tier < len(policy.thresholds):
         # The thresholds chose the cheapest tier: escalate to the next one up, as a score at its threshold would.
         try:
-            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable, cooling), tier)
+            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable, over), tier)
         except NoModelAvailable:
             up = None
     else:

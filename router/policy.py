@@ -72,6 +72,7 @@ class Deployment(_Frozen):
     api_key_env: str | None = None
     litellm_model: Annotated[str, Field(min_length=1)] | None = None
     transport: Literal["auto", "litellm"] | None = None
+    max_concurrency: Annotated[int, Field(gt=0, le=100_000)] | None = None
 
 
 class ModelSpec(_Frozen):
@@ -96,6 +97,11 @@ class ModelSpec(_Frozen):
     # At most this much spend on the model's answers in any trailing window; past it, routing passes the model over
     # and a request naming it gets a 429 (gateway/budgets.py).
     budget: Budget | None = None
+    # At most this many calls in flight to each of its servers, per worker (gateway/inflight.py). More wait their
+    # turn, first come first served, for up to `timeout_s`; with `when_full: overflow`, routing sends them to the
+    # next adequate model instead while one has room (a latency-for-cost trade the operator opts into).
+    max_concurrency: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    when_full: Literal["wait", "overflow"] = "wait"
 
     @property
     def openai_compatible(self) -> bool:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 
 from router.policy import ModelSpec, OnUnavailable, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
+
+_NONE: Mapping[str, str] = MappingProxyType({})  # nothing passed over (immutable, so safe as a default)
 
 
 @dataclass(frozen=True)
@@ -101,22 +104,24 @@ def select(
     needs: Needs,
     prices: PriceTable,
     unavailable: Collection[str],
-    cooling: Collection[str] = (),
+    passed_over: Mapping[str, str] = _NONE,
 ) -> Decision:
     """Route on the score: adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
     Raises Unsatisfiable if no allowed model could serve the request even when up, NoModelAvailable if none is up.
 
-    Models `cooling` down after repeated failures are passed over like unavailable ones, unless that leaves
-    nothing to try: then they are tried all the same, since a refusal is certain and their failure is not.
+    Models `passed_over` for now (name: why; cooling down after repeated failures, full with overflow on) are
+    passed over like unavailable ones, unless that leaves nothing to try: then they are tried all the same, since
+    a refusal is certain and their failure (or wait) is not.
     Ties in price go to the lower tier, then to the name, so the same inputs always give the same chain.
     """
-    if cooling:
+    if passed_over:
         try:
-            return _select(config, policy, score, needs, prices, unavailable, cooling)
+            return _select(config, policy, score, needs, prices, unavailable, passed_over)
         except NoModelAvailable:
-            d = _select(config, policy, score, needs, prices, unavailable, ())
-            return replace(d, reason=f"{d.reason} (every other choice is cooling down too)")
-    return _select(config, policy, score, needs, prices, unavailable, ())
+            d = _select(config, policy, score, needs, prices, unavailable, _NONE)
+            why = " or ".join(sorted(set(passed_over.values())))
+            return replace(d, reason=f"{d.reason} (every other choice is passed over for now too: {why})")
+    return _select(config, policy, score, needs, prices, unavailable, _NONE)
 
 
 def _select(
@@ -126,7 +131,7 @@ def _select(
     needs: Needs,
     prices: PriceTable,
     unavailable: Collection[str],
-    cooling: Collection[str],
+    passed_over: Mapping[str, str],
 ) -> Decision:
     min_tier = policy.min_tier(score)
     expected = Usage(needs.context_tokens, needs.expected_output_tokens)
@@ -139,8 +144,8 @@ def _select(
             skipped[m.name] = "not allowed by policy"
         elif m.name in unavailable:
             skipped[m.name] = "unavailable"
-        elif m.name in cooling:
-            skipped[m.name] = "cooling down after repeated failures"
+        elif m.name in passed_over:
+            skipped[m.name] = passed_over[m.name]
         elif (why := unmet_need(m, needs)) is not None:
             skipped[m.name] = why.text
         else:

@@ -1,6 +1,7 @@
 """GET /api/models: each chat model's state for operators: whether routing may use it now and why not (its key
-unset, cooling down after failures, its budget spent), its servers, and its spend against its budget, counted from
-the ledger (so the same whichever worker answers). Cooldowns are the answering worker's own (gateway/cooldown.py).
+unset, cooling down after failures, its budget spent, full), its servers, its calls in flight, and its spend against
+its budget, counted from the ledger (so the same whichever worker answers). Cooldowns and calls in flight are the
+answering worker's own (gateway/cooldown.py, gateway/inflight.py).
 Under /api/, so with keys on only an admin key reads it (gateway/auth.py)."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ router = APIRouter()
 async def model_status(services: Services) -> dict[str, Any]:
     pipeline = services.pipeline
     cooling = {c.model: c for c in pipeline.cooldowns.status()}
+    load = pipeline.deployments.inflight.load()
 
     def work() -> list[dict[str, Any]]:
         services.ledger.flush()  # what was recorded before this request is counted
@@ -37,6 +39,8 @@ async def model_status(services: Services) -> dict[str, Any]:
                 status = "budget spent"
             elif servers and len(cool) == len(servers):
                 status = "cooling down"
+            elif servers and all(pipeline.deployments.inflight.full(k) for k in servers):
+                status = "full"
             else:
                 status = "ok"
             out.append(
@@ -49,6 +53,10 @@ async def model_status(services: Services) -> dict[str, Any]:
                     "servers_cooling": [
                         {"server": c.model, "until": c.until_epoch, "last_error": c.reason} for c in cool
                     ],
+                    "max_concurrency": m.max_concurrency,
+                    "when_full": m.when_full,
+                    "in_flight": sum(load[k].in_flight for k in servers if k in load),
+                    "waiting": sum(load[k].waiting for k in servers if k in load),
                     "budget_usd": m.budget.usd if m.budget is not None else None,
                     "spent_usd": spent,
                     "spent_per": per,

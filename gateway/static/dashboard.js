@@ -91,7 +91,7 @@ function fillSection(id, items, key, columns) {
   for (const item of items) {
     const row = body.insertRow();
     row.dataset[key[0]] = item[key[1]];
-    for (const [field, fmt] of columns) cell(row, fmt(item[field]), field, item[field]);
+    for (const [field, fmt] of columns) cell(row, fmt(item[field], item), field, item[field]);
   }
   document.querySelector(`#${id}-section`).hidden = items.length === 0;
 }
@@ -244,13 +244,20 @@ async function loadKeys() {
   document.querySelector("#keys-section").hidden = keys.length === 0;
 }
 
+// "3 / 4, 2 waiting": calls in flight from the answering worker, against the model's cap if it has one.
+function inFlight(m) {
+  const cap = m.max_concurrency === null ? "" : ` / ${m.max_concurrency}`;
+  return `${m.in_flight}${cap}${m.waiting ? `, ${m.waiting} waiting` : ""}`;
+}
+
 // Each model's state now (GET /api/models): whether routing may use it, its servers, its spend in its budget's window
 // (or the last 24h) against that budget.
 async function loadModels() {
   const resp = await fetch("/api/models");
   if (!resp.ok) return;
   fillSection("model-status", (await resp.json()).data, ["model", "name"], [
-    ["name", String], ["tier", String], ["status", String], ["servers", String], ["spent_usd", usd],
+    ["name", String], ["tier", String], ["status", String], ["servers", String],
+    ["in_flight", (_, m) => inFlight(m)], ["spent_usd", usd],
     ["spent_per", String], ["budget_usd", (v) => (v === null ? "–" : usd(v))],
   ]);
 }

@@ -5,7 +5,8 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"retry_after": "5"}`
 sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
 some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
-`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache. Every request it receives
+`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache; in-process, `hold=<a
+threading.Event>` pauses a stream after its first word until the event is set. Every request it receives
 is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
@@ -64,6 +65,7 @@ class Script:
     cut_stream: bool = False  # True: a stream's body ends cleanly after its first word, with no finish and no [DONE]
     retry_after: str | None = None  # sent as the Retry-After header of a scripted failure
     cached_tokens: int = 0  # reported as OpenAI's prompt_tokens_details.cached_tokens (at most the prompt's tokens)
+    hold: threading.Event | None = None  # in-process only: a stream stops after its first word until a test sets it
     calls: int = 0
 
 
@@ -187,6 +189,8 @@ class FakeUpstream:
                     yield f"data: {json.dumps(chunk)}\n\n".encode()
                 if sc.cut_stream:
                     return
+                if i == 0 and sc.hold is not None:
+                    await asyncio.to_thread(sc.hold.wait, 60)
             for c in range(n):
                 stop = {**base, "choices": [{"index": c, "delta": {}, "finish_reason": "stop"}]}
                 yield f"data: {json.dumps(stop)}\n\n".encode()

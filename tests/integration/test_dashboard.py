@@ -202,7 +202,7 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         ceo = page.locator('#users tbody tr[data-user="ceo"] td')
         assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
         local = page.locator('#model-status tbody tr[data-model="local-small"] td').all_inner_texts()
-        assert local[:4] == ["local-small", "0", "ok", "1"] and page.is_visible("#model-status-section")
+        assert local[:5] == ["local-small", "0", "ok", "1", "0"] and page.is_visible("#model-status-section")
         tagged = {
             t: page.locator(f'#tags tbody tr[data-tag="{t}"] td').all_inner_texts()[:2] for t in ("exec", "board")
         }

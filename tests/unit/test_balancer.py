@@ -55,3 +55,34 @@ def test_servers_without_their_key_are_left_out() -> None:
     assert Deployments(cfg, {"KEY_B": "k"}).keys("local") == ("local#2", "local#3")
     assert Deployments(cfg, {}).keys("local") == ("local#3",)
     assert Deployments(cfg, {}).keys("mid") == ("mid",)  # one server: its name
+
+
+def test_calls_go_to_the_least_busy_server_and_a_full_one_last() -> None:
+    cfg = _config(
+        max_concurrency=2, deployments=[{"api_base": "http://b/v1"}, {"api_base": "http://c/v1", "max_concurrency": 1}]
+    )
+    servers = Deployments(cfg, {"KEY_A": "k"})
+    local, busy = cfg.models[0], servers.inflight
+    assert [s.max_concurrency for s in local.expanded()] == [2, 2, 1]  # a deployment inherits the cap or sets its own
+    held = [busy.try_acquire("local#1"), busy.try_acquire("local#1"), busy.try_acquire("local#2")]
+    assert [k for k, _ in servers.order(local, frozenset())] == ["local#3", "local#2", "local#1"]
+    held.append(busy.try_acquire("local#3"))  # now #3 is full (cap 1) and #1 full (cap 2): #2 has room
+    assert servers.order(local, frozenset())[0][0] == "local#2"
+    assert servers.full_models() == frozenset()  # `when_full: wait` (the default): never passed over
+    for slot in held:
+        assert slot is not None
+        slot.release()
+    firsts = [servers.order(local, frozenset())[0][0] for _ in range(3)]
+    assert sorted(firsts) == ["local#1", "local#2", "local#3"]  # idle: ties go round in turn
+
+
+def test_a_full_model_that_overflows_is_passed_over_only_when_every_server_is_full() -> None:
+    cfg = _config(max_concurrency=1, when_full="overflow", deployments=[{"api_base": "http://b/v1"}])
+    servers = Deployments(cfg, {"KEY_A": "k"})
+    one = servers.inflight.try_acquire("local#1")
+    assert servers.full_models() == frozenset()
+    two = servers.inflight.try_acquire("local#2")
+    assert servers.full_models() == {"local"}
+    assert one is not None and two is not None
+    two.release()
+    assert servers.full_models() == frozenset()

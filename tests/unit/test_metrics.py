@@ -114,3 +114,18 @@ def test_spooled_records_are_summed_over_live_workers_only(tmp_path: Path) -> No
     s = _samples(a)
     assert s[("tiergate_ledger_spooled_records", ())] == 7.0  # a's 2 and b's 5, not the gone worker's frozen 7
     assert s[("tiergate_request_latency_seconds_count", (("model", "small"), ("policy", "p"), ("tier", "0")))] == 1
+
+
+def test_upstream_calls_in_flight_are_summed_over_live_workers(tmp_path: Path) -> None:
+    a = Metrics(share=SharedSnapshots(tmp_path, "1-a"), inflight=lambda: {"local": [2, 1], "big": [0, 0]})
+    b = Metrics(share=SharedSnapshots(tmp_path, "2-b"), inflight=lambda: {"local": [3, 0], "mid#2": [1, 0]})
+    gone = Metrics(share=SharedSnapshots(tmp_path, "3-c"), inflight=lambda: {"local": [9, 9]})
+    b.publish()
+    gone.publish()
+    stale = time.time() - 60
+    os.utime(tmp_path / "3-c.json", (stale, stale))
+    s = _samples(a)
+    assert s[("tiergate_upstream_calls_in_flight", (("server", "local"),))] == 5
+    assert s[("tiergate_upstream_calls_waiting", (("server", "local"),))] == 1
+    assert s[("tiergate_upstream_calls_in_flight", (("server", "mid#2"),))] == 1
+    assert s[("tiergate_upstream_calls_in_flight", (("server", "big"),))] == 0  # idle, still there

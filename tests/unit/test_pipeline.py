@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
-from gateway.errors import NotFound, UpstreamFailed
+from gateway.errors import NotFound, Unavailable, UpstreamFailed
 from gateway.ledger import LedgerRecord
 from gateway.pipeline import ChatPipeline
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
+from gateway.trace import Trace
 from router.policy import ModelSpec, TiergateConfig
 from router.pricing import PriceTable
 from tests.policies import config, config_dict
@@ -190,3 +193,86 @@ async def test_a_failing_server_of_a_model_gives_way_to_its_other_server_first()
     assert [c[-4] for c in provider.calls] == list("1221221222")
     assert [r.fallbacks for r in ledger.records] == [["mid"], [], ["mid"], [], ["mid"], [], []]
     assert {r.routed_model for r in ledger.records} == {"mid"}
+
+
+class Gated(FakeProvider):
+    """Calls that hang until the test opens the gate, so several are in flight at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(spec.name)
+        await self.gate.wait()
+        return {"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+
+def _capped(provider: FakeProvider, **local: Any) -> tuple[ChatPipeline, ListLedger]:
+    d = config_dict()
+    d["models"][0] = {**d["models"][0], "max_concurrency": 1, **local}
+    cfg = TiergateConfig.model_validate(d)
+    ledger = ListLedger()
+
+    async def easy(text: str, turns: int) -> float:
+        return 0.0  # the local model is adequate
+
+    return ChatPipeline(cfg, PriceTable(cfg, {}), easy, provider, ledger, ()), ledger
+
+
+async def test_a_full_model_that_overflows_sends_the_next_call_to_the_next_adequate_model() -> None:
+    provider = Gated()
+    pipe, ledger = _capped(provider, when_full="overflow")
+    first = asyncio.create_task(pipe.complete(_req(), "a"))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(pipe.complete(_req(), "b"))
+    await asyncio.sleep(0.01)
+    assert provider.calls == ["local", "mid"]  # not queued behind the local call
+    provider.gate.set()
+    await asyncio.gather(first, second)
+    assert [r.routed_model for r in ledger.records] == ["local", "mid"]
+    decision, _ = await pipe.route(
+        _req(), Trace("x", "auto", False, "chat.completions"), pipe.config.policies["default"], []
+    )
+    assert decision.chain[0].name == "local"  # its slot came back with the answer
+
+
+async def test_a_full_model_that_waits_queues_the_next_call_and_a_long_wait_is_a_503() -> None:
+    provider = Gated()
+    pipe, ledger = _capped(provider)  # when_full: wait, the default
+    first = asyncio.create_task(pipe.complete(_req(), "a"))
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(pipe.complete(_req(), "b"))
+    await asyncio.sleep(0.01)
+    assert provider.calls == ["local"]  # the second waits for the local model's slot
+    provider.gate.set()
+    await asyncio.gather(first, second)
+    assert provider.calls == ["local", "local"] and [r.status for r in ledger.records] == [200, 200]
+
+    provider, ledger = Gated(), ListLedger()
+    pipe, ledger = _capped(provider, timeout_s=0.05)
+    hold = asyncio.create_task(pipe.complete(_req(model="local"), "held"))
+    await asyncio.sleep(0.01)
+    with pytest.raises(Unavailable) as e:
+        await pipe.complete(_req(model="local"), "too-long")  # named: the model alone, so nothing else to try
+    assert e.value.code == "model_busy" and "max_concurrency" in str(e.value)
+    provider.gate.set()
+    await hold
+    assert [(r.request_id, r.status) for r in ledger.records] == [("too-long", 503), ("held", 200)]
+
+
+async def test_a_stream_holds_its_slot_until_it_ends_even_if_never_read() -> None:
+    pipe, ledger = _capped(FakeProvider())
+    inflight = pipe.deployments.inflight
+    r = await pipe.stream(_req(stream=True), "s1")
+    assert r.chunks is not None and inflight.count("local") == 1
+    _ = [c async for c in r.chunks]
+    assert inflight.count("local") == 0 and ledger.records[-1].status == 200
+    r = await pipe.stream(_req(stream=True), "s2")
+    assert inflight.count("local") == 1
+    del r  # the client left before the response began: nobody iterates the stream
+    gc.collect()
+    for _ in range(5):
+        await asyncio.sleep(0)  # the event loop closes the dropped, started relay
+    assert inflight.count("local") == 0
+    assert [(x.request_id, x.status) for x in ledger.records] == [("s1", 200), ("s2", 499)]

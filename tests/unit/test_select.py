@@ -123,9 +123,13 @@ def test_prompt_tokens_read_from_the_providers_cache_cost_its_cached_price() -> 
     assert cost_usd(plain, Usage(1000, 100, cached_tokens=800)) == pytest.approx((1000 * 2.5 + 1000) / 1e6)
 
 
+COOLING = "cooling down after repeated failures"
+
+
 def _cool(score: float, cooling: set[str], **pol: object) -> Decision:
     cfg = config(**pol)
-    return select(cfg, cfg.policies["default"], score, Needs(), PriceTable(cfg, {}), frozenset(), cooling)
+    over = dict.fromkeys(cooling, COOLING)
+    return select(cfg, cfg.policies["default"], score, Needs(), PriceTable(cfg, {}), frozenset(), over)
 
 
 def test_a_cooling_model_is_passed_over_like_an_unavailable_one() -> None:
@@ -140,10 +144,21 @@ def test_a_cooling_model_is_passed_over_like_an_unavailable_one() -> None:
 
 def test_when_everything_is_cooling_it_is_tried_all_the_same_rather_than_refused() -> None:
     d = _cool(0.5, {"local", "mid", "mid-b", "big"})
-    assert [m.name for m in d.chain] == ["mid", "mid-b", "big"] and "cooling down too" in d.reason
+    assert [m.name for m in d.chain] == ["mid", "mid-b", "big"]
+    assert d.reason.endswith(f"(every other choice is passed over for now too: {COOLING})")
     # reject refuses to degrade, not to try: its adequate model cooling down is still tried
     d = _cool(0.9, {"big"}, on_unavailable="reject")
     assert [m.name for m in d.chain] == ["big"]
     with pytest.raises(NoModelAvailable):  # unavailable (no key) stays a refusal under reject
         cfg = config(on_unavailable="reject")
-        select(cfg, cfg.policies["default"], 0.9, Needs(), PriceTable(cfg, {}), {"big"}, {"mid"})
+        select(cfg, cfg.policies["default"], 0.9, Needs(), PriceTable(cfg, {}), {"big"}, {"mid": COOLING})
+
+
+def test_each_model_passed_over_says_its_own_reason() -> None:
+    cfg = config()
+    over = {"local": COOLING, "mid": "full (max_concurrency calls in flight)"}
+    d = select(cfg, cfg.policies["default"], 0.0, Needs(), PriceTable(cfg, {}), frozenset(), over)
+    assert d.chain[0].name == "mid-b" and d.skipped == over
+    d = select(cfg, cfg.policies["default"], 0.0, Needs(), PriceTable(cfg, {}), frozenset({"mid-b", "big"}), over)
+    assert d.chain[0].name == "local"  # both passed over, nothing else up: tried all the same, cheapest first
+    assert "cooling down after repeated failures or full (max_concurrency calls in flight)" in d.reason
