@@ -7,6 +7,9 @@ stream ends, is broken off, or the client goes away).
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
@@ -102,6 +105,7 @@ class ChatPipeline:
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.deployments = Deployments(config, env or {}, inflight)
+        self._jitter = random.Random()  # spreads the retry waits of calls that failed together
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
@@ -259,41 +263,26 @@ class ChatPipeline:
     async def _first_success(
         self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]
     ) -> tuple[T, Slot]:
-        """Try the chain in order; a retryable failure moves on, the client's own fault stops at once. Returns the
-        result with the slot its call holds on its server (gateway/inflight.py), for the caller to release when the
-        answer has been read: at once for a whole answer, when the stream ends for a stream."""
+        """Try the chain in order; a retryable failure moves on (after the policy's retries of that model, if any),
+        the client's own fault stops at once. Returns the result with the slot its call holds on its server
+        (gateway/inflight.py), for the caller to release when the answer has been read: at once for a whole answer,
+        when the stream ends for a stream."""
         errors: list[UpstreamError] = []
         full: list[Busy] = []
-        cooling = self.cooldowns.cooling()
-        inflight = self.deployments.inflight
+        retry = self.config.retry
         for spec in decision.chain:
-            for server, target in self.deployments.order(spec, cooling):  # a model's other servers come first
-                slot = inflight.try_acquire(server)
-                if slot is None:
-                    try:
-                        # The least busy server is full: so are the others. Wait for it; if none frees up in time,
-                        # go on to the next model (the wait is not the model's failure: no cooldown).
-                        slot = await inflight.acquire(server, spec.timeout_s)
-                    except Busy as b:
-                        full.append(b)
-                        trace.fallbacks.append(spec.name)
-                        break
-                try:
-                    result = await attempt(target)
-                except UpstreamError as e:
-                    slot.release()
-                    self.cooldowns.failed(e, server)
-                    if not e.retryable:
-                        raise trace.fail(self._client_fault(e)) from e
-                    errors.append(e)
-                    trace.fallbacks.append(spec.name)
-                    continue
-                except BaseException:
-                    slot.release()
-                    raise
-                self.cooldowns.succeeded(server)
-                trace.routed, trace.server = spec, server
-                return result, slot
+            for n in itertools.count():
+                outcome = await self._try_model(trace, spec, attempt, errors, full)
+                if not isinstance(outcome, UpstreamError):
+                    if outcome is None:
+                        break  # full, and no slot freed in time: the next model
+                    return outcome
+                if not (outcome.model_fault and outcome.status in retry.on_status):
+                    break
+                wait = retry.wait_s(n, outcome.retry_after_s, self._jitter.random())
+                if wait is None:
+                    break
+                await asyncio.sleep(wait)
         if full and not errors:
             raise trace.fail(
                 Unavailable(
@@ -303,6 +292,48 @@ class ChatPipeline:
                 )
             )
         raise trace.fail(self._exhausted(errors))
+
+    async def _try_model(
+        self,
+        trace: Trace,
+        spec: ModelSpec,
+        attempt: Callable[[ModelSpec], Awaitable[T]],
+        errors: list[UpstreamError],
+        full: list[Busy],
+    ) -> tuple[T, Slot] | UpstreamError | None:
+        """One round over a model's servers: the result and its slot, the last retryable failure (each is added to
+        `errors`), or None if the model stayed full for its whole wait (added to `full`)."""
+        inflight = self.deployments.inflight
+        last: UpstreamError | None = None
+        for server, target in self.deployments.order(spec, self.cooldowns.cooling()):  # its other servers first
+            slot = inflight.try_acquire(server)
+            if slot is None:
+                try:
+                    # The least busy server is full: so are the others. Wait for it; if none frees up in time, go
+                    # on to the next model (the wait is not the model's failure: no cooldown, no retry).
+                    slot = await inflight.acquire(server, spec.timeout_s)
+                except Busy as b:
+                    full.append(b)
+                    trace.fallbacks.append(spec.name)
+                    return None
+            try:
+                result = await attempt(target)
+            except UpstreamError as e:
+                slot.release()
+                self.cooldowns.failed(e, server)
+                if not e.retryable:
+                    raise trace.fail(self._client_fault(e)) from e
+                errors.append(e)
+                trace.fallbacks.append(spec.name)
+                last = e
+                continue
+            except BaseException:
+                slot.release()
+                raise
+            self.cooldowns.succeeded(server)
+            trace.routed, trace.server = spec, server
+            return result, slot
+        return last
 
     async def _cached(
         self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision, key: str

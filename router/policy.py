@@ -210,6 +210,30 @@ class Cooldown(_Frozen):
     cooldown_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 30.0
 
 
+class Retry(_Frozen):
+    """Try a model again after a passing failure, before the next model in the chain (LiteLLM's `num_retries`,
+    Portkey's `retry`): up to `attempts` more rounds over its servers. Only a failure of the model's own whose
+    status is in `on_status` is tried again (a timeout counts as 504, a refused connection as 502), never a request
+    the model rejected or one too long for it. Between rounds the wait starts at `backoff_s` and doubles, with
+    jitter, up to `max_wait_s`; a Retry-After is waited for as asked when it is no longer than `max_wait_s`, and
+    otherwise the next model is tried at once. `attempts: 0` (the default) moves on at the first failure."""
+
+    attempts: Annotated[int, Field(ge=0, le=10)] = 0
+    backoff_s: Annotated[float, Field(gt=0.0, le=60.0)] = 0.25
+    max_wait_s: Annotated[float, Field(gt=0.0, le=300.0)] = 8.0
+    on_status: list[Annotated[int, Field(ge=400, le=599)]] = [429, 500, 502, 503, 504]
+
+    def wait_s(self, retry: int, retry_after_s: float | None, jitter: float) -> float | None:
+        """Seconds to wait before retry number `retry` (0 = the first), or None if it is not to be made.
+        `jitter` in [0, 1) spreads the waits of calls that failed together (half the backoff fixed, half random)."""
+        if retry >= self.attempts:
+            return None
+        if retry_after_s is not None:
+            return retry_after_s if retry_after_s <= self.max_wait_s else None
+        step = min(self.max_wait_s, self.backoff_s * 2.0**retry)
+        return step / 2 + jitter * step / 2
+
+
 class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
@@ -246,6 +270,7 @@ class TiergateConfig(_Frozen):
     # No keys: the gateway is open (bind it to a private address). Any key: every API call needs one.
     keys: list[ApiKey] = []
     cooldown: Cooldown = Cooldown()
+    retry: Retry = Retry()
     # What apps ask for, as they ask for it, mapped to a policy (route it) or a model (send it there): an app keeps
     # `model="gpt-4o"` in its code and is routed all the same. Keys are names or patterns with * and ?; an exact
     # name wins over a configured model of that name, a pattern only matches names that are not models.

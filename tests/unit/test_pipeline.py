@@ -276,3 +276,71 @@ async def test_a_stream_holds_its_slot_until_it_ends_even_if_never_read() -> Non
         await asyncio.sleep(0)  # the event loop closes the dropped, started relay
     assert inflight.count("local") == 0
     assert [(x.request_id, x.status) for x in ledger.records] == [("s1", 200), ("s2", 499)]
+
+
+class Flaky(FakeProvider):
+    """`mid`'s first `times` calls fail with `err`; then it answers. Every other model answers."""
+
+    def __init__(self, err: UpstreamError, times: int) -> None:
+        super().__init__()
+        self.err, self.times, self.failed = err, times, 0
+
+    def _maybe_fail(self, spec: ModelSpec) -> None:
+        if spec.name == "mid" and self.failed < self.times:
+            self.failed += 1
+            e = self.err
+            raise UpstreamError(spec.name, e.status, e.message, e.retryable, e.context_exceeded, e.retry_after_s)
+
+    async def complete(self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]) -> dict[str, Any]:
+        self.calls.append(spec.name)
+        self._maybe_fail(spec)
+        return {"choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    async def stream(
+        self, spec: ModelSpec, messages: list[dict[str, Any]], params: dict[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        self._maybe_fail(spec)
+        async for chunk in super().stream(spec, messages, params):  # which counts the call
+            yield chunk
+
+
+def _retrying(provider: FakeProvider, **retry: Any) -> tuple[ChatPipeline, ListLedger]:
+    d = config_dict()
+    d["retry"] = {"backoff_s": 0.001, **retry}
+    d["cooldown"] = {"failures": 0}
+    cfg = TiergateConfig.model_validate(d)
+    ledger = ListLedger()
+    return ChatPipeline(cfg, PriceTable(cfg, {}), score, provider, ledger, ()), ledger
+
+
+async def test_a_passing_failure_is_retried_on_the_same_model_before_the_next() -> None:
+    provider = Flaky(UpstreamError("x", 503, "overloaded", True), times=2)
+    pipe, ledger = _retrying(provider, attempts=2)
+    await pipe.complete(_req(), "a")
+    assert provider.calls == ["mid", "mid", "mid"]
+    assert (ledger.records[0].routed_model, ledger.records[0].fallbacks) == ("mid", ["mid", "mid"])
+    provider = Flaky(UpstreamError("x", 503, "overloaded", True), times=2)
+    r = await _retrying(provider, attempts=2)[0].stream(_req(stream=True), "s")
+    assert r.chunks is not None and [c async for c in r.chunks]
+    assert provider.calls == ["mid"]  # failed twice before a first chunk (uncounted by the fake), then streamed
+    assert provider.failed == 2
+
+    provider = Flaky(UpstreamError("x", 503, "overloaded", True), times=2)
+    pipe, ledger = _retrying(provider, attempts=1)  # one retry is not enough: the next model answers
+    await pipe.complete(_req(), "b")
+    assert provider.calls == ["mid", "mid", "mid-b"] and ledger.records[0].routed_model == "mid-b"
+
+
+@pytest.mark.parametrize(
+    "err",
+    [
+        UpstreamError("x", 401, "bad key", True),  # the model's fault, but no status to retry
+        UpstreamError("x", 400, "too long", True, context_exceeded=True),  # a bigger model may take it; not this one
+        UpstreamError("x", 429, "slow down", True, retry_after_s=60.0),  # longer than max_wait_s
+    ],
+)
+async def test_what_is_not_retried_moves_on_at_once(err: UpstreamError) -> None:
+    provider = Flaky(err, times=1)
+    pipe, _ = _retrying(provider, attempts=3)
+    await pipe.complete(_req(), "c")
+    assert provider.calls == ["mid", "mid-b"]

@@ -82,3 +82,17 @@ def test_aliases_map_names_to_policies_or_models_and_patterns_leave_models_alone
     ):
         d["aliases"] = bad
         assert any(msg in e for e in _errors(d)), bad
+
+
+def test_retry_waits_double_with_jitter_up_to_a_cap_and_honour_a_short_retry_after() -> None:
+    from router.policy import Retry
+
+    r = Retry(attempts=4, backoff_s=1.0, max_wait_s=3.0)
+    assert [r.wait_s(n, None, 0.0) for n in range(4)] == [0.5, 1.0, 1.5, 1.5]  # half fixed, capped at 3 s
+    assert [r.wait_s(n, None, 0.999) for n in range(4)] == pytest.approx([1.0, 2.0, 3.0, 3.0], abs=0.01)
+    assert r.wait_s(4, None, 0.5) is None  # attempts used up
+    assert r.wait_s(0, 2.5, 0.5) == 2.5  # the server said when: that long, not the backoff
+    assert r.wait_s(0, 30.0, 0.5) is None  # longer than max_wait_s: not worth waiting, the next model instead
+    assert Retry().wait_s(0, None, 0.5) is None  # off by default
+    with pytest.raises(ValueError):
+        Retry(on_status=[200])
