@@ -1,6 +1,7 @@
 """Which server of a model a call goes to: a model with deployments sends each call to the least busy of them
-(fewest calls in flight from this worker, a full one last; ties in turn), passing over those cooling down, and a
-call that fails on one tries the model's next before the next model.
+(fewest calls in flight from this worker, a full one last; ties in turn, turns shared by `weight`), or with
+`balance: weighted` to whichever's turn it is by weight alone (a canary's 10% stays 10% under load), passing over
+those cooling down; a call that fails on one tries the model's next before the next model.
 
 Each server has a key for its cooldown: the model's name when it has one server (so a one-server model reads the
 same everywhere), else `name#1`, `name#2`, ... in the order of the policy file (its own server first). Keys, not
@@ -27,7 +28,7 @@ class Deployments:
             specs = m.expanded()
             keyed = [(m.name if len(specs) == 1 else f"{m.name}#{i + 1}", s) for i, s in enumerate(specs)]
             self._servers[m.name] = tuple((k, s) for k, s in keyed if api_key(s, env) is not None)
-        self._turn: dict[str, int] = {}
+        self._turn: dict[str, list[float]] = {}  # each model's servers' credit in the weighted turns
         self.inflight = inflight or InFlight()
         caps = {k: s.max_concurrency for servers in self._servers.values() for k, s in servers if s.max_concurrency}
         self.inflight.configure(caps)
@@ -42,13 +43,25 @@ class Deployments:
         servers = self._servers.get(model.name) or ((model.name, model),)
         if len(servers) == 1:
             return servers
-        i = self._turn.get(model.name, 0)
-        self._turn[model.name] = (i + 1) % len(servers)
+        i = self._next_turn(model.name, servers)
         turn = servers[i:] + servers[:i]
         if cooling:
             turn = tuple(s for s in turn if s[0] not in cooling) or turn
         busy = self.inflight
+        if model.balance == "weighted":
+            return tuple(sorted(turn, key=lambda s: busy.full(s[0])))  # stable: the turn decides, full ones last
         return tuple(sorted(turn, key=lambda s: (busy.full(s[0]), busy.count(s[0]))))  # stable: ties keep the turn
+
+    def _next_turn(self, model: str, servers: tuple[Server, ...]) -> int:
+        """Whose turn it is: smooth weighted round robin (as nginx balances upstreams), so with weights 3 and 1 the
+        turns go a a b a, spread out rather than bunched; with equal weights, plain turns in the file's order."""
+        credit = self._turn.setdefault(model, [0.0] * len(servers))
+        weights = [s.weight for _, s in servers]
+        for j, w in enumerate(weights):
+            credit[j] += w
+        i = max(range(len(servers)), key=credit.__getitem__)  # the first of equals: the file's order
+        credit[i] -= sum(weights)
+        return i
 
     def full_models(self) -> frozenset[str]:
         """Models with `when_full: overflow` every server of which is full now: routing passes them over."""

@@ -73,6 +73,7 @@ class Deployment(_Frozen):
     litellm_model: Annotated[str, Field(min_length=1)] | None = None
     transport: Literal["auto", "litellm"] | None = None
     max_concurrency: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    weight: Annotated[float, Field(gt=0.0, le=1000.0)] | None = None
 
 
 class ModelSpec(_Frozen):
@@ -102,6 +103,11 @@ class ModelSpec(_Frozen):
     # next adequate model instead while one has room (a latency-for-cost trade the operator opts into).
     max_concurrency: Annotated[int, Field(gt=0, le=100_000)] | None = None
     when_full: Literal["wait", "overflow"] = "wait"
+    # Its own server's share of the turns among its deployments (each deployment's `weight` is its share; one
+    # that sets none shares this one's). least_busy: the least busy server first, turns by weight between equals;
+    # weighted: turns by weight alone, busy or not (a canary at weight 1 beside 9 gets 10% of calls, under any load).
+    weight: Annotated[float, Field(gt=0.0, le=1000.0)] = 1.0
+    balance: Literal["least_busy", "weighted"] = "least_busy"
 
     @property
     def openai_compatible(self) -> bool:

@@ -86,3 +86,26 @@ def test_a_full_model_that_overflows_is_passed_over_only_when_every_server_is_fu
     assert one is not None and two is not None
     two.release()
     assert servers.full_models() == frozenset()
+
+
+def test_weights_share_the_turns_and_weighted_balance_ignores_load() -> None:
+    cfg = _config(weight=3, deployments=[{"api_base": "http://b/v1", "weight": 1}])
+    servers = Deployments(cfg, {"KEY_A": "k"})
+    local = cfg.models[0]
+    firsts = [servers.order(local, frozenset())[0][0] for _ in range(8)]
+    assert firsts == ["local#1", "local#1", "local#2", "local#1"] * 2  # 3:1, spread out
+    held = servers.inflight.try_acquire("local#1")
+    assert servers.order(local, frozenset())[0][0] == "local#2"  # least busy (the default) beats the turn
+
+    canary = _config(
+        weight=9, balance="weighted", max_concurrency=5, deployments=[{"api_base": "http://b/v1", "weight": 1}]
+    )
+    servers = Deployments(canary, {"KEY_A": "k"})
+    model = canary.models[0]
+    held = servers.inflight.try_acquire("local#1")  # busy, but not full: weighted keeps to its turns
+    firsts = [servers.order(model, frozenset())[0][0] for _ in range(100)]
+    assert (firsts.count("local#1"), firsts.count("local#2")) == (90, 10)
+    assert held is not None
+    for _ in range(4):
+        servers.inflight.try_acquire("local#1")
+    assert [servers.order(model, frozenset())[0][0] for _ in range(3)] == ["local#2"] * 3  # a full one goes last
