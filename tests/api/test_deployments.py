@@ -67,3 +67,16 @@ def test_a_failing_server_gives_way_to_its_models_other_server_then_cools_down(
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == ["flaky#2"]
     assert 'tiergate_model_cooldowns_total{model="flaky#2"} 1.0' in httpx.get(f"{server.url}/metrics").text
     assert [r["fallbacks"] for r in svc.ledger.rows()][:4] == [[], ["flaky"], [], ["flaky"]]
+
+
+def test_weights_share_the_calls_between_real_servers(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, second: FakeUpstream
+) -> None:
+    cfg = _two_servers(fresh_upstream, second)
+    cfg["models"][1] = {**cfg["models"][1], "weight": 3, "balance": "weighted"}
+    cfg["models"][1]["deployments"][0]["weight"] = 1
+    server, _ = gateway_factory(cfg)
+    client = sdk(server.url)
+    for _ in range(8):
+        client.chat.completions.create(model="auto", messages=MEDIUM)
+    assert (fresh_upstream.calls_for("flaky"), second.calls_for("flaky")) == (6, 2)
