@@ -36,13 +36,14 @@ from gateway.provider import UpstreamError
 from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, routed_target
 from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
 from gateway.usage import content_chars, estimate_usage, usage_of
-from router import cascade
+from router import cascade, private
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
 COOLING = "cooling down after repeated failures"
+PRIVATE = "private_data"  # the error code of a request refused for the private data in it
 FULL = "full (max_concurrency calls in flight)"
 T = TypeVar("T")
 
@@ -106,6 +107,7 @@ class ChatPipeline:
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.deployments = Deployments(config, env or {}, inflight)
         self._jitter = random.Random()  # spreads the retry waits of calls that failed together
+        self._hosted = frozenset(m.name for m in config.models if not m.local)
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
@@ -152,6 +154,11 @@ class ChatPipeline:
         trace.baseline_model = policy.baseline_model
         if policy.record_prompts:
             trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
+        if policy.private_data is not None:
+            text = private.message_text(m.model_dump() for m in req.messages)
+            if found := private.find(text, policy.private_data.detect):
+                trace.private_data = found
+                self._keep_private(trace, policy, concrete)
         if concrete is None:
             return policy, None, routed_target(trace.policy)
         try:
@@ -160,6 +167,32 @@ class ChatPipeline:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
+
+    def _keep_private(self, trace: Trace, policy: Policy, concrete: str | None) -> None:
+        """Refuse what the policy's `private_data` says may not go anywhere, or not where it was sent; routing keeps
+        the rest on local models (`route`). The message names the kinds found, never what matched."""
+        assert policy.private_data is not None
+        what = f"The request holds what looks like private data ({', '.join(trace.private_data)})"
+        if policy.private_data.action == "reject":
+            raise trace.fail(InvalidRequest(f"{what}; the policy '{trace.policy}' accepts none.", "messages", PRIVATE))
+        named = self.config.model(concrete) if concrete is not None else None
+        if named is not None and not named.local:
+            raise trace.fail(
+                InvalidRequest(
+                    f"{what}; the policy '{trace.policy}' keeps it on local models, and '{named.name}' is hosted.",
+                    "model",
+                    PRIVATE,
+                )
+            )
+        allowed = policy.allowed_models
+        if not any(m.local and (allowed is None or m.name in allowed) for m in self.config.models):
+            raise trace.fail(
+                InvalidRequest(
+                    f"{what}; the policy '{trace.policy}' keeps it on local models, and it allows none.",
+                    "messages",
+                    PRIVATE,
+                )
+            )
 
     async def route(
         self,
@@ -180,6 +213,8 @@ class ChatPipeline:
             over = self._passed_over()
             spent = await self.budgets.spent() if self.budgets.active else None
             down = self.unavailable | spent if spent else self.unavailable  # a model past its budget is passed over
+            if trace.private_data:
+                down = down | self._hosted  # kept on local models (`_keep_private` refused what it had to)
             decision = select(self.config, policy, trace.score, needs, self.prices, down, over)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
@@ -191,6 +226,12 @@ class ChatPipeline:
         for name in spent or ():
             if decision.skipped.get(name) == "unavailable":  # select knows only "unavailable"; say which kind
                 decision.skipped[name] = "budget spent"
+        if trace.private_data:
+            for name in self._hosted:
+                if decision.skipped.get(name) == "unavailable":
+                    decision.skipped[name] = (
+                        f"hosted, and the request holds private data ({', '.join(trace.private_data)})"
+                    )
         plan = (
             cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, over)
             if cascading

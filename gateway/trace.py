@@ -43,6 +43,7 @@ class Trace:
     end_user: str | None = None  # the request's `user`
     tags: str | None = None  # the ledger's form of its x-tiergate-tags
     prompt: str | None = None  # kept only when the policy records prompts
+    private_data: tuple[str, ...] = ()  # kinds of private data found, when the policy looks (router/private.py)
     cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
     draft_model: str | None = None
     draft_confidence: float | None = None
@@ -104,6 +105,8 @@ def response_headers(trace: Trace, prices: PriceTable, with_cost: bool) -> dict[
     timing = [(n, v) for n, v in (("classify", trace.classify_ms), ("upstream", trace.upstream_ms)) if v is not None]
     if timing:  # the W3C Server-Timing header: browsers' dev tools and benchmarks read where the time went
         h["server-timing"] = ", ".join(f"{n};dur={v:.3f}" for n, v in timing)
+    if trace.private_data:
+        h["x-tiergate-private-data"] = ",".join(trace.private_data)
     if trace.cascade is not None:
         h["x-tiergate-cascade"] = trace.cascade
         if trace.draft_confidence is not None:
@@ -141,6 +144,7 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
         key_id=trace.key_id,
         end_user=trace.end_user[:END_USER_MAX] if trace.end_user else None,
         tags=trace.tags,
+        private_data=f",{','.join(trace.private_data)}," if trace.private_data else None,
         prompt=trace.prompt,
         cascade=trace.cascade,
         draft_model=trace.draft_model,

@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from router.durations import duration_s
+from router.private import DEFAULT_KINDS, Kind
 
 NonNegFloat = Annotated[float, Field(ge=0.0)]
 Unit = Annotated[float, Field(gt=0.0, lt=1.0)]
@@ -170,6 +171,14 @@ class Cascade(_Frozen):
     min_confidence: Unit
 
 
+class PrivateData(_Frozen):
+    """Requests whose text holds private data of these kinds (router/private.py) stay on `local: true` models
+    (`local_only`: hosted ones are passed over, and a request naming one is refused) or are refused (`reject`)."""
+
+    detect: Annotated[list[Kind], Field(min_length=1)] = list(DEFAULT_KINDS)
+    action: Literal["local_only", "reject"] = "local_only"
+
+
 class OnUnavailable(StrEnum):
     best_effort = "best_effort"
     reject = "reject"
@@ -192,6 +201,7 @@ class Policy(_Frozen):
     # The ledger never keeps prompt text unless a policy opts in (e.g. to label traffic for retraining).
     record_prompts: bool = False
     cascade: Cascade | None = None
+    private_data: PrivateData | None = None  # off unless set
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:

@@ -42,6 +42,7 @@ class LedgerRecord:
     end_user: str | None = None  # the request's `user` (the app's id for its end user), at most END_USER_MAX chars
     tags: str | None = None  # the request's x-tiergate-tags as ",a,b," (gateway/tags.py)
     cached_tokens: int = 0  # of prompt_tokens, those read from the provider's prompt cache (billed at its price)
+    private_data: str | None = None  # kinds of private data the policy found in the request, as ",email,card,"
 
 
 END_USER_MAX = 256  # OpenAI's own bound on `user`; a longer one is cut, not refused

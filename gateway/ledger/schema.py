@@ -72,6 +72,11 @@ _STEPS: list[list[str]] = [
         # The request's tags (x-tiergate-tags) as ",a,b,": spend per team or feature (gateway/tags.py).
         "ALTER TABLE requests ADD COLUMN tags TEXT",
     ],
+    [
+        # The kinds of private data a policy's `private_data` found in the request, as ",email,card," (the kinds
+        # only, never what matched): why it stayed on a local model or was refused.
+        "ALTER TABLE requests ADD COLUMN private_data TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)

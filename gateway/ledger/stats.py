@@ -97,7 +97,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
         "SELECT routed_model, MAX(tier), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
         " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd), SUM(saved_usd),"
         " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END),"
-        " SUM(usage_estimated), SUM(cached_tokens)"
+        " SUM(usage_estimated), SUM(cached_tokens), SUM(CASE WHEN private_data IS NULL THEN 0 ELSE 1 END)"
         f" FROM requests WHERE {where} GROUP BY routed_model",
         params,
     )
@@ -105,7 +105,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     for model, ms in db.query(f"SELECT routed_model, latency_ms FROM requests WHERE {where} AND status < 400", params):
         lat[model].append(float(ms))
     out = []
-    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached in rows:
+    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached, private in rows:
         ms = sorted(lat.get(model, []))
         out.append(
             {
@@ -119,6 +119,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
                 "completion_tokens": int(ct or 0),
                 # Records whose tokens (so cost) the gateway estimated: the upstream reported no usage.
                 "estimated_usage": int(estimated or 0),
+                # Requests in which the policy found private data (kept local; refused ones count under "(none)").
+                "private_data": int(private or 0),
                 "cost_usd": _money(cost),
                 "baseline_cost_usd": _money(base),
                 "saved_usd": _money((base or 0) - (cost or 0)),
@@ -244,6 +246,7 @@ def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
         "cached_tokens",
         "completion_tokens",
         "estimated_usage",
+        "private_data",
         "cache_hits",
     ]
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
@@ -284,6 +287,7 @@ MODEL_COLUMNS = [
     "cached_tokens",
     "completion_tokens",
     "estimated_usage",
+    "private_data",
     "cost_usd",
     "baseline_cost_usd",
     "saved_usd",

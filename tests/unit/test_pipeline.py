@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gateway.errors import NotFound, Unavailable, UpstreamFailed
+from gateway.errors import InvalidRequest, NotFound, Unavailable, UpstreamFailed
 from gateway.ledger import LedgerRecord
 from gateway.pipeline import ChatPipeline
 from gateway.protocol import ChatCompletionRequest
@@ -344,3 +344,15 @@ async def test_what_is_not_retried_moves_on_at_once(err: UpstreamError) -> None:
     pipe, _ = _retrying(provider, attempts=3)
     await pipe.complete(_req(), "c")
     assert provider.calls == ["mid", "mid-b"]
+
+
+async def test_private_data_with_no_local_model_allowed_is_refused_not_sent_out() -> None:
+    cfg = config(allowed_models=["mid", "big"], private_data={"detect": ["email"]})
+    provider, ledger = FakeProvider(), ListLedger()
+    pipe = ChatPipeline(cfg, PriceTable(cfg, {}), score, provider, ledger, ())
+    with pytest.raises(InvalidRequest) as e:
+        await pipe.complete(_req(messages=[{"role": "user", "content": "mail bob@corp.example"}]), "p")
+    assert e.value.code == "private_data" and "allows none" in str(e.value)
+    assert provider.calls == [] and ledger.records[0].private_data == ",email,"
+    await pipe.complete(_req(), "fine")  # no private data: routed as usual
+    assert provider.calls == ["mid"]
