@@ -117,7 +117,13 @@ def wire_services(
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
     cooldowns, inflight = Cooldowns(cfg.cooldown), InFlight()
-    meters = Metrics(lambda: float(ledger.status()["spooled"]), metrics_share, cooldowns.started, inflight.gauges)
+    meters = Metrics(
+        lambda: float(ledger.status()["spooled"]),
+        metrics_share,
+        cooldowns.started,
+        inflight.gauges,
+        cooldowns.shared,
+    )
     limits, recorder, pipeline = _from_policy(
         cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight
     )
@@ -186,12 +192,14 @@ async def _prune_ledger(svc: AppServices, retention_s: float, every_s: float) ->
         await asyncio.sleep(every_s)
 
 
-async def _publish_metrics(metrics: Metrics, every_s: float = 1.0) -> None:
-    """Keep this worker's metrics snapshot at most `every_s` old for the other workers' scrapes. A few KB of JSON a
-    second, written on the loop: cheaper than the thread hand-off that would move it off."""
+async def _publish_metrics(svc: AppServices, every_s: float = 1.0) -> None:
+    """Keep this worker's metrics snapshot at most `every_s` old for the other workers' scrapes, and take up the
+    cooldowns the other workers began (gateway/cooldown.py). A few KB of JSON a second each way, on the loop:
+    cheaper than the thread hand-off that would move it off."""
     while True:
         await asyncio.sleep(every_s)
-        metrics.publish()
+        svc.metrics.publish()
+        svc.pipeline.cooldowns.adopt(svc.metrics.peer_cooldowns())
 
 
 def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:
@@ -206,7 +214,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        publisher = asyncio.create_task(_publish_metrics(svc.metrics)) if svc.metrics.share is not None else None
+        publisher = asyncio.create_task(_publish_metrics(svc)) if svc.metrics.share is not None else None
         reloader = asyncio.create_task(watcher.run()) if watcher is not None else None
         pruner = (
             asyncio.create_task(

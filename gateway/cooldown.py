@@ -5,7 +5,10 @@ A model whose calls fail `failures` times within `window_s` (outages, timeouts, 
 see `UpstreamError.model_fault`) is skipped by routing for `cooldown_s`, so requests stop paying a timeout or an
 error round trip on it before their fallback answers. When the cooldown ends the model is tried again on probation:
 its next failure starts another cooldown at once, a success clears it. The state lives in one worker (each learns
-from its own calls, as each pays for them) and survives a policy reload.
+from its own calls, as each pays for them) and survives a policy reload. Under `tiergate serve --workers N` the
+workers also pass each other the cooldowns they start (`shared` / `adopt`, through the metrics snapshots every
+second: gateway/app.py), so a server one worker found down is passed over by all within about a second, rather than
+each worker paying its own failures first.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gateway.provider import UpstreamError
 from router.policy import Cooldown
@@ -32,6 +36,9 @@ class _Model:
     probation: bool = False  # the last cooldown ended and no call has succeeded since
     started: int = 0  # cooldowns begun, for /metrics
     last_error: str = ""
+    own: bool = False  # the current cooldown began here (shared with the other workers), not adopted from one
+    since_epoch: float = 0.0  # wall time the current cooldown began
+    cleared_epoch: float = 0.0  # wall time of the last answer: a cooldown begun before it is not adopted
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,7 @@ class Cooldowns:
             wait = min(err.retry_after_s, _LONGEST_WAIT_S)
             m.failures.clear()
             m.until, m.probation, m.started = now + wait, False, m.started + 1
+            m.own, m.since_epoch = True, self._wall()
             log.warning("model %s: cooling down for %gs, as its Retry-After asks (%s)", name, wait, m.last_error)
             self._refresh()
             return
@@ -95,6 +103,7 @@ class Cooldowns:
             n = len(m.failures)
             m.failures.clear()
             m.until, m.probation, m.started = now + s.cooldown_s, False, m.started + 1
+            m.own, m.since_epoch = True, self._wall()
             log.warning(
                 "model %s: cooling down for %gs after %s (last: %s)",
                 name,
@@ -113,6 +122,7 @@ class Cooldowns:
             log.info("model %s: answering again", server)
         m.failures.clear()
         m.probation = False
+        m.cleared_epoch = self._wall()
         if m.until:
             m.until = 0.0
             self._refresh()
@@ -124,6 +134,33 @@ class Cooldowns:
             CoolingDown(name, wall + (self._models[name].until - now), self._models[name].last_error)
             for name in sorted(self.cooling())
         ]
+
+    def shared(self) -> list[list[Any]]:
+        """The cooldowns this worker began and that are still running, for the other workers:
+        [server, until (epoch s), began (epoch s), last error]."""
+        now, wall = self._clock(), self._wall()
+        return [
+            [name, wall + (m.until - now), m.since_epoch, m.last_error]
+            for name in self.cooling()
+            if (m := self._models[name]).own
+        ]
+
+    def adopt(self, entries: list[list[Any]]) -> None:
+        """Cooldowns other workers began (their `shared()`): each server is passed over here too, until the same
+        end, unless it already is for longer or has answered here since that cooldown began."""
+        now, wall = self._clock(), self._wall()
+        changed = False
+        for name, until_epoch, since_epoch, reason in entries:
+            m = self._models.setdefault(str(name), _Model())
+            until = now + (float(until_epoch) - wall)
+            if until <= max(now, m.until) or float(since_epoch) <= m.cleared_epoch:
+                continue
+            m.until, m.probation, m.own, m.since_epoch = until, False, False, float(since_epoch)
+            m.last_error = str(reason)
+            log.info("model %s: cooling down for %.0fs, as another worker found (%s)", name, until - now, reason)
+            changed = True
+        if changed:
+            self._refresh()
 
     def started(self) -> dict[str, int]:
         """Cooldowns begun per model since the worker started."""

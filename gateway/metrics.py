@@ -107,6 +107,7 @@ class Metrics:
         share: SharedSnapshots | None = None,
         cooldowns: Callable[[], dict[str, int]] | None = None,
         inflight: Callable[[], dict[str, list[int]]] | None = None,
+        cooling: Callable[[], list[list[Any]]] | None = None,
     ) -> None:
         self._outcomes: dict[tuple[str, str, str, str, str], int] = {}
         self._answered: dict[Labels, Answered] = {}
@@ -114,6 +115,7 @@ class Metrics:
         self._spooled = spooled  # read at scrape time
         self._cooldowns = cooldowns  # likewise: cooldowns begun per model
         self._inflight = inflight  # likewise: upstream calls in flight and waiting, per server
+        self._cooling = cooling  # the cooldowns this worker began, passed to the others (gateway/cooldown.py)
         r = CollectorRegistry()
         r.register(self)  # a collector is anything with collect()
         self._registry = r
@@ -145,6 +147,7 @@ class Metrics:
             "spooled": self._spooled() if self._spooled is not None else 0.0,
             "cooldowns": self._cooldowns() if self._cooldowns is not None else {},
             "inflight": self._inflight() if self._inflight is not None else {},
+            "cooling": self._cooling() if self._cooling is not None else [],
         }
 
     def publish(self) -> dict[str, Any]:
@@ -158,6 +161,12 @@ class Metrics:
             except OSError as e:
                 log.warning("could not publish metrics to %s: %s", self.share.folder, e)
         return snap
+
+    def peer_cooldowns(self) -> list[list[Any]]:
+        """The cooldowns the other live workers began (each worker's `shared()`), from their latest snapshots."""
+        if self.share is None:
+            return []
+        return [c for snap, age in self.share.peers() if age < _LIVE_S for c in snap.get("cooling", [])]
 
     def _totals(
         self, mine: dict[str, Any]

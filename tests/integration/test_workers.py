@@ -123,3 +123,56 @@ def test_two_workers_share_one_ledger(tmp_path: Path, log_format: str) -> None:
     with sqlite3.connect(tmp_path / "l.sqlite3") as c:
         got = {r[0] for r in c.execute("SELECT request_id FROM requests WHERE status = 200")}
     assert got >= set(ids)  # both workers' records, all committed by the clean shutdown
+
+
+def test_a_cooldown_one_worker_begins_reaches_the_other(tmp_path: Path) -> None:
+    up = FakeUpstream().start()
+    up.script("down", status=503)
+
+    def model(name: str, price: float) -> dict[str, object]:
+        return {
+            "name": name,
+            "litellm_model": f"openai/{name}",
+            "api_base": up.base_url,
+            "tier": 0,
+            "price": {"input_per_mtok": price, "output_per_mtok": price},
+        }
+
+    cfg = {
+        "models": [model("down", 0.5), model("m", 1.0)],  # `down` is the cheaper: tried first
+        "policies": {"default": {"thresholds": [0.5], "baseline_model": "m"}},
+        "cooldown": {"failures": 1, "window_s": 60, "cooldown_s": 600},
+    }
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
+    port = free_port()
+    env = {**os.environ, "TIERGATE_LEDGER_PATH": str(tmp_path / "l.sqlite3"), "TIERGATE_LOG_FORMAT": "json"}
+    log = tmp_path / "serve.log"
+    with log.open("wb") as f:
+        args = ["serve", "--config", str(tmp_path / "cfg.yaml"), "--port", str(port), "--workers", "2"]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", *args], stdout=f, stderr=subprocess.STDOUT, env=env
+        )
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", 180, proc, log)
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        body = {"model": "auto", "messages": [{"role": "user", "content": "hello"}]}
+        r = httpx.post(url, json=body, timeout=60)
+        assert (r.headers["x-tiergate-model"], r.headers["x-tiergate-fallbacks"]) == ("m", "down")
+
+        def cooling_lines() -> list[dict[str, object]]:
+            lines = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
+            return [x for x in lines if x["logger"] == "tiergate.cooldown" and "cooling down" in str(x["message"])]
+
+        deadline = time.monotonic() + 30  # the other worker takes it up at its next exchange (every second)
+        while len(cooling_lines()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        began, adopted = cooling_lines()
+        assert "as another worker found" in str(adopted["message"]) and began["pid"] != adopted["pid"]
+        for _ in range(20):  # new connections, so both workers answer: neither tries `down` again
+            r = httpx.post(url, json=body, timeout=60)
+            assert r.headers["x-tiergate-model"] == "m" and "x-tiergate-fallbacks" not in r.headers
+        assert up.calls_for("down") == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        up.stop()

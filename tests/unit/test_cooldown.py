@@ -151,3 +151,31 @@ def test_zero_failures_turns_it_off_and_a_reload_keeps_the_counts() -> None:
     cd.failed(down())
     cd.failed(down())
     assert cd.cooling() == {"a"}
+
+
+def test_workers_pass_on_the_cooldowns_they_begin_and_not_the_ones_they_adopted() -> None:
+    clock = Clock()
+    wall = Clock()
+    wall.t = 1_800_000_000.0
+    settings = Cooldown(failures=1, window_s=60, cooldown_s=30)
+    a, b = Cooldowns(settings, clock, wall), Cooldowns(settings, clock, wall)
+    a.failed(down("x"))
+    shared = a.shared()
+    assert [(s[0], s[1]) for s in shared] == [("x", wall.t + 30)]
+    b.adopt(shared)
+    assert b.cooling() == {"x"} and b.started() == {}  # counted once, where it began
+    assert b.shared() == []  # not passed back (or on): only the worker that saw it fail speaks for it
+    assert b.status()[0].until_epoch == wall.t + 30
+    clock.t += 30
+    assert b.cooling() == frozenset()
+
+    c = Cooldowns(settings, clock, wall)
+    a.failed(down("y"))
+    wall.t += 1
+    c.failed(down("y", 400))  # not the model's fault: no state change
+    c.succeeded("y")
+    c.adopt(a.shared())
+    assert c.cooling() == {"y"}  # c had seen no failure of y: it takes a's word
+    c.succeeded("y")  # answered here since: ends it
+    c.adopt(a.shared())  # a's cooldown began before that answer: not taken up again
+    assert c.cooling() == frozenset()
