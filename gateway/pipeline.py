@@ -513,9 +513,14 @@ class ChatPipeline:
             async def open_stream(spec: ModelSpec) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
                 chunks = self._provider.stream(spec, messages, params)
                 try:
-                    return await anext(chunks), chunks
+                    if (wait := spec.first_token_timeout_s) is None:
+                        return await anext(chunks), chunks
+                    # Cancelled at the deadline, the stream closes itself (and its connection) on the way out.
+                    return await asyncio.wait_for(anext(chunks), wait), chunks
                 except StopAsyncIteration:
                     raise UpstreamError(spec.name, 502, "empty stream", True) from None
+                except TimeoutError:
+                    raise UpstreamError(spec.name, 504, f"no first chunk within {wait:g}s", True) from None
 
             (first, rest), slot = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()

@@ -90,6 +90,9 @@ class ModelSpec(_Frozen):
     price: Price | None = None
     capabilities: Capabilities = Capabilities()
     timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    # A stream whose first chunk takes longer is given up for the next model (streams can fall back only until
+    # then): for a local server that queues requests behind one another under load. None: only `timeout_s`.
+    first_token_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] | None = None
     # auto: an OpenAI-compatible model (`openai/...`: llama.cpp, vLLM, Ollama, OpenAI itself) is called directly
     # over a pooled connection, since litellm's per-call work costs more than the whole rest of a request
     # (docs/benchmarks.md); every other provider goes through litellm. litellm: always through litellm.

@@ -108,3 +108,21 @@ def test_a_stream_holds_its_slot_until_it_ends(
         list(chunks)
     _until(lambda: _local(server.url)["in_flight"] == 0, "the slot back once the stream ended")
     assert [(r["routed_model"], r["status"]) for r in svc.ledger.rows()] == [("flaky", 200), ("local-small", 200)]
+
+
+@pytest.mark.parametrize("transport", ["auto", "litellm"])
+def test_a_stream_whose_first_chunk_is_late_falls_back(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    fresh_upstream.script("local-small", delay_s=1.5)  # a local server with a queue ahead of this request
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][0] = {**cfg["models"][0], "first_token_timeout_s": 0.3, "transport": transport}
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    with client.chat.completions.with_streaming_response.create(model="auto", messages=EASY, stream=True) as s:
+        assert (s.headers["x-tiergate-model"], s.headers["x-tiergate-fallbacks"]) == ("flaky", "local-small")
+        assert "".join(c.choices[0].delta.content or "" for c in s.parse() if c.choices).startswith("echo:")
+    r = client.chat.completions.with_raw_response.create(model="auto", messages=EASY)
+    assert r.headers["x-tiergate-model"] == "local-small"  # whole answers wait: only streams have a first chunk
+    rows = {bool(row["stream"]): row for row in svc.ledger.rows()}
+    assert rows[True]["fallbacks"] == ["local-small"] and rows[False]["routed_model"] == "local-small"
