@@ -25,14 +25,19 @@ class Deployments:
         calls per server; its caps become this policy's."""
         self._servers: dict[str, tuple[Server, ...]] = {}
         for m in config.models:
-            specs = m.expanded()
-            keyed = [(m.name if len(specs) == 1 else f"{m.name}#{i + 1}", s) for i, s in enumerate(specs)]
+            keyed = zip(self.server_keys(m), m.expanded(), strict=True)
             self._servers[m.name] = tuple((k, s) for k, s in keyed if api_key(s, env) is not None)
         self._turn: dict[str, list[float]] = {}  # each model's servers' credit in the weighted turns
         self.inflight = inflight or InFlight()
         caps = {k: s.max_concurrency for servers in self._servers.values() for k, s in servers if s.max_concurrency}
         self.inflight.configure(caps)
         self._overflow = frozenset(m.name for m in config.models if m.when_full == "overflow" and self._servers[m.name])
+
+    @staticmethod
+    def server_keys(model: ModelSpec) -> list[str]:
+        """The keys of every server of the model, key variable set or not, in the order of `expanded()`."""
+        n = len(model.deployments) + 1
+        return [model.name] if n == 1 else [f"{model.name}#{i + 1}" for i in range(n)]
 
     def keys(self, model: str) -> tuple[str, ...]:
         return tuple(k for k, _ in self._servers.get(model, ()))

@@ -1,5 +1,5 @@
-"""The `tiergate` command: serve, validate-config, new-key, train, eval-router, calibrate, report, export-labels,
-classify."""
+"""The `tiergate` command: serve, check-models, validate-config, new-key, train, eval-router, calibrate, report,
+export-labels, classify."""
 
 from __future__ import annotations
 
@@ -153,6 +153,12 @@ def cmd_prune(args: argparse.Namespace) -> int:
     return run(_ledger_url(args.ledger), args.older_than, _config_path(args.config), args.dry_run)
 
 
+def cmd_check_models(args: argparse.Namespace) -> int:
+    from gateway.check_cmd import run
+
+    return run(_config_path(args.config), args.model, args.format, args.timeout)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from gateway.calibrate_cmd import run
 
@@ -227,6 +233,12 @@ def parser() -> argparse.ArgumentParser:
         "with the default int8 encoder, ~500 MB with torch)",
     )
     s.set_defaults(fn=cmd_serve)
+    cm = sub.add_parser("check-models", help="one tiny real call to every model's servers: keys, addresses, names")
+    cm.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")
+    cm.add_argument("--model", help="only this model")
+    cm.add_argument("--format", choices=["text", "json"], default="text")
+    cm.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    cm.set_defaults(fn=cmd_check_models)
     v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
     v.add_argument("path")
     v.set_defaults(fn=cmd_validate)
