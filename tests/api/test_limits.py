@@ -85,6 +85,11 @@ def test_a_key_that_spent_its_budget_is_refused_and_the_sdk_does_not_retry(
     assert app["requests_last_minute"] == 1 and app["spent_usd"] == pytest.approx(rows[0]["cost_usd"])
     assert (ops["admin"], ops["requests_last_minute"], ops["spent_usd"], ops["spent_per"]) == (True, 0, 0.0, "24h")
     assert httpx.get(f"{server.url}/api/keys", headers={"authorization": f"Bearer {KEY}"}).status_code == 403
+    # ... but each key reads its own, and only its own (GET /v1/key)
+    mine = httpx.get(f"{server.url}/v1/key", headers={"authorization": f"Bearer {KEY}"}).json()
+    assert {k: v for k, v in mine.items() if k != "object"} == app and mine["object"] == "key"
+    assert httpx.get(f"{server.url}/v1/key", headers={"authorization": f"Bearer {ADMIN}"}).json()["name"] == "ops"
+    assert httpx.get(f"{server.url}/v1/key").status_code == 401
 
 
 def test_a_key_over_its_tokens_per_minute_waits(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
@@ -112,3 +117,9 @@ def test_the_responses_api_is_held_to_the_same_limits(
         client.responses.create(model="mid", input="two")
     assert over.value.code == "rate_limit_exceeded"
     assert [(r["endpoint"], r["status"]) for r in svc.ledger.rows()] == [("responses", 200), ("responses", 429)]
+
+
+def test_an_open_gateway_has_no_key_to_describe(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    r = httpx.get(f"{server.url}/v1/key")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_keys"
