@@ -442,6 +442,12 @@ class ChatPipeline:
         except Exception:
             trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
             raise
+        except BaseException:
+            trace.status, trace.error_type = (
+                499,
+                "client_closed",
+            )  # cancelled (the server stopping): nothing was answered
+            raise
         finally:
             self._ledger.record(ledger_record(trace, self.prices))
 
@@ -541,6 +547,10 @@ class ChatPipeline:
             raise
         except Exception:
             trace.status, trace.error_type = 500, "server_error"
+            self._ledger.record(ledger_record(trace, self.prices))
+            raise
+        except BaseException:
+            trace.status, trace.error_type = 499, "client_closed"
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         # Started here, so that its `finally` (the ledger record, the slot's release) runs even if the client leaves

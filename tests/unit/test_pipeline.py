@@ -356,3 +356,20 @@ async def test_private_data_with_no_local_model_allowed_is_refused_not_sent_out(
     assert provider.calls == [] and ledger.records[0].private_data == ",email,"
     await pipe.complete(_req(), "fine")  # no private data: routed as usual
     assert provider.calls == ["mid"]
+
+
+async def test_a_request_cancelled_before_its_answer_is_recorded_as_499_on_both_paths() -> None:
+    provider = Gated()
+    pipe, ledger = _capped(provider)
+    whole = asyncio.create_task(pipe.complete(_req(), "whole"))
+    await asyncio.sleep(0.01)
+    waiting = asyncio.create_task(pipe.stream(_req(stream=True), "waiting"))  # queued for the local model's slot
+    await asyncio.sleep(0.01)
+    for task in (waiting, whole):
+        task.cancel()
+    await asyncio.gather(whole, waiting, return_exceptions=True)
+    assert sorted((r.request_id, r.status, r.error_type) for r in ledger.records) == [
+        ("waiting", 499, "client_closed"),
+        ("whole", 499, "client_closed"),
+    ]
+    assert pipe.deployments.inflight.count("local") == 0 and pipe.deployments.inflight.load()["local"].waiting == 0
