@@ -8,8 +8,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.fakes.upstream import FakeUpstream, free_port
@@ -23,8 +25,15 @@ def _run(cfg: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.fixture
+def hosted() -> Iterator[FakeUpstream]:
+    """Its own fake, not the session's: this test scripts failures that other tests must not meet."""
+    up = FakeUpstream().start()
+    yield up
+    up.stop()
+
+
 def test_check_models_reports_each_server(llama_server: str, hosted: FakeUpstream, tmp_path: Path) -> None:
-    hosted.reset()
     cfg = e2e_config(llama_server, hosted.base_url)
     models = cfg["models"]
     assert isinstance(models, list)
