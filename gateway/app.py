@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from gateway import errors, openapi
 from gateway.activity import Activity
+from gateway.alerts import Alerter, BudgetWatch, cooldown_alert
 from gateway.auth import Gate
 from gateway.budgets import ModelBudgets
 from gateway.cache import CacheStore, MemoryStore, RedisStore
@@ -27,6 +28,7 @@ from gateway.encoders import make_encoder
 from gateway.front import Front
 from gateway.inflight import InFlight
 from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
+from gateway.ledger.alert_claims import claim
 from gateway.ledger.retention import cutoff
 from gateway.ledger.stats import key_usage, model_spend
 from gateway.limits import KeyLimits
@@ -117,6 +119,7 @@ def wire_services(
 ) -> AppServices:
     """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
     cooldowns, inflight = Cooldowns(cfg.cooldown), InFlight()
+    alerter = Alerter(webhook_url(cfg), partial(claim, ledger.reader))
     meters = Metrics(
         lambda: float(ledger.status()["spooled"]),
         metrics_share,
@@ -125,12 +128,18 @@ def wire_services(
         cooldowns.shared,
     )
     limits, recorder, pipeline = _from_policy(
-        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight
+        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight, alerter
     )
     gate = Gate(cfg.keys)
     return AppServices(
-        cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, gate, activity or Activity()
+        cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, gate, activity or Activity(), alerter
     )
+
+
+def webhook_url(cfg: TiergateConfig) -> str | None:
+    """The alert webhook's URL, from the variable the policy names (None: alerts go to the log only)."""
+    name = cfg.alerts.webhook_env
+    return (os.environ.get(name) or None) if name else None
 
 
 def _from_policy(
@@ -142,10 +151,18 @@ def _from_policy(
     cache: ChatCache,
     cooldowns: Cooldowns,
     inflight: InFlight,
+    alerter: Alerter,
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
-    limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader))
-    budgets = ModelBudgets(cfg.models, partial(model_spend, ledger.reader))
+    alerter.url = webhook_url(cfg)
+    watch = BudgetWatch(alerter, cfg.alerts.budgets_at)
+    limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader), watch=watch)
+    budgets = ModelBudgets(cfg.models, partial(model_spend, ledger.reader), watch=watch)
+    cooldowns.on_start = (
+        (lambda server, s, err: alerter.emit(cooldown_alert(server, s, err, time.time())))
+        if cfg.alerts.cooldowns
+        else None
+    )
     # Limits and budgets see finished requests only if some are set: otherwise every record would pay for a no-op.
     recorder = Recorder(ledger, meters, *(s for s in (limits, budgets) if s.active))
     unavailable = unavailable_models(cfg.models, os.environ)
@@ -169,6 +186,7 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
         old.cache.reconfigured(cfg),
         old.cooldowns,
         old.deployments.inflight,
+        svc.alerter or Alerter(None, lambda key: True),
     )
     svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
     if pipeline.unavailable:
@@ -216,6 +234,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         publisher = asyncio.create_task(_publish_metrics(svc)) if svc.metrics.share is not None else None
         reloader = asyncio.create_task(watcher.run()) if watcher is not None else None
+        alerting = asyncio.create_task(svc.alerter.run()) if svc.alerter is not None else None
         pruner = (
             asyncio.create_task(
                 _prune_ledger(svc, duration_s(settings.ledger_retention), settings.ledger_prune_every_s)
@@ -224,6 +243,8 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
             else None
         )
         yield
+        if alerting is not None:
+            alerting.cancel()
         if pruner is not None:
             pruner.cancel()
         if reloader is not None:

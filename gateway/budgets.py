@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from gateway.alerts import BudgetWatch
 from gateway.errors import QuotaExceeded
 from gateway.ledger import LedgerRecord
 from router.policy import Budget, ModelSpec
@@ -55,8 +56,10 @@ class ModelBudgets:
         read: ReadSpend,
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        watch: BudgetWatch | None = None,
     ) -> None:
         self._read, self._refresh_s, self._clock = read, refresh_s, clock
+        self._watch = watch  # alerts as spend crosses shares of a budget
         self._spend = {m.name: _Spend(m.budget) for m in models if m.budget is not None}
 
     @property
@@ -96,6 +99,8 @@ class ModelBudgets:
         """Sink for every finished request's record: what its model's answer cost counts from now on."""
         if rec.routed_model is not None and (s := self._spend.get(rec.routed_model)) is not None:
             s.since_read += rec.cost_usd
+            if self._watch is not None:
+                self._watch.check("model", rec.routed_model, s.spent, s.budget)
 
     async def _refresh(self, name: str, s: _Spend) -> None:
         started = self._clock()
@@ -111,3 +116,5 @@ class ModelBudgets:
         # A record this worker made just before the read may not be committed yet: it is missed until the next
         # read, at most refresh_s later (soft, as the module docstring says).
         s.read_at, s.ledger, s.since_read = started, spent, 0.0
+        if self._watch is not None:  # spend by other workers and gateways on the ledger counts too
+            self._watch.check("model", name, s.spent, s.budget)

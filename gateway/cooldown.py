@@ -62,6 +62,7 @@ class Cooldowns:
         self._models: dict[str, _Model] = {}
         self._cooling: frozenset[str] = _NONE
         self._next_expiry = 0.0
+        self.on_start: Callable[[str, float, str], None] | None = None  # (server, seconds, last error): alerts
 
     def cooling(self) -> frozenset[str]:
         """The models to pass over now. Called for every routed request, so it is a comparison when none is."""
@@ -95,6 +96,8 @@ class Cooldowns:
             m.own, m.since_epoch = True, self._wall()
             log.warning("model %s: cooling down for %gs, as its Retry-After asks (%s)", name, wait, m.last_error)
             self._refresh()
+            if self.on_start is not None:
+                self.on_start(name, wait, m.last_error)
             return
         m.failures.append(now)
         while m.failures and m.failures[0] <= now - s.window_s:
@@ -112,6 +115,8 @@ class Cooldowns:
                 m.last_error,
             )
             self._refresh()
+            if self.on_start is not None:
+                self.on_start(name, s.cooldown_s, m.last_error)
 
     def succeeded(self, server: str) -> None:
         """A call answered. That also ends a cooldown early: a request naming the model goes to it regardless."""

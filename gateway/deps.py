@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from gateway.activity import Activity
+from gateway.alerts import Alerter
 from gateway.auth import Gate
 from gateway.classify import ClassifierService
 from gateway.errors import Unavailable
@@ -37,6 +38,7 @@ class AppServices:
     limits: KeyLimits
     gate: Gate
     activity: Activity = field(default_factory=Activity)
+    alerter: Alerter | None = None
 
 
 async def _services(request: Request) -> AppServices:  # async: a sync dependency would run in a thread

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from starlette.concurrency import run_in_threadpool
 
+from gateway.alerts import BudgetWatch
 from gateway.auth import ledger_id
 from gateway.errors import QuotaExceeded, RateLimited
 from gateway.ledger import LedgerRecord
@@ -85,11 +86,14 @@ class KeyLimits:
         read: ReadUsage,
         refresh_s: float = 1.0,
         clock: Callable[[], float] = time.time,
+        watch: BudgetWatch | None = None,
     ) -> None:
         self._read = read
         self._refresh_s = refresh_s
         self._clock = clock
-        self._counts = {ledger_id(k.sha256): _Count() for k in keys if k.limited}
+        self._watch = watch  # alerts as spend crosses shares of a budget
+        self._keys = {ledger_id(k.sha256): k for k in keys if k.limited}
+        self._counts = {kid: _Count() for kid in self._keys}
         self._in_flight: dict[str, tuple[str, float]] = {}  # request id -> (key id, admitted at)
 
     @property
@@ -135,6 +139,7 @@ class KeyLimits:
         if c is not None and admitted is not None:
             c.spent_since += rec.cost_usd
             c.tokens_since += rec.prompt_tokens + rec.completion_tokens
+            self._check_budget(rec.key_id, c)
 
     async def _refresh(self, kid: str, key: ApiKey, c: _Count) -> None:
         started = self._clock()
@@ -152,6 +157,12 @@ class KeyLimits:
         # What this worker admitted before the read and has not recorded is not in the ledger yet.
         c.in_flight_at_read = sum(1 for k, t in self._in_flight.values() if k == kid and t >= started - MINUTE_S)
         c.read_at, c.ledger, c.admitted_since, c.spent_since, c.tokens_since = started, usage, 0, 0.0, 0
+        self._check_budget(kid, c)  # spend by other workers and gateways on the ledger counts too
+
+    def _check_budget(self, kid: str, c: _Count) -> None:
+        key = self._keys[kid]
+        if self._watch is not None and key.budget is not None:
+            self._watch.check("key", key.name, c.spent(), key.budget)
 
     def _forget(self, now: float) -> None:
         stale = [rid for rid, (_, t) in self._in_flight.items() if t < now - FORGET_S]

@@ -253,6 +253,15 @@ class Retry(_Frozen):
         return step / 2 + jitter * step / 2
 
 
+class AlertSettings(_Frozen):
+    """What operators are told of, in the log and at a webhook (gateway/alerts.py). The URL is a secret, so the
+    file names the variable that holds it; unset, alerts go to the log only."""
+
+    webhook_env: str | None = "TIERGATE_ALERT_WEBHOOK"
+    budgets_at: list[Annotated[float, Field(gt=0.0, le=1.0)]] = [0.8, 1.0]  # shares of a key's or model's budget
+    cooldowns: bool = True  # a model (server) that begins cooling down after repeated failures
+
+
 class ApiKey(_Frozen):
     """A client's key, kept as its SHA-256 (hex), never as the key: a leaked config file gives no one access.
     `tiergate new-key NAME` makes a key and prints this entry. `admin` keys may also read the books (the dashboard,
@@ -290,6 +299,7 @@ class TiergateConfig(_Frozen):
     keys: list[ApiKey] = []
     cooldown: Cooldown = Cooldown()
     retry: Retry = Retry()
+    alerts: AlertSettings = AlertSettings()
     # What apps ask for, as they ask for it, mapped to a policy (route it) or a model (send it there): an app keeps
     # `model="gpt-4o"` in its code and is routed all the same. Keys are names or patterns with * and ?; an exact
     # name wins over a configured model of that name, a pattern only matches names that are not models.

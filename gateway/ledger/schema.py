@@ -77,6 +77,10 @@ _STEPS: list[list[str]] = [
         # only, never what matched): why it stayed on a local model or was refused.
         "ALTER TABLE requests ADD COLUMN private_data TEXT",
     ],
+    [
+        # Alerts sent (gateway/alerts.py): the first worker to claim an alert's key sends it, the others do not.
+        "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, ts {real} NOT NULL)",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)
