@@ -12,6 +12,7 @@ import itertools
 import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -629,8 +630,11 @@ class ChatPipeline:
         api_key: ApiKey | None = None,
         endpoint: str = "chat.completions",
     ) -> None:
-        """The ledger record of a request refused before routing (malformed body, bad parameter)."""
+        """The ledger record of a request refused before routing (malformed body, bad parameter, a key's limit),
+        under the policy its model names, when it names one, so that per-policy reports count it."""
         trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(headers or {}, api_key))
+        with suppress(GatewayError):  # an unknown or forbidden name, or none: no policy to book it under
+            trace.policy = self.resolve(requested_model, api_key)[0]
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))
 

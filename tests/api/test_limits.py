@@ -70,6 +70,7 @@ def test_a_key_that_spent_its_budget_is_refused_and_the_sdk_does_not_retry(
     assert len(fresh_upstream.received) == 1
     rows = svc.ledger.rows()
     assert [(r["status"], r["error_type"]) for r in rows] == [(200, None), (429, "insufficient_quota")]  # no retries
+    assert rows[1]["policy"] == "default"  # booked under the policy its model is served by, as the answer was
     assert rows[0]["cost_usd"] > 1e-7 and rows[1]["stream"]
 
     # An admin sees each key's limits and use as the limits count them; a client key may not.
