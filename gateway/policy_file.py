@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,38 @@ def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     return node.start_mark.line + 1 if node is not None else line
 
 
-def parse(text: str, path: Path) -> TiergateConfig:
+# ${NAME} or ${NAME:-default}; $${ is a literal ${.
+_VAR = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _substitute(data: Any, env: Mapping[str, str], loc: tuple[int | str, ...], missing: list[tuple[Any, str]]) -> Any:
+    """`data` with ${NAME} in its string values (not its keys) replaced from `env`; an unset name without a default
+    is added to `missing` with where it is, and left as it was."""
+    if isinstance(data, dict):
+        return {k: _substitute(v, env, (*loc, k), missing) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_substitute(v, env, (*loc, i), missing) for i, v in enumerate(data)]
+    if not isinstance(data, str) or "${" not in data:
+        return data
+
+    def one(m: re.Match[str]) -> str:
+        if m.group(0) == "$${":
+            return "${"
+        name, default = m.group(1), m.group(2)
+        if (value := env.get(name)) is not None:
+            return value
+        if default is not None:
+            return default
+        missing.append((loc, name))
+        return m.group(0)
+
+    return _VAR.sub(one, data)
+
+
+def parse(text: str, path: Path, env: Mapping[str, str] | None = None) -> TiergateConfig:
+    """`env` (default: the process's environment) fills ${NAME} and ${NAME:-default} in string values, so one file
+    serves several deployments (`api_base: ${LLAMA_URL:-http://127.0.0.1:8081/v1}`). Secrets still belong in the
+    variables `api_key_env` names: a substituted value is part of the configuration anything may print."""
     try:
         data: Any = yaml.safe_load(text)
         root = yaml.compose(text)
@@ -52,6 +86,17 @@ def parse(text: str, path: Path) -> TiergateConfig:
         raise PolicyFileError(path, [f"not valid YAML: {e}"]) from e
     if not isinstance(data, dict):
         raise PolicyFileError(path, ["(top level): expected a mapping with 'models' and 'policies'"])
+    missing: list[tuple[Any, str]] = []
+    data = _substitute(data, os.environ if env is None else env, (), missing)
+    if missing:
+        raise PolicyFileError(
+            path,
+            [
+                f"{_yaml_path(loc)}{f' (line {line})' if (line := _line_of(root, loc)) else ''}: ${{{name}}} is not"
+                f" set, and has no default (write ${{{name}:-default}} for one)"
+                for loc, name in missing
+            ],
+        )
     try:
         return TiergateConfig.model_validate(data)
     except ValidationError as e:

@@ -96,3 +96,22 @@ def test_retry_waits_double_with_jitter_up_to_a_cap_and_honour_a_short_retry_aft
     assert Retry().wait_s(0, None, 0.5) is None  # off by default
     with pytest.raises(ValueError):
         Retry(on_status=[200])
+
+
+def test_environment_variables_fill_string_values_with_defaults_and_escapes() -> None:
+    d = config_dict()
+    d["models"][0]["api_base"] = "${LLAMA_URL:-http://127.0.0.1:8081/v1}"
+    d["models"][1]["api_base"] = "https://${REGION}.example.com/v1"
+    d["models"][2]["tier"] = "${MIDB_TIER}"  # any scalar: pydantic reads "1" as the tier it names
+    d["policies"]["default"]["description"] = "costs $${ANYTHING} and ${ALSO:-}"
+    text = yaml.safe_dump(d, sort_keys=False)
+    cfg = parse(text, Path("p.yaml"), {"REGION": "eu", "MIDB_TIER": "1"})
+    assert cfg.models[0].api_base == "http://127.0.0.1:8081/v1"  # unset: the default
+    assert cfg.models[1].api_base == "https://eu.example.com/v1" and cfg.models[2].tier == 1
+    assert cfg.policies["default"].description == "costs ${ANYTHING} and "
+    cfg = parse(text, Path("p.yaml"), {"REGION": "us", "MIDB_TIER": "1", "LLAMA_URL": "http://llama:8081/v1"})
+    assert cfg.models[0].api_base == "http://llama:8081/v1"
+    with pytest.raises(PolicyFileError) as e:
+        parse(text, Path("p.yaml"), {"MIDB_TIER": "1"})
+    (err,) = e.value.errors
+    assert err.startswith("models[1].api_base (line ") and "${REGION} is not set" in err
