@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
-from gateway import tags
+from gateway import steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.cooldown import Cooldowns
@@ -147,11 +147,16 @@ class ChatPipeline:
         )
 
     def begin(
-        self, req: ChatCompletionRequest, trace: Trace, api_key: ApiKey | None = None
+        self,
+        req: ChatCompletionRequest,
+        trace: Trace,
+        api_key: ApiKey | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Policy, Decision | None, str]:
         """Resolve the policy; for a named model, its decision (permissions checked before any cache lookup).
         Returns (policy, decision or None if the request is to be classified, cache target)."""
         trace.policy, policy, concrete = self.resolve(req.model, api_key)
+        trace.steering = steering.parse(headers)  # after the policy: a refusal is booked under it
         trace.baseline_model = policy.baseline_model
         if policy.record_prompts:
             trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
@@ -162,6 +167,15 @@ class ChatPipeline:
                 self._keep_private(trace, policy, concrete)
         if concrete is None:
             return policy, None, routed_target(trace.policy)
+        if (cap := trace.steering.max_cost_usd) is not None:
+            needs = req.needs()
+            if (cost := self.prices.cost(concrete, Usage(needs.context_tokens, needs.expected_output_tokens))) > cap:
+                raise InvalidRequest(
+                    f"The model '{concrete}' would cost an estimated ${cost:.6g} for this request, over its"
+                    f" '{steering.MAX_COST}' of ${cap:g}. Ask for a policy to be routed within it.",
+                    steering.MAX_COST,
+                    "max_cost_exceeded",
+                )
         try:
             return policy, direct(self.config, policy, concrete, self.unavailable), concrete
         except NotAllowed as e:
@@ -216,7 +230,7 @@ class ChatPipeline:
             down = self.unavailable | spent if spent else self.unavailable  # a model past its budget is passed over
             if trace.private_data:
                 down = down | self._hosted  # kept on local models (`_keep_private` refused what it had to)
-            decision = select(self.config, policy, trace.score, needs, self.prices, down, over)
+            decision = select(self.config, policy, trace.score, needs, self.prices, down, over, trace.steering)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -234,7 +248,7 @@ class ChatPipeline:
                         f"hosted, and the request holds private data ({', '.join(trace.private_data)})"
                     )
         plan = (
-            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, over)
+            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, over, trace.steering)
             if cascading
             else None
         )
@@ -247,12 +261,14 @@ class ChatPipeline:
             over.setdefault(name, FULL)
         return over
 
-    async def explain(self, req: ChatCompletionRequest, api_key: ApiKey | None = None) -> dict[str, Any]:
+    async def explain(
+        self, req: ChatCompletionRequest, api_key: ApiKey | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """What routing would do with this request now, calling no model and recording nothing: the policy, the
         score, the chain with each candidate's estimated cost (tokens estimated as the router does), the reason and
         what was passed over. Raises what the request itself would get (404, 403, 400, 429, 503)."""
         trace = _trace(req, "explain", False, None, api_key, "route")
-        policy, decision, _ = self.begin(req, trace, api_key)
+        policy, decision, _ = self.begin(req, trace, api_key, headers)
         if decision is not None and self.budgets.active:
             await self._within_budget(trace, decision)
         if decision is None:
@@ -404,7 +420,7 @@ class ChatPipeline:
     ) -> ChatResult:
         trace = _trace(req, request_id, False, headers, api_key, endpoint)
         try:
-            policy, decision, target = self.begin(req, trace, api_key)
+            policy, decision, target = self.begin(req, trace, api_key, headers)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
@@ -503,7 +519,7 @@ class ChatPipeline:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = _trace(req, request_id, True, headers, api_key, endpoint)
         try:
-            policy, decision, target = self.begin(req, trace, api_key)
+            policy, decision, target = self.begin(req, trace, api_key, headers)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:

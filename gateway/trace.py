@@ -13,6 +13,7 @@ from gateway.ledger import LedgerRecord
 from gateway.ledger.record import END_USER_MAX
 from router.policy import ApiKey, ModelSpec
 from router.pricing import PriceTable, Usage
+from router.select import NO_STEERING, Steering
 
 
 @dataclass
@@ -44,6 +45,7 @@ class Trace:
     tags: str | None = None  # the ledger's form of its x-tiergate-tags
     prompt: str | None = None  # kept only when the policy records prompts
     private_data: tuple[str, ...] = ()  # kinds of private data found, when the policy looks (router/private.py)
+    steering: Steering = NO_STEERING  # the request's own routing headers (gateway/steering.py)
     cascade: str | None = None  # kept / escalated / draft_failed, for requests the policy cascaded
     draft_model: str | None = None
     draft_confidence: float | None = None

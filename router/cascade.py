@@ -9,7 +9,7 @@ from typing import Any
 
 from router.policy import ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable
-from router.select import Decision, Needs, NoModelAvailable, select
+from router.select import NO_STEERING, Decision, Needs, NoModelAvailable, Steering, select
 
 LOGPROB_FLOOR = -100.0
 
@@ -38,6 +38,7 @@ def plan(
     unavailable: Collection[str],
     decision: Decision,
     passed_over: Mapping[str, str] | None = None,
+    steering: Steering = NO_STEERING,
 ) -> CascadePlan | None:
     """The cascade for a routed request, or None when the policy has none, the prompt scores too high, or there
     is no cheaper tier to draft with / no stronger one to escalate to."""
@@ -47,7 +48,7 @@ def plan(
     over = passed_over or {}
     try:
         # A model passed over for now drafts only when nothing else could: select's last resort, as for the answer.
-        cheapest = select(config, policy, 0.0, needs, prices, unavailable, over)
+        cheapest = select(config, policy, 0.0, needs, prices, unavailable, over, steering)
     except NoModelAvailable:
         return None
     tier = cheapest.chain[0].tier
@@ -56,7 +57,9 @@ def plan(
     elif tier < len(policy.thresholds):
         # The thresholds chose the cheapest tier: escalate to the next one up, as a score at its threshold would.
         try:
-            up = _above(select(config, policy, policy.thresholds[tier], needs, prices, unavailable, over), tier)
+            up = _above(
+                select(config, policy, policy.thresholds[tier], needs, prices, unavailable, over, steering), tier
+            )
         except NoModelAvailable:
             up = None
     else:

@@ -24,6 +24,18 @@ class Needs:
 
 
 @dataclass(frozen=True)
+class Steering:
+    """What the request's sender asks of routing beyond its policy: a tier at least this high (the app knows the task
+    is hard), and at most this estimated cost (the app's own price ceiling for this call)."""
+
+    min_tier: int = 0
+    max_cost_usd: float | None = None
+
+
+NO_STEERING = Steering()
+
+
+@dataclass(frozen=True)
 class Decision:
     """The chain to try in order (first = chosen), the minimum tier, and a human-readable reason."""
 
@@ -105,6 +117,7 @@ def select(
     prices: PriceTable,
     unavailable: Collection[str],
     passed_over: Mapping[str, str] = _NONE,
+    steering: Steering = NO_STEERING,
 ) -> Decision:
     """Route on the score: adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
     Raises Unsatisfiable if no allowed model could serve the request even when up, NoModelAvailable if none is up.
@@ -116,12 +129,12 @@ def select(
     """
     if passed_over:
         try:
-            return _select(config, policy, score, needs, prices, unavailable, passed_over)
+            return _select(config, policy, score, needs, prices, unavailable, passed_over, steering)
         except NoModelAvailable:
-            d = _select(config, policy, score, needs, prices, unavailable, _NONE)
+            d = _select(config, policy, score, needs, prices, unavailable, _NONE, steering)
             why = " or ".join(sorted(set(passed_over.values())))
             return replace(d, reason=f"{d.reason} (every other choice is passed over for now too: {why})")
-    return _select(config, policy, score, needs, prices, unavailable, _NONE)
+    return _select(config, policy, score, needs, prices, unavailable, _NONE, steering)
 
 
 def _select(
@@ -132,9 +145,11 @@ def _select(
     prices: PriceTable,
     unavailable: Collection[str],
     passed_over: Mapping[str, str],
+    steering: Steering = NO_STEERING,
 ) -> Decision:
-    min_tier = policy.min_tier(score)
+    min_tier = max(policy.min_tier(score), steering.min_tier)
     expected = Usage(needs.context_tokens, needs.expected_output_tokens)
+    cap = steering.max_cost_usd
     skipped: dict[str, str] = {}
     usable: list[ModelSpec] = []
     allowed = set(policy.allowed_models) if policy.allowed_models is not None else None
@@ -148,6 +163,8 @@ def _select(
             skipped[m.name] = passed_over[m.name]
         elif (why := unmet_need(m, needs)) is not None:
             skipped[m.name] = why.text
+        elif cap is not None and (cost := prices.cost(m.name, expected)) > cap:
+            skipped[m.name] = f"estimated ${cost:.6g}, over the request's max cost ${cap:g}"
         else:
             usable.append(m)
     adequate = sorted(
@@ -156,9 +173,8 @@ def _select(
     )
     if adequate:
         first = adequate[0]
-        reason = (
-            f"score {score:.3f} needs tier >= {min_tier}; {first.name} (tier {first.tier}) is the cheapest adequate"
-        )
+        chosen = f"{first.name} (tier {first.tier}) is the cheapest adequate"
+        reason = f"{_needs(score, policy, steering)} tier >= {min_tier}; {chosen}"
         return Decision(tuple(adequate), min_tier, False, reason, skipped)
     if policy.on_unavailable is OnUnavailable.reject or not usable:
         raise NoModelAvailable(
@@ -166,8 +182,14 @@ def _select(
             + (f" (skipped: {', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))})" if skipped else "")
         )
     weaker = sorted(usable, key=lambda m: (-m.tier, prices.cost(m.name, expected), m.name))
-    reason = f"score {score:.3f} needs tier >= {min_tier}; none available, best effort with {weaker[0].name}"
+    reason = f"{_needs(score, policy, steering)} tier >= {min_tier}; none available, best effort with {weaker[0].name}"
     return Decision(tuple(weaker), min_tier, True, reason, skipped)
+
+
+def _needs(score: float, policy: Policy, steering: Steering) -> str:
+    if steering.min_tier > policy.min_tier(score):
+        return f"score {score:.3f} and the request's min tier need"
+    return f"score {score:.3f} needs"
 
 
 def direct(config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str]) -> Decision:

@@ -30,4 +30,4 @@ async def explain(request: Request, services: Services) -> dict[str, Any]:
         req = ChatCompletionRequest.model_validate_json(await request.body())
     except ValidationError as e:
         raise from_validation([dict(x) for x in e.errors()]) from None
-    return await services.pipeline.explain(req, checked_key(request.scope))
+    return await services.pipeline.explain(req, checked_key(request.scope), request.headers)

@@ -6,7 +6,7 @@ from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT
 from router.policy import Price
 from router.pricing import PriceTable, Usage, cost_usd
-from router.select import Decision, Needs, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
+from router.select import Decision, Needs, NoModelAvailable, NotAllowed, Steering, Unsatisfiable, direct, select
 from tests.policies import config
 
 
@@ -162,3 +162,17 @@ def test_each_model_passed_over_says_its_own_reason() -> None:
     d = select(cfg, cfg.policies["default"], 0.0, Needs(), PriceTable(cfg, {}), frozenset({"mid-b", "big"}), over)
     assert d.chain[0].name == "local"  # both passed over, nothing else up: tried all the same, cheapest first
     assert "cooling down after repeated failures or full (max_concurrency calls in flight)" in d.reason
+
+
+def test_the_request_may_raise_the_tier_and_cap_the_estimated_cost() -> None:
+    cfg = config()
+    prices = PriceTable(cfg, {})
+    d = select(cfg, cfg.policies["default"], 0.0, Needs(), prices, frozenset(), steering=Steering(min_tier=2))
+    assert d.chain[0].name == "big" and d.reason.startswith("score 0.000 and the request's min tier need tier >= 2")
+    d = select(cfg, cfg.policies["default"], 0.9, Needs(), prices, frozenset(), steering=Steering(min_tier=1))
+    assert d.reason.startswith("score 0.900 needs tier >= 2")  # it only raises the tier
+    needs = Needs(context_tokens=1000, expected_output_tokens=1000)  # mid $0.002, mid-b $0.0021, big $0.02
+    d = select(cfg, cfg.policies["default"], 0.5, needs, prices, frozenset(), steering=Steering(max_cost_usd=0.0021))
+    assert [m.name for m in d.chain] == ["mid", "mid-b"] and "over the request's max cost $0.0021" in d.skipped["big"]
+    d = select(cfg, cfg.policies["default"], 0.9, needs, prices, frozenset(), steering=Steering(max_cost_usd=0.003))
+    assert d.degraded and d.chain[0].name in ("mid", "mid-b")  # best effort within the cap
