@@ -93,6 +93,20 @@ _HEADERS: list[dict[str, Any]] = [
         "description": "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s.",
         "schema": {"type": "string"},
     },
+    {
+        "name": "x-tiergate-min-tier",
+        "in": "header",
+        "required": False,
+        "description": "At least this tier (0-9) for this request; it only raises the tier the score gives.",
+        "schema": {"type": "string"},
+    },
+    {
+        "name": "x-tiergate-max-cost-usd",
+        "in": "header",
+        "required": False,
+        "description": "No model whose estimated cost for this request is higher (US dollars, > 0).",
+        "schema": {"type": "string"},
+    },
 ]
 
 
