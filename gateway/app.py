@@ -51,6 +51,7 @@ from gateway.routes import (
     metrics,
     model_status,
     models,
+    requests_log,
     responses,
     stats,
 )
@@ -270,6 +271,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         health.router,
         stats.router,
         keys.router,
+        requests_log.router,
         model_status.router,
         responses.router,
         metrics.router,

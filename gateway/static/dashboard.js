@@ -262,6 +262,18 @@ async function loadModels() {
   ]);
 }
 
+// The 50 newest requests under the same filters (GET /api/requests): what each was, one line each.
+async function loadRequests(q) {
+  const resp = await fetch("/api/requests?limit=50&" + q.toString());
+  if (!resp.ok) return;
+  const time = (ts) => new Date(ts * 1000).toISOString().slice(11, 19);
+  fillSection("requests", (await resp.json()).data, ["requestId", "request_id"], [
+    ["ts", time], ["routed_model", (v) => v || "–"], ["tier", (v) => (v === null ? "–" : String(v))],
+    ["status", String], ["cache", String], ["cost_usd", usd], ["latency_ms", (v) => v.toFixed(1)],
+    ["tags", (v) => v.join(", ")], ["request_id", String],
+  ]);
+}
+
 async function load() {
   state.ready = false;
   const status = document.getElementById("status");
@@ -286,6 +298,7 @@ async function load() {
   renderCharts(d);
   await loadKeys();
   await loadModels();
+  await loadRequests(q);
   const from = new Date(d.range.since * 1000).toISOString().slice(0, 16).replace("T", " ");
   const to = new Date(d.range.until * 1000).toISOString().slice(0, 16).replace("T", " ");
   status.textContent = `${d.totals.requests} requests from ${from} to ${to} UTC, ${d.range.bucket} buckets`;

@@ -72,7 +72,7 @@ def test_the_books_need_an_admin_key_and_a_browser_is_asked_for_one(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     server, _ = gateway_factory(_config(fresh_upstream.base_url))
-    for path in ("/dashboard", "/api/stats", "/api/stats.csv", "/api/keys", "/api/models", "/metrics"):
+    for path in ("/dashboard", "/api/stats", "/api/stats.csv", "/api/keys", "/api/models", "/api/requests", "/metrics"):
         anon = httpx.get(f"{server.url}{path}")
         assert anon.status_code == 401, path
         assert anon.headers["www-authenticate"].startswith('Basic realm="tiergate"'), path  # the browser's prompt

@@ -199,6 +199,11 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert page.locator("#series tbody tr").count() >= 6  # five past hours and this one
         assert page.is_visible("#cascade-section")
         assert not page.is_visible("#keys-section")  # an open gateway has no keys to show
+        with sqlite3.connect(db) as c:
+            (recorded,) = c.execute("SELECT COUNT(*) FROM requests").fetchone()
+        assert page.locator("#requests tbody tr").count() == min(recorded, 50) and recorded > 10
+        direct = page.locator("#requests tbody tr", has_text="mid").first.locator("td").all_inner_texts()
+        assert direct[1:4] == ["mid", "1", "200"]
         ceo = page.locator('#users tbody tr[data-user="ceo"] td')
         assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
         local = page.locator('#model-status tbody tr[data-model="local-small"] td').all_inner_texts()
