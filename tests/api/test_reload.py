@@ -76,5 +76,5 @@ def test_an_edited_policy_file_is_served_without_a_restart(
         ("", 404, "bypass"),
         ("default", 200, "hit"),
         ("frugal", 200, "bypass"),
-        ("", 429, "bypass"),  # refused before routing, like the 404: no policy resolved
+        ("frugal", 429, "bypass"),  # refused before routing, but under the policy it named (the 404 named none)
     ]
