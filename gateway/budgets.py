@@ -15,36 +15,15 @@ escalated cascade draft cost counts under the model that answered, as the ledger
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-
-from starlette.concurrency import run_in_threadpool
 
 from gateway.alerts import BudgetWatch
 from gateway.errors import QuotaExceeded
 from gateway.ledger import LedgerRecord
-from router.policy import Budget, ModelSpec
-
-log = logging.getLogger("tiergate.budgets")
-
-# (model, since) -> its answers' cost since then, called in a thread: gateway/ledger/stats.py's model_spend.
-ReadSpend = Callable[[str, float], float]
-
-
-@dataclass
-class _Spend:
-    budget: Budget
-    read_at: float = -math.inf  # never read: the first routed request waits for the ledger
-    ledger: float = 0.0
-    since_read: float = 0.0  # what this worker recorded after the read
-    reading: asyncio.Task[None] | None = None
-
-    @property
-    def spent(self) -> float:
-        return self.ledger + self.since_read
+from gateway.spend import Reader, ReadSpend, Spend
+from router.policy import ModelSpec
 
 
 class ModelBudgets:
@@ -58,9 +37,13 @@ class ModelBudgets:
         clock: Callable[[], float] = time.time,
         watch: BudgetWatch | None = None,
     ) -> None:
-        self._read, self._refresh_s, self._clock = read, refresh_s, clock
         self._watch = watch  # alerts as spend crosses shares of a budget
-        self._spend = {m.name: _Spend(m.budget) for m in models if m.budget is not None}
+        self._reader = Reader(read, refresh_s, clock, self._check if watch is not None else None)
+        self._spend = {m.name: Spend(m.budget) for m in models if m.budget is not None}
+
+    def _check(self, name: str, s: Spend) -> None:
+        if self._watch is not None:
+            self._watch.check("model", name, s.spent, s.budget)
 
     @property
     def active(self) -> bool:
@@ -71,16 +54,14 @@ class ModelBudgets:
         only for one never read."""
         if not self._spend:
             return frozenset()
-        now = self._clock()
         first: list[asyncio.Task[None]] = []
         for name, s in self._spend.items():
-            if s.reading is None and now - s.read_at >= self._refresh_s:
-                s.reading = asyncio.create_task(self._refresh(name, s))
+            s.start_reading(name, self._reader)
             if s.read_at == -math.inf and s.reading is not None:
                 first.append(s.reading)
         if first:
             await asyncio.shield(asyncio.gather(*first))
-        return frozenset(name for name, s in self._spend.items() if s.spent >= s.budget.usd)
+        return frozenset(name for name, s in self._spend.items() if s.over)
 
     def refusal(self, model: str) -> QuotaExceeded:
         s = self._spend[model]
@@ -99,22 +80,4 @@ class ModelBudgets:
         """Sink for every finished request's record: what its model's answer cost counts from now on."""
         if rec.routed_model is not None and (s := self._spend.get(rec.routed_model)) is not None:
             s.since_read += rec.cost_usd
-            if self._watch is not None:
-                self._watch.check("model", rec.routed_model, s.spent, s.budget)
-
-    async def _refresh(self, name: str, s: _Spend) -> None:
-        started = self._clock()
-        try:
-            spent = await run_in_threadpool(self._read, name, started - s.budget.per_s)
-        except Exception as e:  # fail open: the last reading stands (module docstring)
-            log.warning("could not read the ledger for model %s's budget: %s", name, e)
-            if s.read_at == -math.inf:
-                s.read_at = started  # retried after refresh_s, not on every request
-            return
-        finally:
-            s.reading = None
-        # A record this worker made just before the read may not be committed yet: it is missed until the next
-        # read, at most refresh_s later (soft, as the module docstring says).
-        s.read_at, s.ledger, s.since_read = started, spent, 0.0
-        if self._watch is not None:  # spend by other workers and gateways on the ledger counts too
-            self._watch.check("model", name, s.spent, s.budget)
+            self._check(rec.routed_model, s)
