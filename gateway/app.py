@@ -25,12 +25,13 @@ from gateway.classify import ClassifierService, load_model
 from gateway.cooldown import Cooldowns
 from gateway.deps import AppServices
 from gateway.encoders import make_encoder
+from gateway.end_users import EndUserBudgets
 from gateway.front import Front
 from gateway.inflight import InFlight
 from gateway.ledger import Ledger, LedgerUnavailable, open_ledger
 from gateway.ledger.alert_claims import claim
 from gateway.ledger.retention import cutoff
-from gateway.ledger.stats import key_usage, model_spend
+from gateway.ledger.stats import end_user_spend, key_usage, model_spend
 from gateway.limits import KeyLimits
 from gateway.logs import LogFormat, formatter
 from gateway.metrics import Metrics
@@ -164,12 +165,24 @@ def _from_policy(
         if cfg.alerts.cooldowns
         else None
     )
+    end_users = EndUserBudgets(cfg.end_user_budget, partial(end_user_spend, ledger.reader))
     # Limits and budgets see finished requests only if some are set: otherwise every record would pay for a no-op.
-    recorder = Recorder(ledger, meters, *(s for s in (limits, budgets) if s.active))
+    recorder = Recorder(ledger, meters, *(s for s in (limits, budgets, end_users) if s.active))
     unavailable = unavailable_models(cfg.models, os.environ)
     cooldowns.settings = cfg.cooldown
     pipeline = ChatPipeline(
-        cfg, price_table(cfg), score, provider, recorder, unavailable, cache, cooldowns, os.environ, budgets, inflight
+        cfg,
+        price_table(cfg),
+        score,
+        provider,
+        recorder,
+        unavailable,
+        cache,
+        cooldowns,
+        os.environ,
+        budgets,
+        inflight,
+        end_users,
     )
     return limits, recorder, pipeline
 

@@ -21,6 +21,7 @@ from gateway import steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.cooldown import Cooldowns
+from gateway.end_users import EndUserBudgets
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
@@ -100,6 +101,7 @@ class ChatPipeline:
         env: Mapping[str, str] | None = None,
         budgets: ModelBudgets | None = None,
         inflight: InFlight | None = None,
+        end_users: EndUserBudgets | None = None,
     ) -> None:
         """`cooldowns` and `inflight` are the worker's record of failing servers and its count of calls in flight
         to each, handed on from pipeline to pipeline on reload; `env` says which servers' key variables are set
@@ -110,6 +112,7 @@ class ChatPipeline:
         self._jitter = random.Random()  # spreads the retry waits of calls that failed together
         self._hosted = frozenset(m.name for m in config.models if not m.local)
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
+        self.end_users = end_users or EndUserBudgets(None, lambda user, since: 0.0)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
@@ -421,6 +424,8 @@ class ChatPipeline:
         trace = _trace(req, request_id, False, headers, api_key, endpoint)
         try:
             policy, decision, target = self.begin(req, trace, api_key, headers)
+            if self.end_users.active:
+                await self.end_users.admit(req.user)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
@@ -520,6 +525,8 @@ class ChatPipeline:
         trace = _trace(req, request_id, True, headers, api_key, endpoint)
         try:
             policy, decision, target = self.begin(req, trace, api_key, headers)
+            if self.end_users.active:
+                await self.end_users.admit(req.user)
             cd = self.cache.decide(req, trace.policy, headers or {})
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:

@@ -300,6 +300,9 @@ class TiergateConfig(_Frozen):
     cooldown: Cooldown = Cooldown()
     retry: Retry = Retry()
     alerts: AlertSettings = AlertSettings()
+    # What each end user (a request's `user`) may spend in a trailing window; requests without `user` are not held
+    # to it (gateway/end_users.py).
+    end_user_budget: Budget | None = None
     # What apps ask for, as they ask for it, mapped to a policy (route it) or a model (send it there): an app keeps
     # `model="gpt-4o"` in its code and is routed all the same. Keys are names or patterns with * and ?; an exact
     # name wins over a configured model of that name, a pattern only matches names that are not models.

@@ -79,6 +79,12 @@ def model_spend(db: Backend, model: str, since: float) -> float:
     return _money(row[0])
 
 
+def end_user_spend(db: Backend, user: str, since: float) -> float:
+    """What an end user's requests cost since a time: one query on the (end_user, ts) index (gateway/end_users.py)."""
+    row = db.query("SELECT SUM(cost_usd) FROM requests WHERE end_user = ? AND ts >= ?", [user, since])[0]
+    return _money(row[0])
+
+
 def percentile(sorted_values: list[float], q: float) -> float | None:
     """Nearest-rank percentile (q in [0, 100]) of an ascending list; None when empty."""
     if not sorted_values:

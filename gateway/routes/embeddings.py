@@ -17,6 +17,7 @@ from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamFailed, from_validation
 from gateway.ledger import LedgerRecord
+from gateway.ledger.record import END_USER_MAX
 from gateway.openapi import LIMITED, error_docs, json_body
 from gateway.protocol import EmbeddingRequest
 from gateway.provider import UpstreamError
@@ -58,7 +59,9 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
             raise from_validation([dict(x) for x in e.errors()]) from None
         rec.requested_model = req.model
         tags.parse(request.headers.get(tags.HEADER))
+        rec.end_user = req.user[:END_USER_MAX] if req.user else None
         await services.limits.admit(checked_key(request.scope), rid)
+        await services.pipeline.end_users.admit(req.user)
         body = await _embed(req, services)
         rec.routed_model = req.model
         rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
