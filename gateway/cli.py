@@ -1,5 +1,5 @@
 """The `tiergate` command: serve, check-models, validate-config, new-key, train, eval-router, calibrate, report,
-export-labels, classify."""
+export-labels, export-requests, classify."""
 
 from __future__ import annotations
 
@@ -145,6 +145,12 @@ def cmd_export_labels(args: argparse.Namespace) -> int:
     from gateway.export_labels_cmd import run
 
     return run(_ledger_url(args.ledger), Path(args.out), args.since)
+
+
+def cmd_export_requests(args: argparse.Namespace) -> int:
+    from gateway.export_requests_cmd import run
+
+    return run(_ledger_url(args.ledger), Path(args.out), args.since, args.format)
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
@@ -298,6 +304,12 @@ def parser() -> argparse.ArgumentParser:
     x.add_argument("--since", type=_duration_s, help="only judgements from this window, e.g. 30d (default: all)")
     x.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
     x.set_defaults(fn=cmd_export_labels)
+    xr = sub.add_parser("export-requests", help="the ledger's requests in a window, one row each, as CSV or JSONL")
+    xr.add_argument("--out", required=True, help="file to write")
+    xr.add_argument("--since", type=_duration_s, default=_duration_s("30d"), help="window, e.g. 7d (default 30d)")
+    xr.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    xr.add_argument("--ledger", help="SQLite path or PostgreSQL URL (default: $TIERGATE_LEDGER_URL or _PATH)")
+    xr.set_defaults(fn=cmd_export_requests)
     pr = sub.add_parser(
         "prune-ledger", help="delete request records older than a period, keeping what budgets and judgements need"
     )

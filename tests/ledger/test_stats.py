@@ -320,3 +320,31 @@ def test_spend_per_tag_and_the_tag_filter(seeded: tuple[Any, list[LedgerRecord]]
         only = report(ledger.reader, StatsQuery(since=T0, until=T0 + 60 * HOUR, tag=tag))
         assert only["totals"]["requests"] == len(rs), tag  # team_a's filter does not take teamXa's records
     assert set(got) == {"team_a", "teamXa", "web"}
+
+
+def test_export_requests_writes_every_record_in_the_window_page_by_page(ledger_url: str, tmp_path: Any) -> None:
+    import time
+
+    now = time.time()
+    n = 2345  # more than two pages of 1,000
+    recs = [
+        rec(now - i, f"e{i}", routed_model="mid", tier=1, cost_usd=1e-6 * i, tags=",team-a,beta," if i % 2 else None)
+        for i in range(n)
+    ]
+    recs.append(rec(now - 40 * 86400, "too-old"))
+    db = make_backend(ledger_url)
+    db.migrate()
+    db.insert(recs)
+    db.close()
+    base = [sys.executable, "-m", "gateway.cli", "export-requests", "--ledger", ledger_url]
+    out = tmp_path / "requests.csv"
+    done = subprocess.run([*base, "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"wrote {n} requests" in done.stderr, done.stderr
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == n and len({r["request_id"] for r in rows}) == n and rows[0]["request_id"] == "e0"
+    assert rows[1]["tags"] == "team-a,beta" and "prompt" not in rows[0]
+    jsonl = tmp_path / "requests.jsonl"
+    subprocess.run([*base, "--out", str(jsonl), "--format", "jsonl", "--since", "1h"], check=True, timeout=120)
+    lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
+    assert len(lines) == n  # every record is within the last hour (one a second)
+    assert lines[-1]["request_id"] == f"e{n - 1}" and lines[1]["tags"] == ["team-a", "beta"]
