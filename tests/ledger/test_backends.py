@@ -162,3 +162,16 @@ def test_sqlite_urls_and_plain_paths_name_the_same_kind_of_ledger(url: str, tmp_
     db.migrate()
     db.close()
     assert list(tmp_path.glob("*.sqlite3"))
+
+
+def test_an_alert_is_claimed_once_on_either_backend(ledger_url: str) -> None:
+    from gateway.ledger.alert_claims import claim
+
+    db = make_backend(ledger_url)
+    db.migrate()
+    try:
+        assert claim(db, "budget:key:app:0.8:1d:20000") is True
+        assert claim(db, "budget:key:app:0.8:1d:20000") is False  # another worker's copy of the same alert
+        assert claim(db, "budget:key:app:1:1d:20000") is True
+    finally:
+        db.close()
