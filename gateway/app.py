@@ -39,8 +39,9 @@ from gateway.metrics_share import SharedSnapshots
 from gateway.pipeline import ChatPipeline, ScoreFn
 from gateway.policy_file import load
 from gateway.provider import reference_prices, unavailable_models
-from gateway.recorder import Recorder
+from gateway.recorder import Recorder, Sink
 from gateway.reload import PolicyWatcher
+from gateway.request_log import RequestLog
 from gateway.response_cache import ChatCache
 from gateway.routes import (
     dashboard,
@@ -103,7 +104,10 @@ def build_services(settings: Settings, config: TiergateConfig | None = None) -> 
     # dead one's last counts.
     me = f"{os.getpid()}-{os.urandom(4).hex()}"
     share = SharedSnapshots(settings.metrics_dir, me) if settings.metrics_dir else None
-    svc = wire_services(cfg, classifier, provider, ledger, cache, activity=activity, metrics_share=share)
+    sinks: tuple[Sink, ...] = (RequestLog(),) if settings.request_log else ()
+    svc = wire_services(
+        cfg, classifier, provider, ledger, cache, activity=activity, metrics_share=share, extra_sinks=sinks
+    )
     if svc.pipeline.unavailable:
         log.warning("unavailable (API key variable unset): %s", sorted(svc.pipeline.unavailable))
     return svc
@@ -118,8 +122,10 @@ def wire_services(
     score: ScoreFn | None = None,
     activity: Activity | None = None,
     metrics_share: SharedSnapshots | None = None,
+    extra_sinks: tuple[Sink, ...] = (),
 ) -> AppServices:
-    """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits."""
+    """Connect the parts: every finished request's record goes to the ledger, the metrics and the key limits (and
+    `extra_sinks`)."""
     cooldowns, inflight = Cooldowns(cfg.cooldown), InFlight()
     alerter = Alerter(webhook_url(cfg), partial(claim, ledger.reader))
     meters = Metrics(
@@ -130,11 +136,22 @@ def wire_services(
         cooldowns.shared,
     )
     limits, recorder, pipeline = _from_policy(
-        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight, alerter
+        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight, alerter, extra_sinks
     )
     gate = Gate(cfg.keys)
     return AppServices(
-        cfg, classifier, provider, ledger, pipeline, meters, recorder, limits, gate, activity or Activity(), alerter
+        cfg,
+        classifier,
+        provider,
+        ledger,
+        pipeline,
+        meters,
+        recorder,
+        limits,
+        gate,
+        activity or Activity(),
+        alerter,
+        extra_sinks,
     )
 
 
@@ -154,6 +171,7 @@ def _from_policy(
     cooldowns: Cooldowns,
     inflight: InFlight,
     alerter: Alerter,
+    extra_sinks: tuple[Sink, ...] = (),
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
     """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
     alerter.url = webhook_url(cfg)
@@ -167,7 +185,7 @@ def _from_policy(
     )
     end_users = EndUserBudgets(cfg.end_user_budget, partial(end_user_spend, ledger.reader))
     # Limits and budgets see finished requests only if some are set: otherwise every record would pay for a no-op.
-    recorder = Recorder(ledger, meters, *(s for s in (limits, budgets, end_users) if s.active))
+    recorder = Recorder(ledger, meters, *(s for s in (limits, budgets, end_users) if s.active), *extra_sinks)
     unavailable = unavailable_models(cfg.models, os.environ)
     cooldowns.settings = cfg.cooldown
     pipeline = ChatPipeline(
@@ -201,6 +219,7 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
         old.cooldowns,
         old.deployments.inflight,
         svc.alerter or Alerter(None, lambda key: True),
+        svc.extra_sinks,
     )
     svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
     if pipeline.unavailable:

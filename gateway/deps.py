@@ -21,7 +21,7 @@ from gateway.ledger import Ledger, LedgerUnavailable
 from gateway.limits import KeyLimits
 from gateway.metrics import Metrics
 from gateway.pipeline import ChatPipeline
-from gateway.recorder import Recorder
+from gateway.recorder import Recorder, Sink
 from gateway.transport import Transport
 from router.policy import TiergateConfig
 
@@ -39,6 +39,7 @@ class AppServices:
     gate: Gate
     activity: Activity = field(default_factory=Activity)
     alerter: Alerter | None = None
+    extra_sinks: tuple[Sink, ...] = ()  # besides ledger, metrics and limits: e.g. the per-request log line
 
 
 async def _services(request: Request) -> AppServices:  # async: a sync dependency would run in a thread

@@ -13,7 +13,8 @@ _TEXT = "%(levelname)s:     %(name)s: %(message)s"
 
 
 class JsonFormatter(logging.Formatter):
-    """{"ts", "level", "logger", "message", "pid"}, plus "exception" with its traceback when there is one."""
+    """{"ts", "level", "logger", "message", "pid"}, plus "exception" with its traceback when there is one, and
+    "request" on the per-request lines (gateway/request_log.py)."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -23,6 +24,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
             "pid": record.process,
         }
+        if isinstance(request := record.__dict__.get("request"), dict):  # gateway/request_log.py's fields
+            out["request"] = request
         if record.exc_info:
             out["exception"] = self.formatException(record.exc_info)
         return json.dumps(out, ensure_ascii=False)

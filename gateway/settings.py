@@ -81,3 +81,5 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = None
     # One access-log line per request costs CPU on the hot path and repeats what the ledger records.
     access_log: bool = False
+    # One line per finished request with its routing, cost and latency (gateway/request_log.py), for log pipelines.
+    request_log: bool = False

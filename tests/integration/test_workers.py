@@ -44,6 +44,7 @@ def test_two_workers_share_one_ledger(tmp_path: Path, log_format: str) -> None:
         "TIERGATE_LEDGER_PATH": str(tmp_path / "l.sqlite3"),
         "TIERGATE_ENCODER": "onnx",
         "TIERGATE_LOG_FORMAT": log_format,
+        "TIERGATE_REQUEST_LOG": "true",
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as f:
@@ -116,6 +117,13 @@ def test_two_workers_share_one_ledger(tmp_path: Path, log_format: str) -> None:
             assert all(set(x) >= {"ts", "level", "logger", "message", "pid"} for x in lines)
             assert {x["logger"] for x in lines} >= {"uvicorn.error", "tiergate.reload"}
             assert len({x["pid"] for x in lines if x["logger"] == "tiergate.reload"}) == 2
+            # TIERGATE_REQUEST_LOG: one line per request, from whichever worker served it, with its fields
+            served = {x["request"]["request_id"]: x["request"] for x in lines if x["logger"] == "tiergate.requests"}
+            assert set(served) == set(ids) and {r["routed_model"] for r in served.values()} == {"m"}
+            assert all(r["status"] == 200 and r["cost_usd"] > 0 and "prompt" not in r for r in served.values())
+        else:
+            text = log.read_text()
+            assert all(f"tiergate.requests: {i} chat.completions default auto -> m 200" in text for i in ids)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
