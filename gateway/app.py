@@ -201,6 +201,7 @@ def _from_policy(
         budgets,
         inflight,
         end_users,
+        ledger.add_feedback,
     )
     return limits, recorder, pipeline
 

@@ -32,6 +32,7 @@ from gateway.errors import (
     from_unsatisfiable,
 )
 from gateway.inflight import Busy, InFlight, Slot
+from gateway.judge import AddFeedback, Judging
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
@@ -102,6 +103,7 @@ class ChatPipeline:
         budgets: ModelBudgets | None = None,
         inflight: InFlight | None = None,
         end_users: EndUserBudgets | None = None,
+        feedback: AddFeedback | None = None,
     ) -> None:
         """`cooldowns` and `inflight` are the worker's record of failing servers and its count of calls in flight
         to each, handed on from pipeline to pipeline on reload; `env` says which servers' key variables are set
@@ -113,6 +115,8 @@ class ChatPipeline:
         self._hosted = frozenset(m.name for m in config.models if not m.local)
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.end_users = end_users or EndUserBudgets(None, lambda user, since: 0.0)
+        # `feedback` stores a judgement (the ledger's add_feedback); without it nothing is judged.
+        self.judging = Judging(provider, prices, ledger.record, feedback)
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
@@ -456,6 +460,8 @@ class ChatPipeline:
             body["model"] = trace.routed.name
             if cd.store:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
+            if self.judging.wants(policy.judge, trace.routed):
+                self._judge(policy, trace, messages, body)
             return ChatResult(response_headers(trace, self.prices, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -554,16 +560,16 @@ class ChatPipeline:
 
             (first, rest), slot = await self._first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
-            on_done = (
-                (
+            when_done: list[Callable[[dict[str, Any]], None]] = []  # with the whole answer, once the stream ends
+            if cd.store:
+                when_done.append(
                     lambda body: self.cache.save(
                         req, target, trace.policy, key, {**body, "model": spec_name(trace)}, cd.ttl_s
                     )
                 )
-                if cd.store
-                else None
-            )
-            relay = self._relay(trace, req, first, rest, slot, on_done)
+            if self.judging.wants(policy.judge, trace.routed):
+                when_done.append(lambda body: self._judge(policy, trace, messages, body))
+            relay = self._relay(trace, req, first, rest, slot, _each(when_done) if when_done else None)
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
@@ -643,6 +649,16 @@ class ChatPipeline:
                 trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
             self._ledger.record(ledger_record(trace, self.prices))
 
+    def _judge(self, policy: Policy, trace: Trace, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
+        """Hand a whole answer to the judge (gateway/judge.py), in the background."""
+        assert policy.judge is not None
+        judge = self.config.model(policy.judge.model)
+        choices = body.get("choices") or []
+        answer = choices[0].get("message") if choices and isinstance(choices[0], dict) else None
+        text = answer.get("content") if isinstance(answer, dict) else None
+        if judge is not None and isinstance(text, str) and text.strip():  # tool calls are not graded
+            self.judging.submit(judge, trace.policy, trace.request_id, messages, text)
+
     def reject(
         self,
         request_id: str,
@@ -669,3 +685,11 @@ async def _prepend(head: dict[str, Any], rest: AsyncGenerator[dict[str, Any]]) -
             yield chunk
     finally:
         await rest.aclose()  # closed with us, not whenever the collector gets to it: its `finally` keeps the record
+
+
+def _each(callbacks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str, Any]], None]:
+    def call(body: dict[str, Any]) -> None:
+        for f in callbacks:
+            f(body)
+
+    return call

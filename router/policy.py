@@ -174,6 +174,17 @@ class Cascade(_Frozen):
     min_confidence: Unit
 
 
+class Judge(_Frozen):
+    """Grade a sample of cheap answers with a strong model (LLM-as-judge, as RouteLLM labelled its training data):
+    a `sample` share of the answers from models below `below_tier` is shown, with its request, to `model`, whose
+    1-10 grade is kept as a judgement of that answer (like POST /v1/feedback), so cascade thresholds and the
+    classifier can be fitted on this gateway's own traffic (`tiergate export-labels`; needs `record_prompts`)."""
+
+    model: Annotated[str, Field(min_length=1)]
+    sample: Annotated[float, Field(gt=0.0, le=1.0)] = 0.02
+    below_tier: Annotated[int, Field(ge=1, le=9)] = 1
+
+
 class PrivateData(_Frozen):
     """Requests whose text holds private data of these kinds (router/private.py) stay on `local: true` models
     (`local_only`: hosted ones are passed over, and a request naming one is refused) or are refused (`reject`)."""
@@ -205,6 +216,7 @@ class Policy(_Frozen):
     record_prompts: bool = False
     cascade: Cascade | None = None
     private_data: PrivateData | None = None  # off unless set
+    judge: Judge | None = None  # off unless set
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:
@@ -342,6 +354,10 @@ class TiergateConfig(_Frozen):
             for m in pol.allowed_models or []:
                 if m not in known:
                     raise ValueError(f"policies.{pname}.allowed_models: unknown model {m!r} (known: {sorted(known)})")
+            if pol.judge is not None and pol.judge.model not in known:
+                raise ValueError(
+                    f"policies.{pname}.judge.model: unknown model {pol.judge.model!r} (known: {sorted(known)})"
+                )
         return self
 
     @cached_property

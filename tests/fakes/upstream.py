@@ -5,7 +5,8 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 `{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"retry_after": "5"}`
 sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
 some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
-`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache; in-process, `hold=<a
+`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that
+text instead of the echo; in-process, `hold=<a
 threading.Event>` pauses a stream after its first word until the event is set. Every request it receives
 is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
@@ -66,6 +67,7 @@ class Script:
     retry_after: str | None = None  # sent as the Retry-After header of a scripted failure
     cached_tokens: int = 0  # reported as OpenAI's prompt_tokens_details.cached_tokens (at most the prompt's tokens)
     hold: threading.Event | None = None  # in-process only: a stream stops after its first word until a test sets it
+    reply: str | None = None  # a fixed answer instead of the echo (a judge's grade, say)
     calls: int = 0
 
 
@@ -112,7 +114,7 @@ class FakeUpstream:
             return JSONResponse(err, status_code=sc.status, headers=headers)
         prompt_words = sum(len(_text(m.get("content")).split()) for m in body.get("messages", []))
         last_user = next((_text(m.get("content")) for m in reversed(body["messages"]) if m.get("role") == "user"), "")
-        answer = f"echo: {last_user}"
+        answer = sc.reply if sc.reply is not None else f"echo: {last_user}"
         n = int(body.get("n") or 1)  # n choices, each the same echo; usage counts every choice, as OpenAI's does
         usage = {
             "prompt_tokens": prompt_words,
