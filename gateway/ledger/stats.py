@@ -110,6 +110,16 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
     lat: dict[str | None, list[float]] = defaultdict(list)
     for model, ms in db.query(f"SELECT routed_model, latency_ms FROM requests WHERE {where} AND status < 400", params):
         lat[model].append(float(ms))
+    # Quality beside cost: the judgements (clients' POST /v1/feedback and a policy's judge) of the answers in range.
+    judged = {
+        model: (int(n), float(mean))
+        for model, n, mean in db.query(
+            "SELECT q.routed_model, COUNT(*), AVG(f.score) FROM"
+            f" (SELECT request_id, routed_model FROM requests WHERE {where}) q"
+            " JOIN feedback f ON f.request_id = q.request_id GROUP BY q.routed_model",
+            params,
+        )
+    }
     out = []
     for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached, private in rows:
         ms = sorted(lat.get(model, []))
@@ -135,6 +145,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
                 "cache_hit_rate": round(int(hits) / int(looked), 4) if looked else None,
                 "p50_ms": percentile(ms, 50),
                 "p95_ms": percentile(ms, 95),
+                "judged": judged.get(model, (0, 0.0))[0],
+                "mean_judgement": round(judged[model][1], 4) if model in judged else None,
             }
         )
     return sorted(out, key=lambda r: (-r["cost_usd"], r["model"]))
@@ -254,10 +266,13 @@ def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
         "estimated_usage",
         "private_data",
         "cache_hits",
+        "judged",
     ]
     money = ("cost_usd", "baseline_cost_usd", "saved_usd", "saved_by_cache_usd")
     t: dict[str, Any] = {k: sum(r[k] for r in table) for k in keys}
     t.update({k: _money(sum(r[k] for r in table)) for k in money})
+    weighted = sum(r["judged"] * r["mean_judgement"] for r in table if r["judged"])
+    t["mean_judgement"] = round(weighted / t["judged"], 4) if t["judged"] else None
     return t
 
 
@@ -301,6 +316,8 @@ MODEL_COLUMNS = [
     "cache_hit_rate",
     "p50_ms",
     "p95_ms",
+    "judged",
+    "mean_judgement",
 ]
 SERIES_COLUMNS = ["bucket_start", "model", "requests", "cost_usd", "baseline_cost_usd", "saved_usd"]
 USER_COLUMNS = ["end_user", "requests", "tokens", "cost_usd", "baseline_cost_usd", "saved_usd"]

@@ -72,6 +72,7 @@ const MODEL_COLUMNS = [
   ["cache_hit_rate", pct, false],
   ["p50_ms", ms, false],
   ["p95_ms", ms, false],
+  ["mean_judgement", (v, m) => (v === null || v === undefined ? "–" : `${v.toFixed(2)} (${m.judged})`), true],
 ];
 
 function modelRow(section, name, label, values, isTotal) {
@@ -80,7 +81,7 @@ function modelRow(section, name, label, values, isTotal) {
   cell(tr, label, "model");
   for (const [field, fmt, summed] of MODEL_COLUMNS) {
     if (isTotal && !summed) cell(tr, "");
-    else cell(tr, fmt(values[field]), field, values[field]);
+    else cell(tr, fmt(values[field], values), field, values[field]);
   }
 }
 

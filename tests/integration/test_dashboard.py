@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from playwright.sync_api import Page, sync_playwright
@@ -51,7 +52,10 @@ def _seed(url: str, svc: Any) -> None:
             user="ceo",
             extra_headers={"x-tiergate-tags": "exec,board" if i else "exec"},
         )
-    b.chat.completions.create(model="mid", messages=[{"role": "user", "content": "direct to mid"}])
+    judged = b.chat.completions.with_raw_response.create(model="mid", messages=[{"role": "user", "content": "direct"}])
+    for score in (1.0, 0.5):  # two judgements of that answer: the table shows their mean, 0.75 (2)
+        r = httpx.post(f"{url}/v1/feedback", json={"request_id": judged.headers["x-request-id"], "score": score})
+        assert r.status_code == 201
     a.chat.completions.create(model="strict", messages=[{"role": "user", "content": "strict one"}])
     # Earlier hours, so the charts over time have several buckets.
     now = time.time()
@@ -204,6 +208,12 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert page.locator("#requests tbody tr").count() == min(recorded, 50) and recorded > 10
         direct = page.locator("#requests tbody tr", has_text="mid").first.locator("td").all_inner_texts()
         assert direct[1:4] == ["mid", "1", "200"]
+        quality = page.locator('#models tbody tr[data-model="mid"] td[data-field="mean_judgement"]')
+        assert quality.inner_text() == "0.75 (2)"
+        assert (
+            page.locator('#models tbody tr[data-model="local-small"] td[data-field="mean_judgement"]').inner_text()
+            == "–"
+        )
         ceo = page.locator('#users tbody tr[data-user="ceo"] td')
         assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
         local = page.locator('#model-status tbody tr[data-model="local-small"] td').all_inner_texts()

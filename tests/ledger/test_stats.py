@@ -348,3 +348,31 @@ def test_export_requests_writes_every_record_in_the_window_page_by_page(ledger_u
     lines = [json.loads(x) for x in jsonl.read_text().splitlines()]
     assert len(lines) == n  # every record is within the last hour (one a second)
     assert lines[-1]["request_id"] == f"e{n - 1}" and lines[1]["tags"] == ["team-a", "beta"]
+
+
+def test_judgements_are_averaged_per_model_beside_the_cost(ledger_url: str) -> None:
+    from gateway.ledger import feedback
+
+    db = make_backend(ledger_url)
+    db.migrate()
+    try:
+        db.insert(
+            [
+                rec(T0 + 10, "a", routed_model="small", tier=0, key_id="key-1"),
+                rec(T0 + 20, "b", routed_model="small", tier=0),
+                rec(T0 + 30, "c", routed_model="big", tier=2),
+                rec(T0 - 3 * 86400, "old", routed_model="small", tier=0),
+            ]
+        )
+        for rid, score in (("a", 1.0), ("a", 0.5), ("b", 0.0), ("c", 1.0), ("old", 0.0)):
+            feedback.add(db, rid, score, "judge:big")
+        q = StatsQuery(since=T0, until=T0 + HOUR)
+        r = report(db, q)
+        by = {m["model"]: m for m in r["models"]}
+        assert (by["small"]["judged"], by["small"]["mean_judgement"]) == (3, 0.5)  # the old one is out of range
+        assert (by["big"]["judged"], by["big"]["mean_judgement"]) == (1, 1.0)
+        assert (r["totals"]["judged"], r["totals"]["mean_judgement"]) == (4, 0.625)
+        keyed = report(db, StatsQuery(since=T0, until=T0 + HOUR, key_id="key-1"))["models"]
+        assert [(m["model"], m["judged"], m["mean_judgement"]) for m in keyed] == [("small", 2, 0.75)]
+    finally:
+        db.close()
