@@ -210,10 +210,8 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         assert direct[1:4] == ["mid", "1", "200"]
         quality = page.locator('#models tbody tr[data-model="mid"] td[data-field="mean_judgement"]')
         assert quality.inner_text() == "0.75 (2)"
-        assert (
-            page.locator('#models tbody tr[data-model="local-small"] td[data-field="mean_judgement"]').inner_text()
-            == "–"
-        )
+        unjudged = page.locator('#models tbody tr[data-model="local-small"] td[data-field="mean_judgement"]')
+        assert unjudged.inner_text() == "\N{EN DASH}"  # no judgement: the dashboard's mark for no value
         ceo = page.locator('#users tbody tr[data-user="ceo"] td')
         assert ceo.all_inner_texts()[:2] == ["ceo", "3"] and page.locator("#users tbody tr").count() == 1
         local = page.locator('#model-status tbody tr[data-model="local-small"] td').all_inner_texts()
