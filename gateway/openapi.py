@@ -71,42 +71,19 @@ _RESPONSES = (
 )
 
 
+def _header(name: str, description: str) -> dict[str, Any]:
+    """An optional request header of the chat and responses endpoints, as OpenAPI declares a parameter."""
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": {"type": "string"}}
+
+
 _HEADERS: list[dict[str, Any]] = [
-    {
-        "name": "x-tiergate-tags",
-        "in": "header",
-        "required": False,
-        "description": "Up to 8 comma-separated tags (1-64 of `A-Za-z0-9_.:/=-` each) to attribute spend to.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "cache-control",
-        "in": "header",
-        "required": False,
-        "description": "`no-cache`: skip the cache lookup but refresh the entry; `no-store`: neither.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "x-tiergate-cache-ttl",
-        "in": "header",
-        "required": False,
-        "description": "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "x-tiergate-min-tier",
-        "in": "header",
-        "required": False,
-        "description": "At least this tier (0-9) for this request; it only raises the tier the score gives.",
-        "schema": {"type": "string"},
-    },
-    {
-        "name": "x-tiergate-max-cost-usd",
-        "in": "header",
-        "required": False,
-        "description": "No model whose estimated cost for this request is higher (US dollars, > 0).",
-        "schema": {"type": "string"},
-    },
+    _header("x-tiergate-tags", "Up to 8 comma-separated tags (1-64 of `A-Za-z0-9_.:/=-` each) to attribute spend to."),
+    _header("cache-control", "`no-cache`: skip the cache lookup but refresh the entry; `no-store`: neither."),
+    _header("x-tiergate-cache-ttl", "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s."),
+    _header(
+        "x-tiergate-min-tier", "At least this tier (0-9) for this request; it only raises the tier the score gives."
+    ),
+    _header("x-tiergate-max-cost-usd", "No model whose estimated cost for this request is higher (US dollars, > 0)."),
 ]
 
 

@@ -10,41 +10,16 @@ from dataclasses import asdict
 from typing import Any
 
 from gateway.ledger import LedgerRecord
+from gateway.ledger.request_log import COLUMNS, with_lists
 
 log = logging.getLogger("tiergate.requests")
-FIELDS = (
-    "request_id",
-    "endpoint",
-    "policy",
-    "requested_model",
-    "routed_model",
-    "tier",
-    "score",
-    "status",
-    "error_type",
-    "cache",
-    "stream",
-    "degraded",
-    "fallbacks",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost_usd",
-    "baseline_cost_usd",
-    "latency_ms",
-    "ttft_ms",
-    "key_id",
-    "end_user",
-    "tags",
-    "private_data",
-)
+# The request log's columns but for the database's own id, and `ts` and `cascade`, which the line does not need.
+FIELDS = tuple(c for c in COLUMNS if c not in ("id", "ts", "cascade"))
 
 
 def fields(rec: LedgerRecord) -> dict[str, Any]:
     d = asdict(rec)
-    out = {k: d[k] for k in FIELDS}
-    for listed in ("tags", "private_data"):  # the ledger's ",a,b," as a list
-        out[listed] = [x for x in (out[listed] or "").split(",") if x]
-    return out
+    return with_lists({k: d[k] for k in FIELDS})
 
 
 class RequestLog:

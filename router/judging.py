@@ -7,6 +7,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from classifiers.features import content_text
+
 MAX_CHARS = 6000  # of the request and of the answer each: enough to judge, bounded in cost
 _INSTRUCTIONS = (
     "You grade an AI assistant's answer to a user's request. Judge whether it does what the request asks: correct, "
@@ -16,14 +18,6 @@ _INSTRUCTIONS = (
 _GRADE = re.compile(r"\b(10|[1-9])\b")
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
-
-
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_CHARS else text[: MAX_CHARS // 2] + "\n[...]\n" + text[-MAX_CHARS // 2 :]
 
@@ -31,8 +25,8 @@ def _clip(text: str) -> str:
 def grading_messages(request: Sequence[Mapping[str, Any]], answer: str) -> list[dict[str, str]]:
     """The judge's conversation: instructions, then the request (its system prompt and last user turn) and the
     answer, each clipped."""
-    system = next((_text(m.get("content")) for m in request if m.get("role") in ("system", "developer")), "")
-    user = next((_text(m.get("content")) for m in reversed(request) if m.get("role") == "user"), "")
+    system = next((content_text(m.get("content")) for m in request if m.get("role") in ("system", "developer")), "")
+    user = next((content_text(m.get("content")) for m in reversed(request) if m.get("role") == "user"), "")
     asked = (f"[instructions the assistant was given]\n{_clip(system)}\n\n" if system else "") + _clip(user)
     return [
         {"role": "system", "content": _INSTRUCTIONS},

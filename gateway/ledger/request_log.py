@@ -70,7 +70,12 @@ def recent(
         r = dict(zip(COLUMNS, row, strict=True))
         r["fallbacks"] = json.loads(r["fallbacks"]) if r["fallbacks"] else []
         r["stream"], r["degraded"] = bool(r["stream"]), bool(r["degraded"])
-        for listed in ("tags", "private_data"):  # stored as ",a,b," for LIKE filters
-            r[listed] = [x for x in (r[listed] or "").split(",") if x]
-        out.append(r)
+        out.append(with_lists(r))
     return out
+
+
+def with_lists(entry: dict[str, Any]) -> dict[str, Any]:
+    """`tags` and `private_data` as lists: the ledger stores them as ",a,b," for its LIKE filters."""
+    for listed in ("tags", "private_data"):
+        entry[listed] = [x for x in (entry[listed] or "").split(",") if x]
+    return entry
