@@ -8,8 +8,6 @@ stream ends, is broken off, or the client goes away).
 from __future__ import annotations
 
 import asyncio
-import itertools
-import random
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import suppress
@@ -20,6 +18,7 @@ from classifiers.features import prompt_from_messages
 from gateway import steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
+from gateway.calls import Calls
 from gateway.cooldown import Cooldowns
 from gateway.end_users import EndUserBudgets
 from gateway.errors import (
@@ -31,7 +30,7 @@ from gateway.errors import (
     UpstreamFailed,
     from_unsatisfiable,
 )
-from gateway.inflight import Busy, InFlight, Slot
+from gateway.inflight import InFlight, Slot
 from gateway.judge import AddFeedback, Judging
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
@@ -111,7 +110,7 @@ class ChatPipeline:
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.deployments = Deployments(config, env or {}, inflight)
-        self._jitter = random.Random()  # spreads the retry waits of calls that failed together
+        self.calls = Calls(self.deployments, self.cooldowns, config.retry)
         self._hosted = frozenset(m.name for m in config.models if not m.local)
         self.budgets = budgets or ModelBudgets(config.models, lambda model, since: 0.0)
         self.end_users = end_users or EndUserBudgets(None, lambda user, since: 0.0)
@@ -314,92 +313,6 @@ class ChatPipeline:
             params["extra_body"] = req.extras()
         return messages, params
 
-    def _exhausted(self, errors: list[UpstreamError]) -> UpstreamFailed:
-        detail = "; ".join(f"{e.model}: HTTP {e.status}" for e in errors)
-        status = 504 if errors and all(e.status in (408, 504) for e in errors) else 502
-        return UpstreamFailed(f"Every candidate model failed upstream ({detail}).", status)
-
-    @staticmethod
-    def _client_fault(e: UpstreamError) -> InvalidRequest:
-        return InvalidRequest(
-            f"The upstream model {e.model} rejected the request: {e.message}", None, "upstream_rejected"
-        )
-
-    async def _first_success(
-        self, trace: Trace, decision: Decision, attempt: Callable[[ModelSpec], Awaitable[T]]
-    ) -> tuple[T, Slot]:
-        """Try the chain in order; a retryable failure moves on (after the policy's retries of that model, if any),
-        the client's own fault stops at once. Returns the result with the slot its call holds on its server
-        (gateway/inflight.py), for the caller to release when the answer has been read: at once for a whole answer,
-        when the stream ends for a stream."""
-        errors: list[UpstreamError] = []
-        full: list[Busy] = []
-        retry = self.config.retry
-        for spec in decision.chain:
-            for n in itertools.count():
-                outcome = await self._try_model(trace, spec, attempt, errors, full)
-                if not isinstance(outcome, UpstreamError):
-                    if outcome is None:
-                        break  # full, and no slot freed in time: the next model
-                    return outcome
-                if not (outcome.model_fault and outcome.status in retry.on_status):
-                    break
-                wait = retry.wait_s(n, outcome.retry_after_s, self._jitter.random())
-                if wait is None:
-                    break
-                await asyncio.sleep(wait)
-        if full and not errors:
-            raise trace.fail(
-                Unavailable(
-                    f"Every candidate model stayed at its max_concurrency ({'; '.join(map(str, full))}).",
-                    None,
-                    "model_busy",
-                )
-            )
-        raise trace.fail(self._exhausted(errors))
-
-    async def _try_model(
-        self,
-        trace: Trace,
-        spec: ModelSpec,
-        attempt: Callable[[ModelSpec], Awaitable[T]],
-        errors: list[UpstreamError],
-        full: list[Busy],
-    ) -> tuple[T, Slot] | UpstreamError | None:
-        """One round over a model's servers: the result and its slot, the last retryable failure (each is added to
-        `errors`), or None if the model stayed full for its whole wait (added to `full`)."""
-        inflight = self.deployments.inflight
-        last: UpstreamError | None = None
-        for server, target in self.deployments.order(spec, self.cooldowns.cooling()):  # its other servers first
-            slot = inflight.try_acquire(server)
-            if slot is None:
-                try:
-                    # The least busy server is full: so are the others. Wait for it; if none frees up in time, go
-                    # on to the next model (the wait is not the model's failure: no cooldown, no retry).
-                    slot = await inflight.acquire(server, spec.timeout_s)
-                except Busy as b:
-                    full.append(b)
-                    trace.fallbacks.append(spec.name)
-                    return None
-            try:
-                result = await attempt(target)
-            except UpstreamError as e:
-                slot.release()
-                self.cooldowns.failed(e, server)
-                if not e.retryable:
-                    raise trace.fail(self._client_fault(e)) from e
-                errors.append(e)
-                trace.fallbacks.append(spec.name)
-                last = e
-                continue
-            except BaseException:
-                slot.release()
-                raise
-            self.cooldowns.succeeded(server)
-            trace.routed, trace.server = spec, server
-            return result, slot
-        return last
-
     async def _cached(
         self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision, key: str
     ) -> dict[str, Any] | None:
@@ -444,7 +357,7 @@ class ChatPipeline:
             t0 = time.perf_counter()
             body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
             if body is None:
-                answer, slot = await self._first_success(
+                answer, slot = await self.calls.first_success(
                     trace,
                     plan.escalate if plan is not None else decision,
                     lambda spec: self._provider.complete(spec, messages, params),
@@ -558,7 +471,7 @@ class ChatPipeline:
                 except TimeoutError:
                     raise UpstreamError(spec.name, 504, f"no first chunk within {wait:g}s", True) from None
 
-            (first, rest), slot = await self._first_success(trace, decision, open_stream)
+            (first, rest), slot = await self.calls.first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
             when_done: list[Callable[[dict[str, Any]], None]] = []  # with the whole answer, once the stream ends
             if cd.store:
