@@ -87,6 +87,14 @@ def api_config(base_url: str) -> dict[str, Any]:
 GatewayFactory = Callable[..., tuple[RunningServer, AppServices]]
 
 
+def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None:
+    """Poll for a state a server or another thread brings about: a deadline against hangs, not a timing assertion."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.01)
+
+
 def sdk(url: str, key: str = "unused") -> openai.OpenAI:
     """The official client pointed at a gateway, as an app would point it; no retries, so a test sees every error."""
     return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)

@@ -5,26 +5,18 @@ retried."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import openai
 import pytest
 
 from gateway.auth import digest
-from tests.conftest import GatewayFactory, api_config, sdk
+from tests.conftest import GatewayFactory, api_config, sdk, until
 from tests.fakes.upstream import FakeUpstream
 from tests.fakes.webhook import Hook, webhook
 
 KEY, OTHER = "tg-alerted-key-1", "tg-other-key-2"
 Q = [{"role": "user", "content": "a few words of question [score=0.5]"}]
-
-
-def _until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30  # a deadline against hangs, not a timing assertion
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.02)
 
 
 def test_alerts_reach_the_webhook_once_across_gateways(
@@ -44,7 +36,7 @@ def test_alerts_reach_the_webhook_once_across_gateways(
         hook.fail_next = 1  # the first post fails: it is retried
 
         sdk(one.url, KEY).chat.completions.create(model="mid", messages=Q)  # spends far more than the budget
-        _until(lambda: len(hook.received) == 2, "both budget alerts")
+        until(lambda: len(hook.received) == 2, "both budget alerts")
         with pytest.raises(openai.RateLimitError):  # the second gateway reads the same spend: it alerts too...
             sdk(two.url, KEY).chat.completions.create(model="mid", messages=Q)
         with pytest.raises(openai.RateLimitError):
@@ -52,7 +44,7 @@ def test_alerts_reach_the_webhook_once_across_gateways(
 
         fresh_upstream.script("flaky", status=503)
         assert (_fail_over(one.url, OTHER), _fail_over(two.url, OTHER)) == ("mid", "mid")  # each sees flaky fail
-        _until(lambda: any("flaky" in t for t in hook.texts()), "the cooldown alert")
+        until(lambda: any("flaky" in t for t in hook.texts()), "the cooldown alert")
         time.sleep(1.5)  # ...but the ledger lets one alert through per event: give a duplicate time to show
         budget = sorted(t for t in hook.texts() if "budget" in t)
         assert len(budget) == 2 and "'app' has spent" in budget[0]
@@ -78,5 +70,5 @@ def test_without_a_webhook_alerts_go_to_the_log(
     server, _ = gateway_factory(cfg)
     with caplog.at_level("WARNING", logger="tiergate.alerts"):
         assert _fail_over(server.url) == "mid"
-        _until(lambda: any("alert:" in r.getMessage() for r in caplog.records), "the alert in the log")
+        until(lambda: any("alert:" in r.getMessage() for r in caplog.records), "the alert in the log")
     assert hook.received == []

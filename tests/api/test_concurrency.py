@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import re
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk
+from tests.conftest import GatewayFactory, api_config, sdk, until
 from tests.fakes.upstream import FakeUpstream
 
 EASY = [{"role": "user", "content": "easy [score=0.1]"}]  # tier 0: local-small is the cheapest adequate
@@ -28,14 +26,6 @@ def _capped(upstream: FakeUpstream, transport: str, **local: Any) -> dict[str, A
 
 def _local(url: str) -> dict[str, Any]:
     return next(m for m in httpx.get(f"{url}/api/models").json()["data"] if m["name"] == "local-small")
-
-
-def _until(check: Callable[[], bool], what: str) -> None:
-    """Poll for a state another thread brings about (a deadline against hangs, not a timing assertion)."""
-    deadline = time.monotonic() + 30
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.01)
 
 
 def _gauge(url: str, name: str, server: str) -> float:
@@ -57,9 +47,9 @@ def test_past_its_cap_a_call_waits_its_turn(
 
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(ask)
-        _until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
+        until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
         second = pool.submit(ask)
-        _until(lambda: _local(server.url)["waiting"] == 1, "the second call waiting")
+        until(lambda: _local(server.url)["waiting"] == 1, "the second call waiting")
         assert _local(server.url)["status"] == "full"
         assert _gauge(server.url, "tiergate_upstream_calls_waiting", "local-small") == 1
         assert fresh_upstream.calls_for("local-small") == 1  # the upstream never saw two at once
@@ -78,7 +68,7 @@ def test_with_overflow_a_full_model_gives_way_to_the_next_adequate_one(
     client = sdk(server.url)
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(client.chat.completions.create, model="auto", messages=EASY)
-        _until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
+        until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
         assert _gauge(server.url, "tiergate_upstream_calls_in_flight", "local-small") == 1
         why = httpx.post(f"{server.url}/api/route", json={"model": "auto", "messages": EASY}).json()
         assert why["skipped"]["local-small"] == "full (max_concurrency calls in flight)"
@@ -106,7 +96,7 @@ def test_a_stream_holds_its_slot_until_it_ends(
         assert r.headers["x-tiergate-model"] == "flaky"
         hold.set()
         list(chunks)
-    _until(lambda: _local(server.url)["in_flight"] == 0, "the slot back once the stream ended")
+    until(lambda: _local(server.url)["in_flight"] == 0, "the slot back once the stream ended")
     assert [(r["routed_model"], r["status"]) for r in svc.ledger.rows()] == [("flaky", 200), ("local-small", 200)]
 
 

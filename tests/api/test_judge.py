@@ -8,24 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk
+from tests.conftest import GatewayFactory, api_config, sdk, until
 from tests.fakes.upstream import FakeUpstream
 
 EASY = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2? [score=0.1]"}]
 MEDIUM = [{"role": "user", "content": "Explain monads [score=0.5]"}]
-
-
-def _until(check: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 30  # a deadline against hangs, not a timing assertion
-    while not check():
-        assert time.monotonic() < deadline, f"never: {what}"
-        time.sleep(0.02)
 
 
 def test_cheap_answers_are_graded_and_booked(
@@ -53,7 +44,7 @@ def test_cheap_answers_are_graded_and_booked(
         rows = svc.ledger.reader.query("SELECT request_id, score, key_id FROM feedback")
         return [(str(r[0]), float(r[1]), str(r[2])) for r in rows]
 
-    _until(lambda: len(judgements()) == 2, "two grades")
+    until(lambda: len(judgements()) == 2, "two grades")
     assert sorted(judgements()) == sorted(
         [
             (whole.headers["x-request-id"], pytest.approx(7 / 9), "judge:gpt-4o"),
@@ -63,7 +54,7 @@ def test_cheap_answers_are_graded_and_booked(
     graded = [r for r in fresh_upstream.received if r["model"] == "gpt-4o"]
     assert len(graded) == 2 and "What is 2+2?" in graded[0]["messages"][1]["content"]
     assert "echo: What is 2+2?" in graded[0]["messages"][1]["content"]  # the answer it grades
-    _until(lambda: len(svc.ledger.rows("endpoint = 'judge'")) == 2, "the judge calls booked")
+    until(lambda: len(svc.ledger.rows("endpoint = 'judge'")) == 2, "the judge calls booked")
     calls = svc.ledger.rows("endpoint = 'judge'")
     assert {r["request_id"] for r in calls} == {f"{whole.headers['x-request-id']}:judge", f"{streamed}:judge"}
     assert all(r["routed_model"] == "gpt-4o" and r["cost_usd"] > 0 and r["status"] == 200 for r in calls)
@@ -84,7 +75,7 @@ def test_a_judge_that_fails_costs_a_record_and_no_grade(
     cfg["policies"]["default"]["judge"] = {"model": "gpt-4o", "sample": 1.0}
     server, svc = gateway_factory(cfg)
     sdk(server.url).chat.completions.create(model="auto", messages=EASY)
-    _until(lambda: len(svc.ledger.rows("endpoint = 'judge'")) == 1, "the failed judge call booked")
+    until(lambda: len(svc.ledger.rows("endpoint = 'judge'")) == 1, "the failed judge call booked")
     (call,) = svc.ledger.rows("endpoint = 'judge'")
     assert call["status"] == 503 and call["cost_usd"] == 0.0
     assert svc.ledger.reader.query("SELECT COUNT(*) FROM feedback") == [(0,)]

@@ -3,8 +3,6 @@ invalid edit changes nothing; cached answers of an unchanged policy stay cached.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +13,10 @@ import yaml
 
 from gateway.auth import digest
 from gateway.cache import MemoryStore
-from tests.conftest import GatewayFactory, api_config, cache_settled
+from tests.conftest import GatewayFactory, api_config, cache_settled, until
 from tests.fakes.upstream import FakeUpstream
 
 KEY = "tg-reload-test-key"
-
-
-def _until(what: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not what():
-        assert time.monotonic() < deadline, "the gateway did not take the edited policy file"
-        time.sleep(0.02)
 
 
 def _models(url: str, key: str | None = None) -> list[str]:
@@ -54,7 +45,7 @@ def test_an_edited_policy_file_is_served_without_a_restart(
         "keys": [{"name": "app", "sha256": digest(KEY), "rpm": 2}],
     }
     path.write_text(yaml.safe_dump(edited))
-    _until(lambda: "frugal" in _models(server.url, KEY))
+    until(lambda: "frugal" in _models(server.url, KEY), "the gateway to take the edited policy file")
 
     with pytest.raises(openai.AuthenticationError):  # keys are on now
         open_client.chat.completions.create(model="mid", messages=q)
@@ -67,7 +58,7 @@ def test_an_edited_policy_file_is_served_without_a_restart(
 
     # A broken save changes nothing: the gateway keeps serving the last valid policy.
     path.write_text(yaml.safe_dump(edited).replace("rpm: 2", "rpm: two"))
-    _until(lambda: "policy in force stays" in caplog.text)
+    until(lambda: "policy in force stays" in caplog.text, "the gateway to take the edited policy file")
     assert "frugal" in _models(server.url, KEY)
     assert svc.config.keys[0].rpm == 2
     records = svc.ledger.rows()
