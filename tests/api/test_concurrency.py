@@ -37,7 +37,8 @@ def _gauge(url: str, name: str, server: str) -> float:
 def test_past_its_cap_a_call_waits_its_turn(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:
-    fresh_upstream.script("local-small", delay_s=0.5)
+    hold = threading.Event()  # the local model's answers wait until the test has looked
+    fresh_upstream.script("local-small", hold=hold)
     server, svc = gateway_factory(_capped(fresh_upstream, transport))
     client = sdk(server.url)
 
@@ -53,6 +54,7 @@ def test_past_its_cap_a_call_waits_its_turn(
         assert _local(server.url)["status"] == "full"
         assert _gauge(server.url, "tiergate_upstream_calls_waiting", "local-small") == 1
         assert fresh_upstream.calls_for("local-small") == 1  # the upstream never saw two at once
+        hold.set()
         assert (first.result(), second.result()) == ("local-small", "local-small")
     assert fresh_upstream.calls_for("flaky") == 0
     assert (_local(server.url)["in_flight"], _local(server.url)["status"]) == (0, "ok")
@@ -63,7 +65,8 @@ def test_past_its_cap_a_call_waits_its_turn(
 def test_with_overflow_a_full_model_gives_way_to_the_next_adequate_one(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:
-    fresh_upstream.script("local-small", delay_s=0.5)
+    hold = threading.Event()
+    fresh_upstream.script("local-small", hold=hold)
     server, _ = gateway_factory(_capped(fresh_upstream, transport, when_full="overflow"))
     client = sdk(server.url)
     with ThreadPoolExecutor(1) as pool:
@@ -73,7 +76,8 @@ def test_with_overflow_a_full_model_gives_way_to_the_next_adequate_one(
         why = httpx.post(f"{server.url}/api/route", json={"model": "auto", "messages": EASY}).json()
         assert why["skipped"]["local-small"] == "full (max_concurrency calls in flight)"
         r = client.chat.completions.with_raw_response.create(model="auto", messages=EASY)
-        assert r.headers["x-tiergate-model"] == "flaky"  # not queued behind the slow local call
+        assert r.headers["x-tiergate-model"] == "flaky"  # not queued behind the held local call
+        hold.set()
         assert first.result().model == "local-small"
     r = client.chat.completions.with_raw_response.create(model="auto", messages=EASY)
     assert r.headers["x-tiergate-model"] == "local-small"  # its slot came back with its answer

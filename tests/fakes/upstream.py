@@ -6,9 +6,9 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
 some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
 `{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that
-text instead of the echo; in-process, `hold=<a
-threading.Event>` pauses a stream after its first word until the event is set. Every request it receives
-is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
+text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer back, and pauses a stream
+after its first word, until the event is set. Every request it receives is kept in `received`, so tests can see
+what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
 measured), and those pauses would show up as the gateways' tail latency.
@@ -66,7 +66,8 @@ class Script:
     cut_stream: bool = False  # True: a stream's body ends cleanly after its first word, with no finish and no [DONE]
     retry_after: str | None = None  # sent as the Retry-After header of a scripted failure
     cached_tokens: int = 0  # reported as OpenAI's prompt_tokens_details.cached_tokens (at most the prompt's tokens)
-    hold: threading.Event | None = None  # in-process only: a stream stops after its first word until a test sets it
+    # In-process only: a whole answer waits, and a stream stops after its first word, until a test sets the event.
+    hold: threading.Event | None = None
     reply: str | None = None  # a fixed answer instead of the echo (a judge's grade, say)
     calls: int = 0
 
@@ -132,6 +133,8 @@ class FakeUpstream:
             return {"content": [{"token": w, "logprob": lp, "bytes": None, "top_logprobs": []} for w in text.split()]}
 
         if not body.get("stream"):
+            if sc.hold is not None:
+                await asyncio.to_thread(sc.hold.wait, 60)
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": answer},
