@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -27,15 +27,15 @@ from gateway.errors import (
     NotFound,
     PermissionDenied,
     Unavailable,
-    UpstreamFailed,
     from_unsatisfiable,
 )
-from gateway.inflight import InFlight, Slot
+from gateway.inflight import InFlight
 from gateway.judge import AddFeedback, Judging
 from gateway.ledger import LedgerRecord
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
-from gateway.response_cache import CacheDecision, ChatCache, assemble, replay, routed_target
+from gateway.relay import each, prepend, relay_stream
+from gateway.response_cache import CacheDecision, ChatCache, replay, routed_target
 from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
 from gateway.usage import content_chars, estimate_usage, usage_of
 from router import cascade, private
@@ -482,7 +482,16 @@ class ChatPipeline:
                 )
             if self.judging.wants(policy.judge, trace.routed):
                 when_done.append(lambda body: self._judge(policy, trace, messages, body))
-            relay = self._relay(trace, req, first, rest, slot, _each(when_done) if when_done else None)
+            relay = relay_stream(
+                trace,
+                req,
+                first,
+                rest,
+                slot,
+                self._record,
+                self.cooldowns.failed,
+                each(when_done) if when_done else None,
+            )
         except GatewayError as e:
             if trace.status == 200:
                 trace.fail(e)
@@ -500,67 +509,11 @@ class ChatPipeline:
         # before the response begins: the event loop closes a started generator it drops, never a new one. From
         # here on the relay keeps the record, so this is outside the `try` above (one record per request).
         head = await anext(relay, None)
-        chunks = relay if head is None else _prepend(head, relay)
+        chunks = relay if head is None else prepend(head, relay)
         return ChatResult(response_headers(trace, self.prices, with_cost=False), chunks=chunks)
 
-    async def _relay(
-        self,
-        trace: Trace,
-        req: ChatCompletionRequest,
-        first: dict[str, Any],
-        rest: AsyncIterator[dict[str, Any]],
-        slot: Slot,
-        on_done: Callable[[dict[str, Any]], None] | None = None,
-    ) -> AsyncGenerator[dict[str, Any]]:
-        """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
-
-        Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked. A
-        stream that ends without it (cut short by the client or the upstream, or a server that never sends it)
-        is recorded with estimated usage: what was generated until then is billed all the same.
-        """
-        assert trace.routed is not None
-        include_usage = req.wants_usage_chunk()
-        seen: list[dict[str, Any]] = []
-        got_usage = finished = False
-        pieces = chars = 0  # generated deltas and their characters, for the estimate
-        try:
-            chunk: dict[str, Any] | None = first
-            while chunk is not None:
-                if on_done is not None:
-                    seen.append(dict(chunk))  # below we only set "model" and drop "usage" at the top level
-                if (u := usage_of(chunk)) is not None:
-                    trace.usage, got_usage = u, True
-                    if not include_usage:
-                        chunk.pop("usage")
-                if choices := [c for c in chunk.get("choices") or () if isinstance(c, dict)]:
-                    finished = finished or any(c.get("finish_reason") for c in choices)
-                    if not got_usage:
-                        n = content_chars(c.get("delta") for c in choices)
-                        pieces, chars = pieces + (n > 0), chars + n
-                chunk["model"] = trace.routed.name
-                if include_usage or chunk.get("choices"):
-                    yield chunk
-                chunk = await anext(rest, None)
-            if not finished:
-                # Every OpenAI-compatible server ends an answer with a finish_reason. A stream that stops before one
-                # was cut (the upstream died, or closed a close-delimited body early); relayed as it is, the
-                # client would take half an answer for a whole one.
-                raise UpstreamError(trace.routed.name, 502, "the stream ended before the answer did", False)
-            if on_done is not None and (body := assemble(seen)) is not None:
-                on_done(body)
-        except UpstreamError as e:
-            self.cooldowns.failed(e, trace.server)
-            err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
-            yield {"error": err.body().error.model_dump()}
-        except BaseException:
-            # The client went away (cancellation) or we broke: the record says so, then the error propagates.
-            trace.status, trace.error_type = 499, "client_closed"
-            raise
-        finally:
-            slot.release()
-            if not got_usage:
-                trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
-            self._ledger.record(ledger_record(trace, self.prices))
+    def _record(self, trace: Trace) -> None:
+        self._ledger.record(ledger_record(trace, self.prices))
 
     def _judge(self, policy: Policy, trace: Trace, messages: list[dict[str, Any]], body: dict[str, Any]) -> None:
         """Hand a whole answer to the judge (gateway/judge.py), in the background."""
@@ -589,20 +542,3 @@ class ChatPipeline:
             trace.policy = self.resolve(requested_model, api_key)[0]
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))
-
-
-async def _prepend(head: dict[str, Any], rest: AsyncGenerator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
-    try:
-        yield head
-        async for chunk in rest:
-            yield chunk
-    finally:
-        await rest.aclose()  # closed with us, not whenever the collector gets to it: its `finally` keeps the record
-
-
-def _each(callbacks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str, Any]], None]:
-    def call(body: dict[str, Any]) -> None:
-        for f in callbacks:
-            f(body)
-
-    return call

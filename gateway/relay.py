@@ -1,0 +1,94 @@
+"""A stream's relay from the upstream to the client: the chunks renamed to the model that answers, usage kept for the
+record (and passed on only when asked), a cut or broken stream ended with an error event, and, however it ends, the
+server's slot freed and the request's one record written."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+from gateway.errors import UpstreamFailed
+from gateway.inflight import Slot
+from gateway.protocol import ChatCompletionRequest
+from gateway.provider import UpstreamError
+from gateway.response_cache import assemble
+from gateway.trace import Trace
+from gateway.usage import content_chars, estimate_usage, usage_of
+
+
+async def relay_stream(
+    trace: Trace,
+    req: ChatCompletionRequest,
+    first: dict[str, Any],
+    rest: AsyncIterator[dict[str, Any]],
+    slot: Slot,
+    record: Callable[[Trace], None],
+    failed: Callable[[UpstreamError, str], None],
+    on_done: Callable[[dict[str, Any]], None] | None = None,
+) -> AsyncGenerator[dict[str, Any]]:
+    """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
+
+    Usage is always asked of the upstream (the ledger needs it) but only passed on when the client asked. A
+    stream that ends without it (cut short by the client or the upstream, or a server that never sends it)
+    is recorded with estimated usage: what was generated until then is billed all the same.
+    """
+    assert trace.routed is not None
+    include_usage = req.wants_usage_chunk()
+    seen: list[dict[str, Any]] = []
+    got_usage = finished = False
+    pieces = chars = 0  # generated deltas and their characters, for the estimate
+    try:
+        chunk: dict[str, Any] | None = first
+        while chunk is not None:
+            if on_done is not None:
+                seen.append(dict(chunk))  # below we only set "model" and drop "usage" at the top level
+            if (u := usage_of(chunk)) is not None:
+                trace.usage, got_usage = u, True
+                if not include_usage:
+                    chunk.pop("usage")
+            if choices := [c for c in chunk.get("choices") or () if isinstance(c, dict)]:
+                finished = finished or any(c.get("finish_reason") for c in choices)
+                if not got_usage:
+                    n = content_chars(c.get("delta") for c in choices)
+                    pieces, chars = pieces + (n > 0), chars + n
+            chunk["model"] = trace.routed.name
+            if include_usage or chunk.get("choices"):
+                yield chunk
+            chunk = await anext(rest, None)
+        if not finished:
+            # Every OpenAI-compatible server ends an answer with a finish_reason. A stream that stops before one
+            # was cut (the upstream died, or closed a close-delimited body early); relayed as it is, the
+            # client would take half an answer for a whole one.
+            raise UpstreamError(trace.routed.name, 502, "the stream ended before the answer did", False)
+        if on_done is not None and (body := assemble(seen)) is not None:
+            on_done(body)
+    except UpstreamError as e:
+        failed(e, trace.server)
+        err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
+        yield {"error": err.body().error.model_dump()}
+    except BaseException:
+        # The client went away (cancellation) or we broke: the record says so, then the error propagates.
+        trace.status, trace.error_type = 499, "client_closed"
+        raise
+    finally:
+        slot.release()
+        if not got_usage:
+            trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
+        record(trace)
+
+
+async def prepend(head: dict[str, Any], rest: AsyncGenerator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
+    try:
+        yield head
+        async for chunk in rest:
+            yield chunk
+    finally:
+        await rest.aclose()  # closed with us, not whenever the collector gets to it: its `finally` keeps the record
+
+
+def each(callbacks: list[Callable[[dict[str, Any]], None]]) -> Callable[[dict[str, Any]], None]:
+    def call(body: dict[str, Any]) -> None:
+        for f in callbacks:
+            f(body)
+
+    return call
