@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
-from gateway import steering, tags
+from gateway import privacy, steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.calls import Calls
@@ -38,14 +38,13 @@ from gateway.relay import each, prepend, relay_stream
 from gateway.response_cache import CacheDecision, ChatCache, replay, routed_target
 from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
 from gateway.usage import content_chars, estimate_usage, usage_of
-from router import cascade, private
+from router import cascade
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
 COOLING = "cooling down after repeated failures"
-PRIVATE = "private_data"  # the error code of a request refused for the private data in it
 FULL = "full (max_concurrency calls in flight)"
 T = TypeVar("T")
 
@@ -167,10 +166,7 @@ class ChatPipeline:
         if policy.record_prompts:
             trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
         if policy.private_data is not None:
-            text = private.message_text(m.model_dump() for m in req.messages)
-            if found := private.find(text, policy.private_data.detect):
-                trace.private_data = found
-                self._keep_private(trace, policy, concrete)
+            privacy.screen(self.config, policy, trace, concrete, [m.model_dump() for m in req.messages])
         if concrete is None:
             return policy, None, routed_target(trace.policy)
         if (cap := trace.steering.max_cost_usd) is not None:
@@ -188,32 +184,6 @@ class ChatPipeline:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
-
-    def _keep_private(self, trace: Trace, policy: Policy, concrete: str | None) -> None:
-        """Refuse what the policy's `private_data` says may not go anywhere, or not where it was sent; routing keeps
-        the rest on local models (`route`). The message names the kinds found, never what matched."""
-        assert policy.private_data is not None
-        what = f"The request holds what looks like private data ({', '.join(trace.private_data)})"
-        if policy.private_data.action == "reject":
-            raise trace.fail(InvalidRequest(f"{what}; the policy '{trace.policy}' accepts none.", "messages", PRIVATE))
-        named = self.config.model(concrete) if concrete is not None else None
-        if named is not None and not named.local:
-            raise trace.fail(
-                InvalidRequest(
-                    f"{what}; the policy '{trace.policy}' keeps it on local models, and '{named.name}' is hosted.",
-                    "model",
-                    PRIVATE,
-                )
-            )
-        allowed = policy.allowed_models
-        if not any(m.local and (allowed is None or m.name in allowed) for m in self.config.models):
-            raise trace.fail(
-                InvalidRequest(
-                    f"{what}; the policy '{trace.policy}' keeps it on local models, and it allows none.",
-                    "messages",
-                    PRIVATE,
-                )
-            )
 
     async def route(
         self,
