@@ -38,7 +38,6 @@ class _Model:
     last_error: str = ""
     own: bool = False  # the current cooldown began here (shared with the other workers), not adopted from one
     since_epoch: float = 0.0  # wall time the current cooldown began
-    cleared_epoch: float = 0.0  # wall time of the last answer: a cooldown begun before it is not adopted
 
 
 @dataclass(frozen=True)
@@ -63,6 +62,7 @@ class Cooldowns:
         self._cooling: frozenset[str] = _NONE
         self._next_expiry = 0.0
         self.on_start: Callable[[str, float, str], None] | None = None  # (server, seconds, last error): alerts
+        self._answered: dict[str, float] = {}  # server -> wall time of its last answer here
 
     def cooling(self) -> frozenset[str]:
         """The models to pass over now. Called for every routed request, so it is a comparison when none is."""
@@ -120,6 +120,7 @@ class Cooldowns:
 
     def succeeded(self, server: str) -> None:
         """A call answered. That also ends a cooldown early: a request naming the model goes to it regardless."""
+        self._answered[server] = self._wall()  # a cooldown another worker began before this is not taken up
         m = self._models.get(server)
         if m is None or not (m.failures or m.probation or m.until):
             return
@@ -127,7 +128,6 @@ class Cooldowns:
             log.info("model %s: answering again", server)
         m.failures.clear()
         m.probation = False
-        m.cleared_epoch = self._wall()
         if m.until:
             m.until = 0.0
             self._refresh()
@@ -158,7 +158,7 @@ class Cooldowns:
         for name, until_epoch, since_epoch, reason in entries:
             m = self._models.setdefault(str(name), _Model())
             until = now + (float(until_epoch) - wall)
-            if until <= max(now, m.until) or float(since_epoch) <= m.cleared_epoch:
+            if until <= max(now, m.until) or float(since_epoch) <= self._answered.get(str(name), 0.0):
                 continue
             m.until, m.probation, m.own, m.since_epoch = until, False, False, float(since_epoch)
             m.last_error = str(reason)

@@ -171,11 +171,21 @@ def test_workers_pass_on_the_cooldowns_they_begin_and_not_the_ones_they_adopted(
 
     c = Cooldowns(settings, clock, wall)
     a.failed(down("y"))
-    wall.t += 1
-    c.failed(down("y", 400))  # not the model's fault: no state change
-    c.succeeded("y")
     c.adopt(a.shared())
-    assert c.cooling() == {"y"}  # c had seen no failure of y: it takes a's word
+    assert c.cooling() == {"y"}  # c had no word of y: it takes a's
+    wall.t += 1
     c.succeeded("y")  # answered here since: ends it
     c.adopt(a.shared())  # a's cooldown began before that answer: not taken up again
     assert c.cooling() == frozenset()
+
+    d = Cooldowns(settings, clock, wall)
+    d.succeeded("z")  # d has only ever had answers from z: it keeps no failure state for it
+    wall.t += 1
+    a.failed(down("z"))  # ...and a's cooldown of z begins after d's answer: taken up
+    d.adopt(a.shared())
+    assert "z" in d.cooling()
+    e = Cooldowns(settings, clock, wall)
+    wall.t += 1
+    e.succeeded("z")  # an answer after a's cooldown began: not taken up, though e never failed on z
+    e.adopt(a.shared())
+    assert "z" not in e.cooling() and "y" in e.cooling()
