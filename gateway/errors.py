@@ -137,7 +137,8 @@ def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
         return InvalidRequest(
             f"We could not parse the JSON body of your request: {first.get('msg')}", None, "invalid_json"
         )
-    param = _first_bad_field(loc)
+    # A model validator's error is about the whole body (no location); one that knows the field says so in `ctx`.
+    param = (first.get("ctx") or {}).get("param") or _first_bad_field(loc)
     if param is None:  # the body as a whole: absent, or JSON that is not an object
         if first.get("type") == "missing":
             return InvalidRequest("The request has no body: send a JSON object.", None, "invalid_json")

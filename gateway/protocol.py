@@ -6,14 +6,67 @@ upstream untouched (`extras`) rather than dropped or rejected.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from classifiers.features import content_text
 from router.select import Needs
 
 _Open = ConfigDict(extra="allow")
+
+# orjson writes every body the gateway sends on (upstream calls, cache keys, echoed fields) and takes integers in
+# [-2**63, 2**64); JSON sets no bound and pydantic keeps any size. Such a number anywhere in a request is found when
+# it is parsed: the client's 400 naming where it is, not a 500 from the first write (after the upstream call, when
+# the Responses API echoes `metadata`).
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1
+_INT_RANGE = range(_INT_MIN, _INT_MAX + 1)
+
+
+def _oversized_int(value: Any) -> list[str] | None:
+    """The path (innermost last) to the first integer outside `_INT_RANGE` in a parsed body, or None."""
+    if type(value) is int:  # not bool, a subclass
+        return None if value in _INT_RANGE else []
+    if isinstance(value, BaseModel):  # every field, extras included
+        items: Any = (*value.__dict__.items(), *(value.__pydantic_extra__ or {}).items())
+    elif isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None  # strings, floats, None: the bulk of a body, passed over at once
+    for key, v in items:
+        if (path := _oversized_int(v)) is not None:
+            path.append(str(key))
+            return path
+    return None
+
+
+def ints_fit(value: Any, *where: str) -> None:
+    """Raises the validation error for an integer orjson cannot write (see `_INT_RANGE`) in `value`, found at
+    `where`; `ctx.param` names it for gateway/errors.py: from_validation (a model validator's own location is the
+    whole body)."""
+    if (path := _oversized_int(value)) is not None:
+        param = ".".join((*where, *reversed(path)))
+        raise PydanticCustomError(
+            "int_out_of_range", "integers must lie between -2**63 and 2**64 - 1", {"param": param}
+        )
+
+
+def _chat_ints_fit(req: ChatCompletionRequest) -> None:
+    """`ints_fit` over only what can hold an integer, for the hot path: declared integers are bounded by their
+    fields; strings (most of a body) are not looked at."""
+    for i, m in enumerate(req.messages):
+        if type(m.content) is list:
+            ints_fit(m.content, "messages", str(i), "content")
+        if m.__pydantic_extra__:  # tool_calls, name, ...
+            ints_fit(m.__pydantic_extra__, "messages", str(i))
+    for name in ("tools", "tool_choice", "response_format"):
+        if (v := getattr(req, name)) is not None:
+            ints_fit(v, name)
+    if req.__pydantic_extra__:
+        ints_fit(req.__pydantic_extra__)
 
 
 class ChatMessage(BaseModel):
@@ -44,11 +97,11 @@ class ChatCompletionRequest(BaseModel):
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, le=_INT_MAX)
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=_INT_MAX)
     n: int | None = Field(default=None, ge=1, le=128)  # OpenAI's own bounds
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=_INT_MIN, le=_INT_MAX)
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
@@ -59,6 +112,11 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: bool | None = None
     response_format: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _ints_fit(self) -> Self:
+        _chat_ints_fit(self)
+        return self
 
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -96,6 +154,11 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None
+
+    @model_validator(mode="after")
+    def _ints_fit(self) -> Self:
+        ints_fit(self)
+        return self
 
 
 class FeedbackRequest(BaseModel):

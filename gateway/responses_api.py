@@ -11,11 +11,12 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gateway.errors import InvalidRequest
+from gateway.protocol import ints_fit
 
 RESPONSES_PATH = "/v1/responses"
 # Accepted and not acted on: they change nothing a gateway without stored responses could honour.
@@ -52,6 +53,11 @@ class ResponsesRequest(BaseModel):
     background: bool | None = None
     user: str | None = None
     safety_identifier: str | None = None
+
+    @model_validator(mode="after")
+    def _ints_fit(self) -> Self:
+        ints_fit(self)  # also what the answer echoes (`metadata`), written after the upstream call
+        return self
 
 
 def _unsupported(param: str, what: str) -> InvalidRequest:

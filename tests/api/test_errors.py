@@ -205,3 +205,58 @@ def test_a_bug_in_a_translation_is_a_500_that_is_still_on_the_record(
         "responses",
         "mid",
     )
+
+
+HUGE = 10**30  # JSON allows it; no upstream API takes it, and orjson (every body the gateway writes) cannot write it
+
+
+@pytest.mark.parametrize(
+    ("call", "param"),
+    [
+        (
+            lambda c: c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], seed=HUGE),
+            "seed",
+        ),
+        (
+            lambda c: c.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": "x"}], stream=True, extra_body={"top_k": HUGE}
+            ),
+            "top_k",
+        ),
+        (
+            lambda c: c.chat.completions.create(
+                model="auto",
+                messages=[{"role": "user", "content": [{"type": "text", "text": "x", "n": [1, -HUGE]}]}],
+            ),
+            "messages.0.content.0.n.1",
+        ),
+        (
+            lambda c: c.chat.completions.create(
+                model="auto",
+                messages=[{"role": "user", "content": "x"}],
+                tools=[{"type": "function", "function": {"name": "f", "parameters": {"maximum": HUGE}}}],
+            ),
+            "tools.0.function.parameters.maximum",
+        ),
+        # Echoed in the answer: before, written only after the upstream call, whose cost then had no answer.
+        (lambda c: c.responses.create(model="auto", input="x", metadata={"n": HUGE}), "metadata.n"),
+        (lambda c: c.embeddings.create(model="all-minilm-l6-v2", input=[[1, HUGE]]), "input.0.1"),
+    ],
+    ids=["seed", "stream-extra", "content-part", "tool-schema", "responses-metadata", "embeddings"],
+)
+def test_an_integer_past_64_bits_is_a_400_naming_it_before_any_upstream_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, call: Any, param: str
+) -> None:
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    with pytest.raises(openai.BadRequestError) as e:
+        call(client)
+    assert e.value.body == {**e.value.body, "param": param, "code": "invalid_value"}  # type: ignore[dict-item]
+    assert fresh_upstream.received == []
+    if not param.startswith("input"):  # embeddings refused at parse are not chat traffic (as before)
+        (row,) = svc.ledger.rows()
+        assert (row["status"], row["error_type"]) == (400, "invalid_request_error")
+    body = {"model": "auto", "messages": [{"role": "user", "content": "x"}], "seed": -HUGE}
+    r = httpx.post(f"{server.url}/api/route", json=body)
+    assert r.status_code == 400 and _envelope(r)["param"] == "seed"
+    assert client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], seed=7).choices
