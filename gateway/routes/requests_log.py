@@ -23,7 +23,7 @@ async def requests_log(
     model: str | None = None,
     errors: bool = False,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
-    before: Annotated[int | None, Query(ge=1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,  # ids are 64-bit in both ledger databases
 ) -> dict[str, Any]:
     def work() -> list[dict[str, Any]]:
         services.ledger.flush()  # what was recorded before this request is listed

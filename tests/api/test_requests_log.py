@@ -61,3 +61,5 @@ def test_recent_requests_are_listed_newest_first_filtered_and_paged(
     assert rest["next_before"] is None
     bad = httpx.get(url, params={"limit": 0})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.limit"
+    bad = httpx.get(url, params={"before": 2**63})  # past any id the database keeps: was a 500 from its driver
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.before"
