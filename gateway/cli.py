@@ -11,6 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from gateway.datasets import BadInput
 from gateway.settings import DEFAULT_ARTIFACT, Settings
 
 
@@ -333,7 +334,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    rc: int = args.fn(args)
+    try:
+        rc: int = args.fn(args)
+    except BadInput as e:
+        print(f"tiergate {args.cmd}: {e}", file=sys.stderr)
+        return 1
     return rc
 
 

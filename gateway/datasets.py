@@ -8,15 +8,26 @@ from pathlib import Path
 from typing import Any
 
 
+class BadInput(ValueError):
+    """A file the user named cannot be read as asked: the command line says so in one line, with no traceback."""
+
+
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{n}: not JSON: {e.msg}") from e
-            if not isinstance(obj, dict):
-                raise ValueError(f"{path}:{n}: expected a JSON object")
-            yield obj
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read: {e.strerror}") from e
+    with f:
+        try:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise BadInput(f"{path}:{n}: not JSON: {e.msg}") from e
+                if not isinstance(obj, dict):
+                    raise BadInput(f"{path}:{n}: expected a JSON object")
+                yield obj
+        except UnicodeDecodeError as e:
+            raise BadInput(f"{path}: not UTF-8 text ({e.reason})") from e
