@@ -19,6 +19,7 @@ Anything else is a bug: 500 server_error with a request id and no traceback or u
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,9 +130,35 @@ def from_unsatisfiable(e: Unsatisfiable) -> InvalidRequest:
     return InvalidRequest(e.reason[0].upper() + e.reason[1:] + ".", _NEED_PARAM.get(e.need or ""), code)
 
 
+# How pydantic names the members of a union in an error's location (`content.str`, `input.list[dict[str,any]]`), and
+# what a client reads for each.
+_MEMBER = re.compile(r"(str|int|float|bool|list|dict|tuple)(\[.*\])?|function-\w+\[.*\]")
+_KIND = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "list": "an array"}
+
+
+def _union_failure(errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The first error as a client should read it when it comes from a union whose every member failed: pydantic
+    lists one error per member, each located under the member's name. If the value had one member's shape and failed
+    inside it (a list whose item is wrong), that deeper error is the one to report; if it had none, the union itself
+    is: "expected a string or an array". None when the first error is not a union's."""
+    loc = tuple(errors[0].get("loc", ()))
+    at = next((i for i, p in enumerate(loc) if isinstance(p, str) and _MEMBER.fullmatch(p)), None)
+    if at is None:
+        return None
+    head = loc[:at]
+    members = [e for e in errors if tuple(e.get("loc", ()))[:at] == head and len(e.get("loc", ())) > at]
+    if len({e["loc"][at] for e in members}) < 2:  # one member only: a dict key that looks like a type name
+        return None
+    deepest = max(members, key=lambda e: len(e["loc"]))
+    if len(deepest["loc"]) > at + 1:
+        return {**deepest, "loc": (*head, *deepest["loc"][at + 1 :])}
+    kinds = dict.fromkeys(_KIND.get(str(e["loc"][at]).split("[")[0], "an object") for e in members)
+    return {"type": "union", "loc": head, "msg": f"expected {' or '.join(kinds)}"}
+
+
 def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
     """A pydantic/FastAPI validation failure as OpenAI reports one: 400, the first bad field as `param`."""
-    first = errors[0] if errors else {}
+    first = (_union_failure(errors) or errors[0]) if errors else {}
     loc: tuple[object, ...] = tuple(first.get("loc", ()))
     if first.get("type") == "json_invalid":
         return InvalidRequest(

@@ -41,3 +41,21 @@ def test_an_integer_past_64_bits_is_refused_naming_it(body: dict[str, Any], para
         ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
     err = from_validation([dict(x) for x in e.value.errors()])
     assert (err.status, err.param, err.code) == (400, param, "invalid_value")
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "says"),
+    [
+        ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content", "expected a string or an array"),
+        ({"messages": [{"role": "user", "content": [5]}]}, "messages.0.content.0", "valid dictionary"),
+        ({"stop": ["a", 5]}, "stop.1", "valid string"),
+        ({"tool_choice": 5}, "tool_choice", "expected a string or an object"),
+        ({"logit_bias": {"str": "x"}}, "logit_bias.str", "valid number"),  # a key that looks like a union's member
+    ],
+)
+def test_a_union_that_fails_is_named_as_the_client_wrote_it(body: dict[str, Any], param: str, says: str) -> None:
+    """Not pydantic's `content.str`: the field, and either what it may be or the error inside the shape it has."""
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
+    err = from_validation([dict(x) for x in e.value.errors()])
+    assert err.param == param and says in err.message
