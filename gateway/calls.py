@@ -108,6 +108,9 @@ class Calls:
                 continue
             except BaseException:
                 slot.release()
+                # Cancelled mid-call (the client left, the server stopping): the record names the model that was
+                # asked, and the pipeline books what its prompt cost.
+                trace.routed, trace.server = spec, server
                 raise
             self.cooldowns.succeeded(server)
             trace.routed, trace.server = spec, server

@@ -63,6 +63,12 @@ class Ledger(Protocol):
     def record(self, rec: LedgerRecord) -> None: ...
 
 
+class Watch(Protocol):
+    """What the caller watches for (gateway/disconnect.py: the client leaving), armed before a model is called."""
+
+    def arm(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class ChatResult:
     headers: dict[str, str]
@@ -84,6 +90,15 @@ def _trace(
     return Trace(
         request_id, req.model, stream, endpoint, key_id=key_id(h, api_key), end_user=req.user, tags=tags.column(h)
     )
+
+
+def _cancelled(trace: Trace, req: ChatCompletionRequest) -> None:
+    """A request cancelled before its answer (its client left: gateway/disconnect.py; or the server stopping) is a
+    499. If a model had been called, the record books the prompt it was sent, estimated: a hosted API bills the
+    prompt of a call it has begun, answered or not."""
+    trace.status, trace.error_type = 499, "client_closed"
+    if trace.routed is not None and trace.usage.prompt_tokens == 0:
+        trace.usage, trace.usage_estimated = estimate_usage(req, 0), True
 
 
 class ChatPipeline:
@@ -307,6 +322,7 @@ class ChatPipeline:
         headers: Mapping[str, str] | None = None,
         api_key: ApiKey | None = None,
         endpoint: str = "chat.completions",
+        watch: Watch | None = None,
     ) -> ChatResult:
         trace = _trace(req, request_id, False, headers, api_key, endpoint)
         try:
@@ -317,6 +333,8 @@ class ChatPipeline:
             key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
             if (hit := await self._cached(req, trace, target, cd, key)) is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
+            if watch is not None:
+                watch.arm()
             if decision is not None and self.budgets.active:
                 await self._within_budget(trace, decision)
             plan = None
@@ -354,10 +372,7 @@ class ChatPipeline:
             trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
             raise
         except BaseException:
-            trace.status, trace.error_type = (
-                499,
-                "client_closed",
-            )  # cancelled (the server stopping): nothing was answered
+            _cancelled(trace, req)
             raise
         finally:
             self._ledger.record(ledger_record(trace, self.prices))
@@ -409,6 +424,7 @@ class ChatPipeline:
         headers: Mapping[str, str] | None = None,
         api_key: ApiKey | None = None,
         endpoint: str = "chat.completions",
+        watch: Watch | None = None,
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = _trace(req, request_id, True, headers, api_key, endpoint)
@@ -423,6 +439,8 @@ class ChatPipeline:
                 return ChatResult(
                     response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
                 )
+            if watch is not None:
+                watch.arm()
             if decision is not None and self.budgets.active:
                 await self._within_budget(trace, decision)
             messages, params = self._call_args(req)
@@ -472,7 +490,7 @@ class ChatPipeline:
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         except BaseException:
-            trace.status, trace.error_type = 499, "client_closed"
+            _cancelled(trace, req)
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         # Started here, so that its `finally` (the ledger record, the slot's release) runs even if the client leaves

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import sse, tags
 from gateway.auth import checked_key
 from gateway.deps import AppServices
+from gateway.disconnect import Watch
 from gateway.errors import GatewayError, InvalidRequest, from_validation, internal_error
 from gateway.protocol import ChatCompletionRequest
 
@@ -120,11 +121,12 @@ async def handle_chat(
     except GatewayError as e:
         pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key, endpoint=where)
         raise
+    watch = Watch(receive)  # the client leaving cancels the upstream call (gateway/disconnect.py)
     if not req.stream:
-        result = await pipeline.complete(req, rid, headers, key, where)
+        result = await watch.run(pipeline.complete(req, rid, headers, key, where, watch))
         assert result.body is not None
         return JSONBody(orjson.dumps(surface.body(asked, result.body)), result.headers)
-    result = await pipeline.stream(req, rid, headers, key, where)
+    result = await watch.run(pipeline.stream(req, rid, headers, key, where, watch))
     assert result.chunks is not None
     body = surface.stream(asked, result.chunks, result.headers)
     return StreamingResponse(body, media_type="text/event-stream", headers=result.headers)
