@@ -28,7 +28,15 @@ class Calls:
         self._jitter = random.Random()  # spreads the retry waits of calls that failed together
 
     @staticmethod
-    def _exhausted(errors: list[UpstreamError]) -> UpstreamFailed:
+    def _exhausted(errors: list[UpstreamError]) -> UpstreamFailed | InvalidRequest:
+        if errors and all(e.context_exceeded for e in errors):
+            # Every server tried counted the prompt longer than its window, though the router's estimate (~4
+            # characters a token) let it through: CJK text, say. The client's to shorten, as OpenAI reports it; not
+            # an outage to retry (a 502 would be), and no cooldown (router's own check: router/select.py).
+            said = "; ".join(f"{e.model}: {e.message[:200]}" for e in errors)
+            return InvalidRequest(
+                f"The request is too long for every model tried ({said}).", "messages", "context_length_exceeded"
+            )
         detail = "; ".join(f"{e.model}: HTTP {e.status}" for e in errors)
         status = 504 if errors and all(e.status in (408, 504) for e in errors) else 502
         return UpstreamFailed(f"Every candidate model failed upstream ({detail}).", status)

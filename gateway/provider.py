@@ -12,6 +12,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -94,6 +95,9 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     return s if s > 0 and math.isfinite(s) else None
 
 
+_LITELLM_PREFIX = re.compile(r"^(?:(?:litellm\.)?\w+(?:Error|Exception)(?::| -) )+")
+
+
 def _classify(model: str, exc: Exception) -> UpstreamError:
     import litellm
 
@@ -101,8 +105,10 @@ def _classify(model: str, exc: Exception) -> UpstreamError:
     response = getattr(exc, "response", None)  # openai's errors keep the httpx response litellm got
     headers = getattr(response, "headers", None)
     retry_after = headers.get("retry-after") if headers is not None and hasattr(headers, "get") else None
-    # litellm prefixes messages with its own class names; keep the first line only, never a traceback.
-    msg = str(getattr(exc, "message", exc)).strip().splitlines()[0][:500] if str(exc).strip() else type(exc).__name__
+    # litellm prefixes messages with its own class names ("litellm.BadRequestError: ... OpenAIException - "): the
+    # upstream's own words are what a client can act on. The first line only, never a traceback.
+    said = str(getattr(exc, "message", exc)).strip()
+    msg = _LITELLM_PREFIX.sub("", said.splitlines()[0])[:500] if said else type(exc).__name__
     return upstream_error(
         model,
         status,

@@ -100,6 +100,29 @@ def test_retryable_failures_fall_back_to_the_next_candidate(
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_prompt_too_long_for_every_model_tried_is_a_400_context_length_exceeded(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    """The router's estimate (~4 characters a token) let it through, and each server counted more (CJK text, say).
+    That is the client's to shorten, as OpenAI reports it: not a 502 "every candidate failed" to retry, and no
+    cooldown, since the models are well."""
+    server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport))
+    llama = "request (6030 tokens) exceeds the available context size (2048 tokens), try increasing it"
+    openai_says = "This model's maximum context length is 16000 tokens"
+    for name, message in (("flaky", llama), ("mid", openai_says), ("gpt-4o", openai_says)):  # the whole chain
+        fresh_upstream.script(name, status=400, message=message, code="exceed_context_size_error")
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as e:
+            sdk(server.url, "sk-client").chat.completions.create(model="auto", messages=HARD, stream=stream)
+        assert e.value.code == "context_length_exceeded" and e.value.param == "messages"
+        assert "flaky: request (6030 tokens) exceeds" in e.value.message and "mid: This model's" in e.value.message
+    assert [(r["status"], r["error_type"]) for r in svc.ledger.rows()] == [(400, "invalid_request_error")] * 2
+    fresh_upstream.script("flaky")
+    r = sdk(server.url, "sk-client").chat.completions.with_raw_response.create(model="auto", messages=HARD)
+    assert r.headers["x-tiergate-model"] == "flaky"  # not cooling down
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_refused_connection_falls_back(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:
