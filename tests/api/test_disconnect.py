@@ -70,3 +70,41 @@ def test_a_client_that_stays_gets_its_answer_and_one_record(
             r = c.post("/v1/chat/completions", json={"model": "auto", "messages": EASY})
             assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
     assert [row["status"] for row in svc.ledger.rows()] == [200, 200]
+
+
+def _waiting(url: str) -> int:
+    models = httpx.get(f"{url}/api/models").json()["data"]
+    return int(next(m for m in models if m["name"] == "local-small")["waiting"])
+
+
+def test_a_client_that_leaves_while_waiting_its_turn_gives_up_its_place(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Past `max_concurrency` a call waits for a slot; its client leaving takes it out of the queue, and no model
+    was called for it, so its 499 names none and costs nothing."""
+    hold = threading.Event()
+    fresh_upstream.script("local-small", hold=hold)
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][0] = {**cfg["models"][0], "max_concurrency": 1}
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    try:
+        first = threading.Thread(target=client.chat.completions.create, kwargs={"model": "auto", "messages": EASY})
+        first.start()
+        until(lambda: _in_flight(server.url) == 1, "the first call in flight")
+        u = urlparse(server.url)
+        raw = json.dumps({"model": "auto", "messages": EASY}).encode()
+        with socket.create_connection((u.hostname, u.port)) as s:
+            head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: {u.netloc}\r\ncontent-type: application/json\r\n"
+            s.sendall(f"{head}content-length: {len(raw)}\r\n\r\n".encode() + raw)
+            until(lambda: _waiting(server.url) == 1, "the second call waiting its turn")
+        until(lambda: _waiting(server.url) == 0, "its place given up when its client left")
+        assert _in_flight(server.url) == 1  # the first call is untouched
+        (row,) = svc.ledger.rows()
+        assert (row["status"], row["routed_model"], row["prompt_tokens"], row["cost_usd"]) == (499, None, 0, 0.0)
+        hold.set()
+        first.join()
+        assert [r["status"] for r in svc.ledger.rows()] == [499, 200]
+        assert fresh_upstream.calls_for("local-small") == 1
+    finally:
+        hold.set()
