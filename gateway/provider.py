@@ -14,6 +14,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,6 +130,10 @@ class LitellmProvider:
         self._timeout = timeout_s
         litellm.suppress_debug_info = True  # else litellm prints a help banner on every exception
         litellm.telemetry = False
+        # litellm's acompletion has a worker thread build the provider's coroutine, then awaits it. A call cancelled
+        # in between (its client left: gateway/disconnect.py) drops that coroutine unstarted, so no request was
+        # sent, and Python warns about it on stderr every time. Nothing is wrong; the 499 is on record.
+        warnings.filterwarnings("ignore", r"coroutine '\w+\.acompletion\w*' was never awaited", RuntimeWarning)
         self._litellm = litellm
 
     def _kwargs(self, spec: ModelSpec, params: Mapping[str, Any]) -> dict[str, Any]:
