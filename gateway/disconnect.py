@@ -6,9 +6,9 @@ could have had, and its record said 200 for an answer nobody received. Once the 
 returns only when the client disconnects (or the response is complete), so one pending `receive()` is the watch.
 
 The watch is armed by the pipeline only once it is about to call a model, after the cache: a pending `receive()` is a
-task, and on a cache hit it would cost a fifth of the hit's own time (measured in process) to guard work that does
-not wait on anyone. Streams are watched by Starlette's StreamingResponse once they begin; this covers them until their
-first chunk.
+task, and armed on every request it cost a cache hit 12-25 us on top of its own ~50 (measured in process), to guard
+work that waits on no one. Streams are watched by Starlette's StreamingResponse once they begin; this covers them
+until their first chunk.
 """
 
 from __future__ import annotations
