@@ -315,6 +315,30 @@ class ChatPipeline:
         trace.usage = usage_of(body) or Usage(0, 0)
         return body
 
+    async def _open(
+        self,
+        req: ChatCompletionRequest,
+        trace: Trace,
+        api_key: ApiKey | None,
+        headers: Mapping[str, str] | None,
+        watch: Watch | None,
+    ) -> tuple[Policy, Decision | None, str, CacheDecision, str, dict[str, Any] | None]:
+        """What a whole answer and a stream both do first: resolve and admit the request, and look it up in the
+        cache. On a miss (no cached body, the last item), a model is to be called: the watch is armed and the
+        budget checked."""
+        policy, decision, target = self.begin(req, trace, api_key, headers)
+        if self.end_users.active:
+            await self.end_users.admit(req.user)
+        cd = self.cache.decide(req, trace.policy, headers or {})
+        key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
+        hit = await self._cached(req, trace, target, cd, key)
+        if hit is None:
+            if watch is not None:
+                watch.arm()
+            if decision is not None and self.budgets.active:
+                await self._within_budget(trace, decision)
+        return policy, decision, target, cd, key, hit
+
     async def complete(
         self,
         req: ChatCompletionRequest,
@@ -326,17 +350,9 @@ class ChatPipeline:
     ) -> ChatResult:
         trace = _trace(req, request_id, False, headers, api_key, endpoint)
         try:
-            policy, decision, target = self.begin(req, trace, api_key, headers)
-            if self.end_users.active:
-                await self.end_users.admit(req.user)
-            cd = self.cache.decide(req, trace.policy, headers or {})
-            key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
-            if (hit := await self._cached(req, trace, target, cd, key)) is not None:
+            policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
+            if hit is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
-            if watch is not None:
-                watch.arm()
-            if decision is not None and self.budgets.active:
-                await self._within_budget(trace, decision)
             plan = None
             messages, params = self._call_args(req)  # dumped once: classified, then sent
             if decision is None:
@@ -429,20 +445,12 @@ class ChatPipeline:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = _trace(req, request_id, True, headers, api_key, endpoint)
         try:
-            policy, decision, target = self.begin(req, trace, api_key, headers)
-            if self.end_users.active:
-                await self.end_users.admit(req.user)
-            cd = self.cache.decide(req, trace.policy, headers or {})
-            key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
-            if (hit := await self._cached(req, trace, target, cd, key)) is not None:
+            policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
+            if hit is not None:
                 self._ledger.record(ledger_record(trace, self.prices))
                 return ChatResult(
                     response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
                 )
-            if watch is not None:
-                watch.arm()
-            if decision is not None and self.budgets.active:
-                await self._within_budget(trace, decision)
             messages, params = self._call_args(req)
             if decision is None:
                 decision, _ = await self.route(req, trace, policy, messages)  # streams are never cascaded
