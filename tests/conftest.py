@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -93,6 +94,11 @@ def until(check: Callable[[], bool], what: str, timeout_s: float = 30.0) -> None
     while not check():
         assert time.monotonic() < deadline, f"never: {what}"
         time.sleep(0.01)
+
+
+def model_now(url: str, name: str = "local-small") -> dict[str, Any]:
+    """One chat model's entry in the gateway's GET /api/models: its status, calls in flight and waiting."""
+    return next(m for m in httpx.get(f"{url}/api/models").json()["data"] if m["name"] == name)
 
 
 def sdk(url: str, key: str = "unused") -> openai.OpenAI:

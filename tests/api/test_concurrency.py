@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk, until
+from tests.conftest import GatewayFactory, api_config, model_now, sdk, until
 from tests.fakes.upstream import FakeUpstream
 
 EASY = [{"role": "user", "content": "easy [score=0.1]"}]  # tier 0: local-small is the cheapest adequate
@@ -22,10 +22,6 @@ def _capped(upstream: FakeUpstream, transport: str, **local: Any) -> dict[str, A
     cfg = api_config(upstream.base_url)
     cfg["models"][0] = {**cfg["models"][0], "max_concurrency": 1, "transport": transport, **local}
     return cfg
-
-
-def _local(url: str) -> dict[str, Any]:
-    return next(m for m in httpx.get(f"{url}/api/models").json()["data"] if m["name"] == "local-small")
 
 
 def _gauge(url: str, name: str, server: str) -> float:
@@ -48,16 +44,16 @@ def test_past_its_cap_a_call_waits_its_turn(
 
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(ask)
-        until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
+        until(lambda: model_now(server.url)["in_flight"] == 1, "the first call in flight")
         second = pool.submit(ask)
-        until(lambda: _local(server.url)["waiting"] == 1, "the second call waiting")
-        assert _local(server.url)["status"] == "full"
+        until(lambda: model_now(server.url)["waiting"] == 1, "the second call waiting")
+        assert model_now(server.url)["status"] == "full"
         assert _gauge(server.url, "tiergate_upstream_calls_waiting", "local-small") == 1
         assert fresh_upstream.calls_for("local-small") == 1  # the upstream never saw two at once
         hold.set()
         assert (first.result(), second.result()) == ("local-small", "local-small")
     assert fresh_upstream.calls_for("flaky") == 0
-    assert (_local(server.url)["in_flight"], _local(server.url)["status"]) == (0, "ok")
+    assert (model_now(server.url)["in_flight"], model_now(server.url)["status"]) == (0, "ok")
     assert [r["status"] for r in svc.ledger.rows()] == [200, 200]
 
 
@@ -71,7 +67,7 @@ def test_with_overflow_a_full_model_gives_way_to_the_next_adequate_one(
     client = sdk(server.url)
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(client.chat.completions.create, model="auto", messages=EASY)
-        until(lambda: _local(server.url)["in_flight"] == 1, "the first call in flight")
+        until(lambda: model_now(server.url)["in_flight"] == 1, "the first call in flight")
         assert _gauge(server.url, "tiergate_upstream_calls_in_flight", "local-small") == 1
         why = httpx.post(f"{server.url}/api/route", json={"model": "auto", "messages": EASY}).json()
         assert why["skipped"]["local-small"] == "full (max_concurrency calls in flight)"
@@ -95,12 +91,12 @@ def test_a_stream_holds_its_slot_until_it_ends(
         assert s.headers["x-tiergate-model"] == "local-small"
         chunks = iter(s.parse())
         next(chunks)
-        assert _local(server.url)["in_flight"] == 1  # the stream is still open upstream: its slot is taken
+        assert model_now(server.url)["in_flight"] == 1  # the stream is still open upstream: its slot is taken
         r = client.chat.completions.with_raw_response.create(model="auto", messages=EASY)
         assert r.headers["x-tiergate-model"] == "flaky"
         hold.set()
         list(chunks)
-    until(lambda: _local(server.url)["in_flight"] == 0, "the slot back once the stream ended")
+    until(lambda: model_now(server.url)["in_flight"] == 0, "the slot back once the stream ended")
     assert [(r["routed_model"], r["status"]) for r in svc.ledger.rows()] == [("flaky", 200), ("local-small", 200)]
 
 

@@ -13,26 +13,21 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk, until
+from tests.conftest import GatewayFactory, api_config, model_now, sdk, until
 from tests.fakes.upstream import FakeUpstream
 
 EASY = [{"role": "user", "content": "easy [score=0.1] tell me a long story about the sea"}]
 
 
-def _in_flight(url: str) -> int:
-    models = httpx.get(f"{url}/api/models").json()["data"]
-    return int(next(m for m in models if m["name"] == "local-small")["in_flight"])
-
-
-def _send_and_leave(url: str, body: dict[str, Any]) -> None:
+def _send_and_leave(url: str, body: dict[str, Any], until_one: str) -> None:
     """What a client with a short timeout does: sends the whole request, then closes its connection once the
-    gateway is waiting on the upstream for it."""
+    gateway has it at the local model, `in_flight` (its upstream call) or `waiting` (for a slot)."""
     u = urlparse(url)
     raw = json.dumps(body).encode()
     with socket.create_connection((u.hostname, u.port)) as s:
         head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: {u.netloc}\r\ncontent-type: application/json\r\n"
         s.sendall(f"{head}content-length: {len(raw)}\r\n\r\n".encode() + raw)
-        until(lambda: _in_flight(url) == 1, "the upstream call in flight")
+        until(lambda: model_now(url)[until_one] == 1, f"the call {until_one}")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream-before-first-chunk"])
@@ -47,9 +42,10 @@ def test_a_client_that_leaves_cancels_its_upstream_call(
     cfg["models"][0] = {**cfg["models"][0], "max_concurrency": 1, "transport": transport}
     server, svc = gateway_factory(cfg)
     try:
-        _send_and_leave(server.url, {"model": "auto", "messages": EASY, "stream": stream})
+        body = {"model": "auto", "messages": EASY, "stream": stream}
+        _send_and_leave(server.url, body, "in_flight")
         # Its slot is free long before the upstream would have answered (hold is never set until the end).
-        until(lambda: _in_flight(server.url) == 0, "the slot freed when the client left")
+        until(lambda: model_now(server.url)["in_flight"] == 0, "the slot freed when the client left")
         (row,) = svc.ledger.rows()
         assert (row["status"], row["error_type"], row["routed_model"]) == (499, "client_closed", "local-small")
         assert row["prompt_tokens"] > 0 and row["usage_estimated"] and row["completion_tokens"] == 0
@@ -72,11 +68,6 @@ def test_a_client_that_stays_gets_its_answer_and_one_record(
     assert [row["status"] for row in svc.ledger.rows()] == [200, 200]
 
 
-def _waiting(url: str) -> int:
-    models = httpx.get(f"{url}/api/models").json()["data"]
-    return int(next(m for m in models if m["name"] == "local-small")["waiting"])
-
-
 def test_a_client_that_leaves_while_waiting_its_turn_gives_up_its_place(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
@@ -91,15 +82,11 @@ def test_a_client_that_leaves_while_waiting_its_turn_gives_up_its_place(
     try:
         first = threading.Thread(target=client.chat.completions.create, kwargs={"model": "auto", "messages": EASY})
         first.start()
-        until(lambda: _in_flight(server.url) == 1, "the first call in flight")
-        u = urlparse(server.url)
-        raw = json.dumps({"model": "auto", "messages": EASY}).encode()
-        with socket.create_connection((u.hostname, u.port)) as s:
-            head = f"POST /v1/chat/completions HTTP/1.1\r\nhost: {u.netloc}\r\ncontent-type: application/json\r\n"
-            s.sendall(f"{head}content-length: {len(raw)}\r\n\r\n".encode() + raw)
-            until(lambda: _waiting(server.url) == 1, "the second call waiting its turn")
-        until(lambda: _waiting(server.url) == 0, "its place given up when its client left")
-        assert _in_flight(server.url) == 1  # the first call is untouched
+        until(lambda: model_now(server.url)["in_flight"] == 1, "the first call in flight")
+        body = {"model": "auto", "messages": EASY}
+        _send_and_leave(server.url, body, "waiting")
+        until(lambda: model_now(server.url)["waiting"] == 0, "its place given up when its client left")
+        assert model_now(server.url)["in_flight"] == 1  # the first call is untouched
         (row,) = svc.ledger.rows()
         assert (row["status"], row["routed_model"], row["prompt_tokens"], row["cost_usd"]) == (499, None, 0, 0.0)
         hold.set()
