@@ -170,6 +170,10 @@ def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
         if first.get("type") == "missing":
             return InvalidRequest("The request has no body: send a JSON object.", None, "invalid_json")
         return InvalidRequest(f"The request body must be a JSON object: {first.get('msg')}", None, "invalid_value")
+    if first.get("type") == "missing":  # as OpenAI: its own code, which clients match on
+        why = first.get("msg")
+        text = f": {why}." if why and why != "Field required" else "."  # pydantic's own words add nothing
+        return InvalidRequest(f"Missing required parameter '{param}'{text}", param, "missing_required_parameter")
     return InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}", param, "invalid_value")
 
 

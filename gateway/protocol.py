@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from classifiers.features import content_text
+from gateway import chat_rules
 from router.select import Needs
 
 _Open = ConfigDict(extra="allow")
@@ -86,14 +87,15 @@ class ChatMessage(BaseModel):
 
 class StreamOptions(BaseModel):
     model_config = _Open
-    include_usage: bool = False
+    include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(BaseModel):
     model_config = _Open
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    stream: bool = False
+    # Strict, as OpenAI: lax mode read "stream": "yes" (or 1) as true.
+    stream: StrictBool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
@@ -105,17 +107,18 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
     logit_bias: dict[str, float] | None = None
-    logprobs: bool | None = None
+    logprobs: StrictBool | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     user: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     response_format: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _ints_fit(self) -> Self:
+    def _checks(self) -> Self:
         _chat_ints_fit(self)
+        chat_rules.check(self)
         return self
 
     def extras(self) -> dict[str, Any]:

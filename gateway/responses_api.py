@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 
 from gateway.errors import InvalidRequest
 from gateway.protocol import ints_fit
@@ -43,14 +43,14 @@ class ResponsesRequest(BaseModel):
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
-    stream: bool = False
+    stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
     previous_response_id: str | None = None
     conversation: str | dict[str, Any] | None = None
-    background: bool | None = None
+    background: StrictBool | None = None
     user: str | None = None
     safety_identifier: str | None = None
 

@@ -260,3 +260,42 @@ def test_an_integer_past_64_bits_is_a_400_naming_it_before_any_upstream_call(
     r = httpx.post(f"{server.url}/api/route", json=body)
     assert r.status_code == 400 and _envelope(r)["param"] == "seed"
     assert client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], seed=7).choices
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        (
+            {"messages": [{"role": "user", "content": "x"}, {"role": "tool", "content": "42"}]},
+            "messages.1.tool_call_id",
+            "missing_required_parameter",
+        ),
+        ({"logit_bias": {"50256": 500}}, "logit_bias.50256", "invalid_value"),
+        (
+            {
+                "tools": [{"type": "function", "function": {"name": "f"}}],
+                "tool_choice": {"type": "function", "function": {"name": "g"}},
+            },
+            "tool_choice.function.name",
+            "invalid_value",
+        ),
+        ({"tools": [{"type": "function"}]}, "tools.0.function", "missing_required_parameter"),
+        ({"stream": "yes"}, "stream", "invalid_value"),
+    ],
+    ids=["tool-call-id", "logit-bias", "tool-choice", "tool-shape", "stream"],
+)
+def test_what_openai_refuses_is_a_400_even_where_the_local_model_would_answer(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, extra: dict[str, Any], param: str, code: str
+) -> None:
+    """The fake upstream, like llama-server, answers all of these: before, the answer depended on the route."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    body = {"model": "local-small", "messages": [{"role": "user", "content": "x"}], **extra}
+    with pytest.raises(openai.BadRequestError) as e:
+        sdk(server.url).chat.completions.create(**body)
+    assert (e.value.param, e.value.code) == (param, code)
+    assert fresh_upstream.received == []
+    (row,) = svc.ledger.rows()
+    assert (row["status"], row["requested_model"]) == (400, "local-small")
+    r = httpx.post(f"{server.url}/v1/responses", json={"model": "local-small", "input": "x", "stream": "yes"})
+    assert r.status_code == 400 and _envelope(r)["param"] == "stream"
+    assert fresh_upstream.received == []

@@ -59,3 +59,89 @@ def test_a_union_that_fails_is_named_as_the_client_wrote_it(body: dict[str, Any]
         ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
     err = from_validation([dict(x) for x in e.value.errors()])
     assert err.param == param and says in err.message
+
+
+TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        (
+            {"messages": [*USER, {"role": "tool", "content": "42"}]},
+            "messages.1.tool_call_id",
+            "missing_required_parameter",
+        ),
+        (
+            {"messages": [*USER, {"role": "tool", "content": "42", "tool_call_id": 7}]},
+            "messages.1.tool_call_id",
+            "missing_required_parameter",
+        ),
+        ({"logit_bias": {"50256": 500}}, "logit_bias.50256", "invalid_value"),
+        ({"logit_bias": {"50256": -100.5}}, "logit_bias.50256", "invalid_value"),
+        ({"logit_bias": {"the": 5}}, "logit_bias", "invalid_value"),
+        ({"tools": [{"type": "function"}]}, "tools.0.function", "missing_required_parameter"),
+        ({"tools": [TOOL, {"function": {"name": "g"}}]}, "tools.1.type", "missing_required_parameter"),
+        (
+            {"tools": [{"type": "function", "function": {"name": ""}}]},
+            "tools.0.function.name",
+            "missing_required_parameter",
+        ),
+        ({"tool_choice": "sometimes", "tools": [TOOL]}, "tool_choice", "invalid_value"),
+        ({"tool_choice": "required"}, "tool_choice", "invalid_value"),
+        (
+            {"tool_choice": {"type": "function", "function": {"name": "g"}}, "tools": [TOOL]},
+            "tool_choice.function.name",
+            "invalid_value",
+        ),
+        (
+            {"tool_choice": {"type": "function", "function": {"name": "f"}}},
+            "tool_choice.function.name",
+            "invalid_value",
+        ),
+        (
+            {"tool_choice": {"type": "function"}, "tools": [TOOL]},
+            "tool_choice.function.name",
+            "missing_required_parameter",
+        ),
+        ({"stream": "yes"}, "stream", "invalid_value"),
+        ({"stream": 1}, "stream", "invalid_value"),
+        ({"stream_options": {"include_usage": "true"}}, "stream_options.include_usage", "invalid_value"),
+        ({"parallel_tool_calls": "false", "tools": [TOOL]}, "parallel_tool_calls", "invalid_value"),
+    ],
+)
+def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], param: str, code: str) -> None:
+    """A model's server (llama-server) accepts each of these; OpenAI answers 400. The gateway answers 400 wherever the
+    request would have gone."""
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
+    err = from_validation([dict(x) for x in e.value.errors()])
+    assert (err.status, err.param, err.code) == (400, param, code), err.message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {
+            "messages": [
+                *USER,
+                {"role": "assistant", "content": None, "tool_calls": []},
+                {"role": "tool", "content": "1", "tool_call_id": "c"},
+            ]
+        },
+        {"logit_bias": {"50256": -100, "11": 100.0, "7": 0}},
+        {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "f"}}},
+        {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False},
+        {"tool_choice": "auto"},  # without tools: some frameworks always send it, and no tool is asked for
+        {"tool_choice": "none"},
+        {
+            "tools": [{"type": "custom", "custom": {"name": "grammar"}}],
+            "tool_choice": {"type": "custom", "custom": {"name": "grammar"}},
+        },
+        {"tools": [TOOL], "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}},
+        {"stream": True, "stream_options": {"include_usage": False}},
+    ],
+)
+def test_what_openai_accepts_passes(body: dict[str, Any]) -> None:
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
+    assert req.tools == body.get("tools") and req.tool_choice == body.get("tool_choice")
