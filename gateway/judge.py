@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from starlette.concurrency import run_in_threadpool
 
 from gateway.ledger import LedgerRecord
 from gateway.provider import UpstreamError
-from gateway.usage import content_chars, usage_of
+from gateway.usage import content_tokens, usage_of
 from router.judging import grade, grading_messages
 from router.policy import Judge, ModelSpec
 from router.pricing import PriceTable, Usage
+from router.tokens import estimate_tokens
 
 log = logging.getLogger("tiergate.judge")
 
@@ -101,8 +103,8 @@ class Judging:
             reply = str((choices[0].get("message") or {}).get("content") or "") if isinstance(choices[0], dict) else ""
             usage = usage_of(body)
             if usage is None:  # a server that reports none: estimated, as for any answer
-                prompt = content_chars(messages)
-                usage, rec.usage_estimated = Usage(-(-prompt // 4), -(-len(reply) // 4)), True
+                asked, said = content_tokens(messages), estimate_tokens(reply)
+                usage, rec.usage_estimated = Usage(math.ceil(asked), math.ceil(said)), True
             rec.prompt_tokens, rec.completion_tokens = usage.prompt_tokens, usage.completion_tokens
             rec.cost_usd = self._prices.cost(judge.name, usage)
         except UpstreamError as e:

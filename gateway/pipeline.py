@@ -37,7 +37,7 @@ from gateway.provider import UpstreamError
 from gateway.relay import each, prepend, relay_stream
 from gateway.response_cache import CacheDecision, ChatCache, replay, routed_target
 from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
-from gateway.usage import content_chars, estimate_usage, usage_of
+from gateway.usage import content_tokens, estimate_usage, usage_of
 from router import cascade
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
@@ -372,7 +372,7 @@ class ChatPipeline:
             assert trace.routed is not None
             if (usage := usage_of(body)) is None:
                 answers = [c.get("message") for c in body.get("choices") or () if isinstance(c, dict)]
-                usage, trace.usage_estimated = estimate_usage(req, content_chars(answers)), True
+                usage, trace.usage_estimated = estimate_usage(req, content_tokens(answers)), True
             trace.usage = usage
             body["model"] = trace.routed.name
             if cd.store:

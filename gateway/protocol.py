@@ -14,6 +14,7 @@ from pydantic_core import PydanticCustomError
 from classifiers.features import content_text
 from gateway import chat_rules
 from router.select import Needs
+from router.tokens import estimate_tokens
 
 _Open = ConfigDict(extra="allow")
 
@@ -135,7 +136,7 @@ class ChatCompletionRequest(BaseModel):
         return bool(self.stream_options and self.stream_options.include_usage)
 
     def needs(self) -> Needs:
-        chars = sum(len(content_text(m.content)) for m in self.messages)
+        tokens = sum(estimate_tokens(content_text(m.content)) for m in self.messages)
         vision = any(
             isinstance(m.content, list) and any(p.get("type") == "image_url" for p in m.content) for m in self.messages
         )
@@ -144,8 +145,8 @@ class ChatCompletionRequest(BaseModel):
             tools=bool(self.tools),
             vision=vision,
             json_mode=fmt in ("json_object", "json_schema"),
-            # ~4 characters a token: a routing estimate only; billing uses the upstream's real counts.
-            context_tokens=chars // 4 + 4 * len(self.messages),
+            # An estimate for routing (router/tokens.py); billing uses the upstream's real counts.
+            context_tokens=int(tokens) + 4 * len(self.messages),
             expected_output_tokens=self.max_completion_tokens or self.max_tokens or 256,
         )
 

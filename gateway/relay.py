@@ -13,7 +13,7 @@ from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.response_cache import assemble
 from gateway.trace import Trace
-from gateway.usage import content_chars, estimate_usage, usage_of
+from gateway.usage import content_tokens, estimate_usage, usage_of
 
 
 async def relay_stream(
@@ -36,7 +36,7 @@ async def relay_stream(
     include_usage = req.wants_usage_chunk()
     seen: list[dict[str, Any]] = []
     got_usage = finished = False
-    pieces = chars = 0  # generated deltas and their characters, for the estimate
+    pieces, tokens = 0, 0.0  # generated deltas and their estimated tokens, for the estimate
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
@@ -49,8 +49,8 @@ async def relay_stream(
             if choices := [c for c in chunk.get("choices") or () if isinstance(c, dict)]:
                 finished = finished or any(c.get("finish_reason") for c in choices)
                 if not got_usage:
-                    n = content_chars(c.get("delta") for c in choices)
-                    pieces, chars = pieces + (n > 0), chars + n
+                    n = content_tokens(c.get("delta") for c in choices)
+                    pieces, tokens = pieces + (n > 0), tokens + n
             chunk["model"] = trace.routed.name
             if include_usage or chunk.get("choices"):
                 yield chunk
@@ -73,7 +73,7 @@ async def relay_stream(
     finally:
         slot.release()
         if not got_usage:
-            trace.usage, trace.usage_estimated = estimate_usage(req, chars, pieces), True
+            trace.usage, trace.usage_estimated = estimate_usage(req, tokens, pieces), True
         record(trace)
 
 

@@ -7,14 +7,13 @@ that never sends it. A provider bills what it generated all the same, so the led
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gateway.protocol import ChatCompletionRequest
 from router.pricing import Usage
-
-# The router's rule of thumb (gateway/protocol.py, ChatCompletionRequest.needs): about 4 characters a token.
-_CHARS_PER_TOKEN = 4
+from router.tokens import estimate_tokens
 
 
 def usage_of(body: Mapping[str, Any]) -> Usage | None:
@@ -33,24 +32,24 @@ def usage_of(body: Mapping[str, Any]) -> Usage | None:
     )
 
 
-def content_chars(parts: Iterable[Any]) -> int:
-    """Characters of generated text in answer messages or stream deltas: content and tool-call arguments.
-    Tolerant of any shape: it reads what upstreams sent."""
-    n = 0
+def content_tokens(parts: Iterable[Any]) -> float:
+    """Estimated tokens (router/tokens.py) of the text in messages or stream deltas: content and tool-call
+    arguments. Tolerant of any shape: it reads what upstreams sent."""
+    n = 0.0
     for p in parts:
         if not isinstance(p, Mapping):
             continue
         content = p.get("content")
-        n += len(content) if isinstance(content, str) else 0
+        n += estimate_tokens(content) if isinstance(content, str) else 0
         calls = p.get("tool_calls")
         for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, Mapping) else None
-            n += len(str(fn.get("arguments") or "")) if isinstance(fn, Mapping) else 0
+            n += estimate_tokens(str(fn.get("arguments") or "")) if isinstance(fn, Mapping) else 0
     return n
 
 
-def estimate_usage(req: ChatCompletionRequest, answer_chars: int, answer_deltas: int = 0) -> Usage:
-    """The prompt at ~4 characters a token (as the router estimates it); the answer at the larger of ~4 characters
-    a token and its count of streamed deltas (streams send about one token a delta; a server that packs several
-    into one is counted by characters)."""
-    return Usage(req.needs().context_tokens, max(answer_deltas, -(-answer_chars // _CHARS_PER_TOKEN)))
+def estimate_usage(req: ChatCompletionRequest, answer_tokens: float, answer_deltas: int = 0) -> Usage:
+    """The prompt as the router estimates it; the answer at the larger of its estimate from its text and its count
+    of streamed deltas (streams send about one token a delta; a server that packs several into one is counted by
+    its text)."""
+    return Usage(req.needs().context_tokens, max(answer_deltas, math.ceil(answer_tokens)))
