@@ -5,6 +5,11 @@ that is not among the tools, and a tool with no `function`; OpenAI answers each 
 gets the same 400 wherever the router would have sent its request, before anything is classified or paid for,
 instead of an answer from the local model and a rejection from the hosted one for the same body.
 
+Messages whose parts are of the wrong shape (a `name` that is a number, a text part without `text`, a tool call
+that is not an object, an image in a system message) are worse: llama-server answers them with a 500 ("Failed to
+parse messages: ..."), which reads as the model failing, so a few such requests put the local model in cooldown
+(gateway/cooldown.py) for every client. OpenAI refuses each with a 400; so does the gateway now.
+
 Each failure is a pydantic error whose `ctx.param` names the field (gateway/errors.py: from_validation).
 """
 
@@ -28,17 +33,94 @@ def _refuse(kind: str, message: str, param: str) -> PydanticCustomError:
 def check(req: ChatCompletionRequest) -> None:
     """Raises the first rule `req` breaks, naming where; returns when it breaks none."""
     for i, m in enumerate(req.messages):
-        if m.role == "tool" and not isinstance((m.__pydantic_extra__ or {}).get("tool_call_id"), str):
+        extra = m.__pydantic_extra__ or {}
+        if m.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
             raise _refuse(
                 "missing",
                 "a tool message needs `tool_call_id`, the id of the tool call it answers",
                 f"messages.{i}.tool_call_id",
             )
+        if extra:
+            _check_message_fields(extra, f"messages.{i}")
+        if type(m.content) is list:
+            _check_parts(m.role, m.content, f"messages.{i}.content")
     if req.logit_bias:
         _check_logit_bias(req.logit_bias)
     names = _tool_names(req.tools) if req.tools is not None else None
     if req.tool_choice is not None:
         _check_tool_choice(req.tool_choice, names)
+
+
+# Content parts by role, as OpenAI takes them; a user's part of a newer type passes to the model's server.
+_PART_FIELD = {
+    "text": "text",
+    "image_url": "image_url",
+    "input_audio": "input_audio",
+    "file": "file",
+    "refusal": "refusal",
+}
+_PARTS_OF = {
+    "system": ("text",),
+    "developer": ("text",),
+    "tool": ("text",),
+    "assistant": ("text", "refusal"),
+}
+
+
+def _check_message_fields(extra: dict[str, Any], where: str) -> None:
+    for field in ("name", "tool_call_id"):
+        if field in extra and extra[field] is not None and not isinstance(extra[field], str):
+            raise _refuse("string_type", "expected a string", f"{where}.{field}")
+    calls = extra.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise _refuse("list_type", "expected an array of tool calls", f"{where}.tool_calls")
+    for j, call in enumerate(calls):
+        at = f"{where}.tool_calls.{j}"
+        if not isinstance(call, dict):
+            raise _refuse("dict_type", "a tool call is an object with `id`, `type` and `function`", at)
+        for field in ("id", "type"):
+            if not isinstance(call.get(field), str):
+                raise _refuse("missing", "expected a string", f"{at}.{field}")
+        if call["type"] != "function":
+            continue
+        fn = call.get("function")
+        if not isinstance(fn, dict):
+            raise _refuse("missing", "a function call needs `function`: its `name` and `arguments`", f"{at}.function")
+        for field in ("name", "arguments"):
+            if not isinstance(fn.get(field), str):
+                why = "the arguments as a JSON string" if field == "arguments" else "a string"
+                raise _refuse("missing", f"expected {why}", f"{at}.function.{field}")
+
+
+def _check_parts(role: str, parts: list[dict[str, Any]], where: str) -> None:
+    allowed = _PARTS_OF.get(role)
+    for j, part in enumerate(parts):
+        kind = part.get("type")
+        if not isinstance(kind, str):
+            raise _refuse("missing", "each content part needs a `type`, such as 'text'", f"{where}.{j}.type")
+        if allowed is not None and kind not in allowed:
+            raise _refuse(
+                "invalid_value",
+                f"a {role} message takes parts of type {' or '.join(allowed)}, not {kind!r}",
+                f"{where}.{j}.type",
+            )
+        field = _PART_FIELD.get(kind)
+        if field is None:
+            continue
+        value = part.get(field)
+        if kind in ("text", "refusal"):
+            if not isinstance(value, str):
+                raise _refuse("missing", "expected a string", f"{where}.{j}.{field}")
+        elif not isinstance(value, dict):
+            raise _refuse("missing", "expected an object", f"{where}.{j}.{field}")
+        elif kind == "image_url" and not isinstance(value.get("url"), str):
+            raise _refuse("missing", "an image needs its `url` (https: or data:)", f"{where}.{j}.image_url.url")
+        elif kind == "input_audio" and not (
+            isinstance(value.get("data"), str) and isinstance(value.get("format"), str)
+        ):
+            raise _refuse("missing", "audio needs `data` (base64) and `format`", f"{where}.{j}.input_audio")
 
 
 def _check_logit_bias(bias: dict[str, float]) -> None:

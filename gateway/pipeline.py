@@ -194,11 +194,13 @@ class ChatPipeline:
                     "max_cost_exceeded",
                 )
         try:
-            return policy, direct(self.config, policy, concrete, self.unavailable), concrete
+            return policy, direct(self.config, policy, concrete, self.unavailable, req.has_images()), concrete
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
             raise Unavailable(e.reason, "model", "no_model_available") from e
+        except Unsatisfiable as e:
+            raise from_unsatisfiable(e) from e
 
     async def route(
         self,

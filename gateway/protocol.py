@@ -135,11 +135,14 @@ class ChatCompletionRequest(BaseModel):
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
+    def has_images(self) -> bool:
+        return any(
+            type(m.content) is list and any(p.get("type") == "image_url" for p in m.content) for m in self.messages
+        )
+
     def needs(self) -> Needs:
         tokens = sum(estimate_tokens(content_text(m.content)) for m in self.messages)
-        vision = any(
-            isinstance(m.content, list) and any(p.get("type") == "image_url" for p in m.content) for m in self.messages
-        )
+        vision = self.has_images()
         fmt = (self.response_format or {}).get("type")
         return Needs(
             tools=bool(self.tools),

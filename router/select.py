@@ -192,13 +192,21 @@ def _needs(score: float, policy: Policy, steering: Steering) -> str:
     return f"score {score:.3f} needs"
 
 
-def direct(config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str]) -> Decision:
-    """A request naming a concrete model: it goes there alone if the policy allows direct use."""
+def direct(
+    config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str], images: bool = False
+) -> Decision:
+    """A request naming a concrete model: it goes there alone if the policy allows direct use.
+
+    What the model lacks is not checked, as the client chose it, except images for a model without vision: a
+    server that cannot see fails such a request (llama-server with a 500, which would count against the model's
+    health), so it is refused as a routed one would be."""
     model = config.model(name)
     if model is None:
         raise KeyError(name)
     if not policy.allow_direct or (policy.allowed_models is not None and name not in policy.allowed_models):
         raise NotAllowed(f"the policy does not allow requests for {name!r} directly")
+    if images and not model.capabilities.vision:
+        raise Unsatisfiable(f"the model {name!r} does not take images (no vision)", "vision")
     if name in unavailable:
         raise NoModelAvailable(f"model {name!r} is unavailable (its API key is not set or it is marked down)")
     return Decision((model,), model.tier, False, f"requested directly: {name}")

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import openai
 import pytest
@@ -210,6 +211,36 @@ def test_an_app_written_for_another_model_name_is_routed_by_the_shipped_aliases(
     )
     assert r.headers["x-tiergate-model"] == "smollm2-local" and r.headers["x-tiergate-policy"] == "default"
     assert _ledger(tiergate, r.headers["x-request-id"])["requested_model"] == "gpt-4-turbo"
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "user", "content": "hi", "name": 5}], "messages.0.name"),
+        ([{"role": "user", "content": [{"type": "text"}]}], "messages.0.content.0.text"),
+        ([{"role": "system", "content": [IMAGE]}, {"role": "user", "content": "x"}], "messages.0.content.0.type"),
+        (
+            [{"role": "assistant", "content": "x", "tool_calls": [[1]]}, {"role": "user", "content": "x"}],
+            "messages.0.tool_calls.0",
+        ),
+        ([{"role": "user", "content": [{"type": "text", "text": "what is this?"}, IMAGE]}], "messages"),  # no vision
+    ],
+    ids=["name", "text-part", "system-image", "tool-call", "image"],
+)
+def test_what_llama_server_fails_with_a_500_is_a_400_and_leaves_the_local_model_healthy(
+    tiergate: Gateway, messages: list[dict[str, object]], param: str
+) -> None:
+    """llama-server answers each of these with a 500 ("Failed to parse messages: ...", "image input is not
+    supported"). Passed on, each was a 502, and three in a minute put the local model in cooldown for every client."""
+    client = _client(tiergate)
+    for _ in range(4):  # one more than the shipped cooldown's `failures`
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model="smollm2-local", messages=messages, max_tokens=2)  # type: ignore[arg-type]
+        assert e.value.param == param
+    assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
 def test_concrete_model_and_embeddings(tiergate: Gateway) -> None:

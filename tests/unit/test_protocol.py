@@ -145,3 +145,75 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
 def test_what_openai_accepts_passes(body: dict[str, Any]) -> None:
     req = ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
     assert req.tools == body.get("tools") and req.tool_choice == body.get("tool_choice")
+
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}
+
+
+@pytest.mark.parametrize(
+    ("message", "param"),
+    [
+        ({"role": "user", "content": "x", "name": 5}, "messages.1.name"),
+        ({"role": "assistant", "content": "x", "tool_calls": {}}, "messages.1.tool_calls"),
+        ({"role": "assistant", "content": None, "tool_calls": [[1]]}, "messages.1.tool_calls.0"),
+        ({"role": "assistant", "content": None, "tool_calls": [{"type": "function"}]}, "messages.1.tool_calls.0.id"),
+        (
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "function", "function": "f"}]},
+            "messages.1.tool_calls.0.function",
+        ),
+        (
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": {"a": 1}}}],
+            },
+            "messages.1.tool_calls.0.function.arguments",
+        ),
+        ({"role": "user", "content": [{"text": "x"}]}, "messages.1.content.0.type"),
+        ({"role": "user", "content": [{"type": "text", "text": 5}]}, "messages.1.content.0.text"),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": "https://x"}]},
+            "messages.1.content.0.image_url",
+        ),
+        ({"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, "messages.1.content.0.image_url.url"),
+        (
+            {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA=="}}]},
+            "messages.1.content.0.input_audio",
+        ),
+        ({"role": "system", "content": [IMAGE]}, "messages.1.content.0.type"),
+        ({"role": "assistant", "content": [IMAGE]}, "messages.1.content.0.type"),
+        (
+            {"role": "tool", "tool_call_id": "c", "content": [{"type": "refusal", "refusal": "no"}]},
+            "messages.1.content.0.type",
+        ),
+    ],
+)
+def test_a_message_of_the_wrong_shape_is_refused_naming_where(message: dict[str, Any], param: str) -> None:
+    """llama-server fails each of these with a 500, which counted against the local model's health."""
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": [*USER, message]})
+    err = from_validation([dict(x) for x in e.value.errors()])
+    assert (err.status, err.param) == (400, param), err.message
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"role": "user", "content": [{"type": "text", "text": "x"}, IMAGE], "name": "ann"},
+        {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA==", "format": "wav"}}]},
+        {"role": "user", "content": [{"type": "a_part_from_next_year", "x": 1}]},  # a newer type: the server judges
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}], "name": None},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+                {"id": "d", "type": "custom", "custom": {"name": "g", "input": "x"}},
+            ],
+        },
+        {"role": "system", "content": [{"type": "text", "text": "be brief"}]},
+    ],
+)
+def test_a_message_of_a_shape_openai_takes_passes(message: dict[str, Any]) -> None:
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": [*USER, message]})
+    assert req.messages[1].content == message["content"]

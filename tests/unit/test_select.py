@@ -102,6 +102,14 @@ def test_direct_requests() -> None:
         direct(cfg, pol.model_copy(update={"allow_direct": False}), "mid", ())
     with pytest.raises(KeyError):
         direct(cfg, pol, "nope", ())
+    # Images only where the model sees: its server would fail them (llama-server: a 500, counted against it).
+    with pytest.raises(Unsatisfiable) as e:
+        direct(cfg, pol, "mid", (), images=True)
+    assert e.value.need == "vision"
+    doc = cfg.model_dump()
+    doc["models"][1]["capabilities"]["vision"] = True
+    seeing = type(cfg).model_validate(doc)
+    assert [m.name for m in direct(seeing, seeing.policies["default"], "mid", (), images=True).chain] == ["mid"]
 
 
 def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
