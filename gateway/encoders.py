@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from classifiers.base import Encoder, Matrix
+from router.policy import BUILTIN_EMBEDDING
 
-MINILM_NAME = "all-minilm-l6-v2"
+MINILM_NAME = BUILTIN_EMBEDDING
 
 
 def minilm_path() -> Path:

@@ -160,6 +160,10 @@ class ChatPipeline:
             return model, cfg.policies[model], None
         if cfg.model(model) is not None:
             return home, cfg.policies[home], model
+        if model in cfg.embedding_names:
+            raise NotFound(
+                f"'{model}' is an embedding model: it serves /v1/embeddings, not chat.", "model", "model_not_found"
+            )
         exact = sorted(a for a in cfg.aliases if a not in {p for p, _ in cfg.alias_patterns})
         known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models), *exact]
         raise NotFound(

@@ -130,6 +130,11 @@ class ModelSpec(_Frozen):
         return tuple(out)
 
 
+# The embedding model every gateway serves in process (the packaged MiniLM the classifier uses): a valid target of
+# an alias without being configured.
+BUILTIN_EMBEDDING = "all-minilm-l6-v2"
+
+
 class EmbeddingModelSpec(_Frozen):
     """An embedding model routed through litellm instead of the in-process MiniLM."""
 
@@ -317,7 +322,8 @@ class TiergateConfig(_Frozen):
     end_user_budget: Budget | None = None
     # What apps ask for, as they ask for it, mapped to a policy (route it) or a model (send it there): an app keeps
     # `model="gpt-4o"` in its code and is routed all the same. Keys are names or patterns with * and ?; an exact
-    # name wins over a configured model of that name, a pattern only matches names that are not models.
+    # name wins over a configured model of that name, a pattern only matches names that are not models. A target
+    # that is an embedding model serves /v1/embeddings (`text-embedding-3-small: all-minilm-l6-v2`).
     aliases: dict[Annotated[str, Field(min_length=1, max_length=256)], str] = {}
     version: str = "1"
 
@@ -341,8 +347,8 @@ class TiergateConfig(_Frozen):
         for name, target in self.aliases.items():
             if name == "auto" or name in self.policies:
                 raise ValueError(f"aliases.{name}: a policy name (or auto) cannot be an alias: it already routes")
-            if target not in self.policies and target not in known:
-                known_targets = sorted(self.policies) + sorted(known)
+            if target not in self.policies and target not in known and target not in self.embedding_names:
+                known_targets = sorted(self.policies) + sorted(known) + sorted(self.embedding_names)
                 raise ValueError(f"aliases.{name}: unknown policy or model {target!r} (known: {known_targets})")
         if self.default_policy not in self.policies:
             raise ValueError(f"default_policy: unknown policy {self.default_policy!r} (known: {sorted(self.policies)})")
@@ -368,6 +374,11 @@ class TiergateConfig(_Frozen):
         return self._by_name.get(name)
 
     @cached_property
+    def embedding_names(self) -> frozenset[str]:
+        """The embedding models a request may name: the built-in MiniLM and the configured ones."""
+        return frozenset((BUILTIN_EMBEDDING, *(e.name for e in self.embedding_models)))
+
+    @cached_property
     def alias_patterns(self) -> list[tuple[str, str]]:
         """(pattern, target) for the aliases that are patterns, in the file's order."""
         return [(k, v) for k, v in self.aliases.items() if any(c in k for c in "*?[")]
@@ -376,6 +387,6 @@ class TiergateConfig(_Frozen):
         """The policy or model an alias maps `name` to: an exact alias first, else (for a name that is not a
         configured model) the first matching pattern in the file's order; None if none."""
         exact = self.aliases.get(name)
-        if exact is not None or not self.alias_patterns or name in self._by_name:
+        if exact is not None or not self.alias_patterns or name in self._by_name or name in self.embedding_names:
             return exact
         return next((target for pattern, target in self.alias_patterns if fnmatchcase(name, pattern)), None)

@@ -63,7 +63,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         await services.limits.admit(checked_key(request.scope), rid)
         await services.pipeline.end_users.admit(req.user)
         body = await _embed(req, services)
-        rec.routed_model = req.model
+        rec.routed_model = str(body["model"])
         rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
         return body
     except GatewayError as e:
@@ -81,10 +81,15 @@ async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
     inputs = [req.input] if isinstance(req.input, str) else req.input
     if not inputs or len(inputs) > MAX_INPUTS:
         raise InvalidRequest(f"'input' must hold 1 to {MAX_INPUTS} items.", "input", "invalid_value")
-    if req.model != MINILM_NAME:
-        spec = next((e for e in services.config.embedding_models if e.name == req.model), None)
+    cfg = services.config
+    name = req.model
+    if name not in cfg.embedding_names and (target := cfg.alias(name)) in cfg.embedding_names:
+        name = target  # the operator's mapping (`aliases`); the record keeps what the app asked for
+    if name != MINILM_NAME:
+        spec = next((e for e in cfg.embedding_models if e.name == name), None)
         if spec is None:
-            names = [MINILM_NAME, *(e.name for e in services.config.embedding_models)]
+            aliases = sorted(a for a, t in cfg.aliases.items() if t in cfg.embedding_names)
+            names = [MINILM_NAME, *(e.name for e in cfg.embedding_models), *aliases]
             raise NotFound(
                 f"The embedding model '{req.model}' does not exist. Use one of: {', '.join(names)}.",
                 "model",

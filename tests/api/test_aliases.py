@@ -71,3 +71,33 @@ def test_models_lists_aliases_and_a_restricted_key_is_routed_by_its_own_policy(
         model="gpt-4o", messages=[{"role": "user", "content": "hi"}]
     )
     assert r.headers["x-tiergate-policy"] == "strict"  # the alias's `default` is not this key's to use
+
+
+def test_an_app_asking_for_openai_embeddings_gets_the_model_an_alias_names(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    aliases = {"text-embedding-3-small": "all-minilm-l6-v2", "text-embedding-*": "all-minilm-l6-v2", "gpt-*": "default"}
+    server, svc = gateway_factory(_cfg(fresh_upstream.base_url, aliases=aliases))
+    client = sdk(server.url)
+    for asked in ("text-embedding-3-small", "text-embedding-ada-002"):
+        emb = client.embeddings.create(model=asked, input=["How do I reset my password?"])
+        assert emb.model == "all-minilm-l6-v2"  # the model that answered, as for chat
+        assert (
+            emb.data[0].embedding
+            == client.embeddings.create(model="all-minilm-l6-v2", input="How do I reset my password?").data[0].embedding
+        )
+    with pytest.raises(openai.NotFoundError) as e:
+        client.embeddings.create(model="gpt-4o-embed", input="x")  # an alias to a policy: not an embedder
+    assert "text-embedding-3-small" in e.value.message  # the 404 lists the embedding aliases
+    with pytest.raises(openai.NotFoundError) as chat:
+        client.chat.completions.create(model="text-embedding-3-small", messages=[{"role": "user", "content": "x"}])
+    assert "embedding model" in chat.value.message
+    rows = [r for r in svc.ledger.rows() if r["status"] == 200]
+    assert [(r["requested_model"], r["routed_model"]) for r in rows] == [
+        ("text-embedding-3-small", "all-minilm-l6-v2"),
+        ("all-minilm-l6-v2", "all-minilm-l6-v2"),
+        ("text-embedding-ada-002", "all-minilm-l6-v2"),
+        ("all-minilm-l6-v2", "all-minilm-l6-v2"),
+    ]
+    listed = {m["id"]: m for m in httpx.get(f"{server.url}/v1/models").json()["data"]}
+    assert listed["text-embedding-3-small"]["routes_to"] == "all-minilm-l6-v2"

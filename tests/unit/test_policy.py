@@ -75,6 +75,10 @@ def test_aliases_map_names_to_policies_or_models_and_patterns_leave_models_alone
     assert cfg.alias("claude-3-opus") == "frugal" and cfg.alias("claude-opus") is None
     assert cfg.alias("mid") is None  # a configured model is never taken by a pattern
     assert cfg.alias("GPT-4") is None  # patterns are case-sensitive, as model names are
+    d["aliases"] = {"text-embedding-3-small": "all-minilm-l6-v2", "all-*": "default"}  # the built-in embedder
+    cfg = TiergateConfig.model_validate(d)
+    assert cfg.alias("text-embedding-3-small") == "all-minilm-l6-v2"
+    assert cfg.alias("all-minilm-l6-v2") is None  # an embedding model's own name is never taken by a pattern
     for bad, msg in (
         ({"x": "nope"}, "aliases.x: unknown policy or model 'nope'"),
         ({"auto": "default"}, "aliases.auto: a policy name (or auto)"),
