@@ -30,9 +30,10 @@ class Calls:
     @staticmethod
     def _exhausted(errors: list[UpstreamError]) -> UpstreamFailed | InvalidRequest:
         if errors and all(e.context_exceeded for e in errors):
-            # Every server tried counted the prompt longer than its window, though the router's estimate (~4
-            # characters a token) let it through: CJK text, say. The client's to shorten, as OpenAI reports it; not
-            # an outage to retry (a 502 would be), and no cooldown (router's own check: router/select.py).
+            # Every server tried counted the prompt longer than its window, though the router's estimate
+            # (router/tokens.py) let it through: a tokenizer that splits the text finer than the estimate assumes. The
+            # client's to shorten, as OpenAI reports it; not an outage to retry (a 502 would be), and no cooldown
+            # (router's own check: router/select.py).
             said = "; ".join(f"{e.model}: {e.message[:200]}" for e in errors)
             return InvalidRequest(
                 f"The request is too long for every model tried ({said}).", "messages", "context_length_exceeded"

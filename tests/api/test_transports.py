@@ -103,7 +103,8 @@ def test_retryable_failures_fall_back_to_the_next_candidate(
 def test_a_prompt_too_long_for_every_model_tried_is_a_400_context_length_exceeded(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:
-    """The router's estimate (~4 characters a token) let it through, and each server counted more (CJK text, say).
+    """The router's estimate (router/tokens.py) let it through, and each server counted more (a tokenizer that splits
+    the text finer than the estimate assumes, as SmolLM2's does non-Latin scripts).
     That is the client's to shorten, as OpenAI reports it: not a 502 "every candidate failed" to retry, and no
     cooldown, since the models are well."""
     server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport))
