@@ -8,9 +8,10 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter
+from pydantic import ValidationError
 
 from gateway import sse
-from gateway.errors import NotFound
+from gateway.errors import InvalidRequest, NotFound, from_validation
 from gateway.openapi import error_docs
 from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
@@ -19,7 +20,27 @@ from gateway.routes.chat import Surface
 
 def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
     asked = ResponsesRequest.model_validate_json(raw)
-    return ChatCompletionRequest.model_validate(to_chat(asked)), asked
+    try:
+        return ChatCompletionRequest.model_validate(to_chat(asked)), asked
+    except ValidationError as e:
+        raise _in_responses_terms(from_validation([dict(x) for x in e.errors()])) from None
+
+
+def _in_responses_terms(err: InvalidRequest) -> InvalidRequest:
+    """A refusal of the chat request a Responses body was translated to, as the Responses client wrote it: `param`
+    names the Responses field (chat's messages come from `input`; its tools nest under `function` what Responses
+    keeps flat), and the message also the chat field it was refused at."""
+    chat = err.param or ""
+    if chat.startswith("messages"):
+        param = "input"
+    elif chat.startswith(("tools.", "tool_choice.")):
+        param = chat.replace(".function.", ".", 1).removesuffix(".function")
+    else:
+        param = chat
+    lead = "Missing required parameter" if err.code == "missing_required_parameter" else "Invalid value for"
+    where = f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
+    why = err.message.split(": ", 1)[1] if ": " in err.message else "required."
+    return InvalidRequest(f"{lead} {where}: {why}", param or None, err.code)
 
 
 def _stream(

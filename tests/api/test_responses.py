@@ -122,3 +122,49 @@ def test_a_streamed_function_call(gateway_factory: GatewayFactory, fresh_upstrea
     assert call.type == "function_call" and call.name == "search"
     assert json.loads(call.arguments) == {"q": "[tool] find cats"} and done[0].arguments == call.arguments
     assert final.status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "chat_param"),
+    [
+        (
+            {"input": [{"role": "developer", "content": [{"type": "input_image", "image_url": "data:,"}]}, "hi"]},
+            "input",
+            "messages.0.content.0.type",
+        ),
+        (
+            {
+                "input": "hi",
+                "tools": [{"type": "function", "name": "f"}],
+                "tool_choice": {"type": "function", "name": "g"},
+            },
+            "tool_choice.name",
+            "tool_choice.function.name",
+        ),
+        (
+            {"input": "hi", "tools": [{"type": "function", "name": "f"}], "parallel_tool_calls": "no"},
+            "parallel_tool_calls",
+            None,
+        ),
+    ],
+    ids=["input", "tool-choice", "flat"],
+)
+def test_a_refusal_of_the_translated_chat_request_names_the_responses_field(
+    gateway_factory: GatewayFactory,
+    fresh_upstream: FakeUpstream,
+    body: dict[str, object],
+    param: str,
+    chat_param: str | None,
+) -> None:
+    """The Responses client wrote `input` and `tool_choice.name`, not chat's `messages.0...` and `.function.name`."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    if isinstance(body["input"], list):
+        body["input"] = [x if isinstance(x, dict) else {"role": "user", "content": x} for x in body["input"]]
+    r = httpx.post(f"{server.url}/v1/responses", json={"model": "mid", **body})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["param"] == param
+    assert (chat_param is None) or f"in its chat translation, '{chat_param}'" in err["message"]
+    assert fresh_upstream.received == []
+    (row,) = svc.ledger.rows()
+    assert (row["endpoint"], row["status"]) == ("responses", 400)
