@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -156,8 +156,12 @@ def _union_failure(errors: list[dict[str, Any]]) -> dict[str, Any] | None:
     return {"type": "union", "loc": head, "msg": f"expected {' or '.join(kinds)}"}
 
 
-def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
-    """A pydantic/FastAPI validation failure as OpenAI reports one: 400, the first bad field as `param`."""
+def from_validation(
+    errors: list[dict[str, Any]], rename: Callable[[str], tuple[str, str]] | None = None
+) -> InvalidRequest:
+    """A pydantic/FastAPI validation failure as OpenAI reports one: 400, the first bad field as `param`.
+    `rename(param)` gives (the param to report, how the message names it), for a body validated in another shape
+    than the client wrote (the Responses API's, translated to chat)."""
     first = (_union_failure(errors) or errors[0]) if errors else {}
     loc: tuple[object, ...] = tuple(first.get("loc", ()))
     if first.get("type") == "json_invalid":
@@ -170,11 +174,12 @@ def from_validation(errors: list[dict[str, Any]]) -> InvalidRequest:
         if first.get("type") == "missing":
             return InvalidRequest("The request has no body: send a JSON object.", None, "invalid_json")
         return InvalidRequest(f"The request body must be a JSON object: {first.get('msg')}", None, "invalid_value")
+    param, shown = rename(param) if rename is not None else (param, f"'{param}'")
     if first.get("type") == "missing":  # as OpenAI: its own code, which clients match on
         why = first.get("msg")
         text = f": {why}." if why and why != "Field required" else "."  # pydantic's own words add nothing
-        return InvalidRequest(f"Missing required parameter '{param}'{text}", param, "missing_required_parameter")
-    return InvalidRequest(f"Invalid value for '{param}': {first.get('msg', 'invalid')}", param, "invalid_value")
+        return InvalidRequest(f"Missing required parameter {shown}{text}", param, "missing_required_parameter")
+    return InvalidRequest(f"Invalid value for {shown}: {first.get('msg', 'invalid')}", param, "invalid_value")
 
 
 def install(app: FastAPI) -> None:

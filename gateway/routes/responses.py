@@ -11,7 +11,7 @@ from fastapi import APIRouter
 from pydantic import ValidationError
 
 from gateway import sse
-from gateway.errors import InvalidRequest, NotFound, from_validation
+from gateway.errors import NotFound, from_validation
 from gateway.openapi import error_docs
 from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
@@ -23,24 +23,20 @@ def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
     try:
         return ChatCompletionRequest.model_validate(to_chat(asked)), asked
     except ValidationError as e:
-        raise _in_responses_terms(from_validation([dict(x) for x in e.errors()])) from None
+        raise from_validation([dict(x) for x in e.errors()], _in_responses_terms) from None
 
 
-def _in_responses_terms(err: InvalidRequest) -> InvalidRequest:
-    """A refusal of the chat request a Responses body was translated to, as the Responses client wrote it: `param`
-    names the Responses field (chat's messages come from `input`; its tools nest under `function` what Responses
-    keeps flat), and the message also the chat field it was refused at."""
-    chat = err.param or ""
+def _in_responses_terms(chat: str) -> tuple[str, str]:
+    """A field of the chat request a Responses body was translated to, as the Responses client wrote it (chat's
+    messages come from `input`; its tools nest under `function` what Responses keeps flat), and how an error names
+    it: that field, and the chat field it was refused at."""
     if chat.startswith("messages"):
         param = "input"
     elif chat.startswith(("tools.", "tool_choice.")):
         param = chat.replace(".function.", ".", 1).removesuffix(".function")
     else:
         param = chat
-    lead = "Missing required parameter" if err.code == "missing_required_parameter" else "Invalid value for"
-    where = f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
-    why = err.message.split(": ", 1)[1] if ": " in err.message else "required."
-    return InvalidRequest(f"{lead} {where}: {why}", param or None, err.code)
+    return param, f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
 
 
 def _stream(
