@@ -1,7 +1,8 @@
 """What OpenAI's API refuses in a chat request but a model's server may accept, checked when the body is parsed.
 
 llama-server takes a tool message without `tool_call_id`, a `logit_bias` of 500, a `tool_choice` naming a function
-that is not among the tools, and a tool with no `function`; OpenAI answers each with a 400. Checked here, a client
+that is not among the tools, a tool with no `function`, a tool-call history with unanswered calls or stray tool
+messages, and empty `content`, `tool_calls` or `tools` arrays; OpenAI answers each with a 400. Checked here, a client
 gets the same 400 wherever the router would have sent its request, before anything is classified or paid for,
 instead of an answer from the local model and a rejection from the hosted one for the same body.
 
@@ -10,24 +11,30 @@ that is not an object, an image in a system message) are worse: llama-server ans
 parse messages: ..."), which reads as the model failing, so a few such requests put the local model in cooldown
 (gateway/cooldown.py) for every client. OpenAI refuses each with a 400; so does the gateway now.
 
-Each failure is a pydantic error whose `ctx.param` names the field (gateway/errors.py: from_validation).
+Each failure is a pydantic error whose `ctx.param` names the field, and `ctx.code` OpenAI's code where it has its
+own (gateway/errors.py: from_validation).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
 if TYPE_CHECKING:
-    from gateway.protocol import ChatCompletionRequest
+    from gateway.protocol import ChatCompletionRequest, ChatMessage
 
 TOOL_CHOICES = ("none", "auto", "required")
 LOGIT_BIAS_BOUND = 100.0  # OpenAI's: -100 bans a token, 100 forces it
 
 
-def _refuse(kind: str, message: str, param: str) -> PydanticCustomError:
-    return PydanticCustomError(kind, message, {"param": param})
+def _refuse(kind: str, message: str, param: str, code: str | None = None) -> PydanticCustomError:
+    return PydanticCustomError(kind, message, {"param": param, "code": code} if code else {"param": param})
+
+
+def _empty(param: str) -> PydanticCustomError:
+    return _refuse("too_short", "empty array; expected at least one item (or leave the key out)", param, "empty_array")
 
 
 def check(req: ChatCompletionRequest) -> None:
@@ -43,7 +50,20 @@ def check(req: ChatCompletionRequest) -> None:
         if extra:
             _check_message_fields(extra, f"messages.{i}")
         if type(m.content) is list:
+            if not m.content:
+                raise _empty(f"messages.{i}.content")
             _check_parts(m.role, m.content, f"messages.{i}.content")
+        elif (
+            m.content is None and m.role == "assistant" and not (extra.get("tool_calls") or extra.get("function_call"))
+        ):
+            raise _refuse(
+                "missing",
+                "an assistant message needs `content` unless it carries `tool_calls`",
+                f"messages.{i}.content",
+            )
+    _check_tool_turns(req.messages)
+    if req.tools is not None and not req.tools:
+        raise _empty("tools")  # OpenAI's answer to `tools: []`; leave the key out to send no tools
     if req.logit_bias:
         _check_logit_bias(req.logit_bias)
     names = _tool_names(req.tools) if req.tools is not None else None
@@ -76,6 +96,8 @@ def _check_message_fields(extra: dict[str, Any], where: str) -> None:
         return
     if not isinstance(calls, list):
         raise _refuse("list_type", "expected an array of tool calls", f"{where}.tool_calls")
+    if not calls:
+        raise _empty(f"{where}.tool_calls")
     for j, call in enumerate(calls):
         at = f"{where}.tool_calls.{j}"
         if not isinstance(call, dict):
@@ -92,6 +114,46 @@ def _check_message_fields(extra: dict[str, Any], where: str) -> None:
             if not isinstance(fn.get(field), str):
                 why = "the arguments as a JSON string" if field == "arguments" else "a string"
                 raise _refuse("missing", f"expected {why}", f"{at}.function.{field}")
+        if not fn["name"]:
+            raise _refuse("too_short", "empty string; a function call names its function", f"{at}.function.name")
+
+
+def _check_tool_turns(messages: Sequence[ChatMessage]) -> None:
+    """As OpenAI (and every provider with tools): an assistant turn's tool calls are answered, each by a tool message
+    naming its id, in the messages right after it, and a tool message answers a call of that turn. llama-server
+    takes a broken history and answers it as best it can, so the same body got an answer from the local model and a
+    400 from a hosted one."""
+    open_at, ids, waiting = -1, set[str](), set[str]()  # the turn being answered, its call ids, those unanswered
+    for i, m in enumerate(messages):
+        if m.role == "tool":
+            if open_at < 0:
+                raise _refuse(
+                    "invalid_value",
+                    "a tool message must answer a tool call of the nearest assistant message before it, with only"
+                    " tool messages between them",
+                    f"messages.{i}.role",
+                )
+            call_id = (m.__pydantic_extra__ or {}).get("tool_call_id")
+            if call_id not in ids:
+                raise _refuse(
+                    "invalid_value",
+                    f"{call_id!r} is not among the `tool_calls` ids of messages.{open_at}",
+                    f"messages.{i}.tool_call_id",
+                )
+            waiting.discard(call_id)
+            continue
+        if waiting:
+            break
+        calls = (m.__pydantic_extra__ or {}).get("tool_calls") if m.role == "assistant" else None
+        ids = {c["id"] for c in calls} if calls else set()
+        open_at, waiting = (i if calls else -1), set(ids)
+    if waiting:
+        raise _refuse(
+            "invalid_value",
+            "an assistant message with `tool_calls` must be followed by a tool message answering each call; none"
+            f" answers {', '.join(map(repr, sorted(waiting)))}",
+            f"messages.{open_at}.tool_calls",
+        )
 
 
 def _check_parts(role: str, parts: list[dict[str, Any]], where: str) -> None:

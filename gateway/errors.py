@@ -179,7 +179,8 @@ def from_validation(
         why = first.get("msg")
         text = f": {why}." if why and why != "Field required" else "."  # pydantic's own words add nothing
         return InvalidRequest(f"Missing required parameter {shown}{text}", param, "missing_required_parameter")
-    return InvalidRequest(f"Invalid value for {shown}: {first.get('msg', 'invalid')}", param, "invalid_value")
+    code = (first.get("ctx") or {}).get("code") or "invalid_value"  # a rule may name OpenAI's own (empty_array)
+    return InvalidRequest(f"Invalid value for {shown}: {first.get('msg', 'invalid')}", param, code)
 
 
 def install(app: FastAPI) -> None:

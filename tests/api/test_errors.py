@@ -262,6 +262,9 @@ def test_an_integer_past_64_bits_is_a_400_naming_it_before_any_upstream_call(
     assert client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], seed=7).choices
 
 
+TOOL_FN = {"name": "f", "arguments": "{}"}
+
+
 @pytest.mark.parametrize(
     ("extra", "param", "code"),
     [
@@ -281,8 +284,20 @@ def test_an_integer_past_64_bits_is_a_400_naming_it_before_any_upstream_call(
         ),
         ({"tools": [{"type": "function"}]}, "tools.0.function", "missing_required_parameter"),
         ({"stream": "yes"}, "stream", "invalid_value"),
+        (
+            {
+                "messages": [
+                    {"role": "user", "content": "x"},
+                    {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": TOOL_FN}]},
+                    {"role": "user", "content": "and?"},
+                ]
+            },
+            "messages.1.tool_calls",
+            "invalid_value",
+        ),
+        ({"messages": [{"role": "user", "content": []}]}, "messages.0.content", "empty_array"),
     ],
-    ids=["tool-call-id", "logit-bias", "tool-choice", "tool-shape", "stream"],
+    ids=["tool-call-id", "logit-bias", "tool-choice", "tool-shape", "stream", "unanswered-call", "empty-content"],
 )
 def test_what_openai_refuses_is_a_400_even_where_the_local_model_would_answer(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, extra: dict[str, Any], param: str, code: str

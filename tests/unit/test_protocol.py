@@ -64,9 +64,54 @@ def test_a_union_that_fails_is_named_as_the_client_wrote_it(body: dict[str, Any]
 TOOL = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
 
 
+def _calls(*ids: str) -> dict[str, Any]:
+    """An assistant turn calling `f` once per id."""
+    fn = {"name": "f", "arguments": "{}"}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": i, "type": "function", "function": fn} for i in ids],
+    }
+
+
+def _answer(call_id: str) -> dict[str, Any]:
+    return {"role": "tool", "content": "42", "tool_call_id": call_id}
+
+
 @pytest.mark.parametrize(
     ("body", "param", "code"),
     [
+        # A broken tool-call history: llama-server answers each (it 400s only on unanswered calls last), OpenAI 400s.
+        ({"messages": [*USER, _answer("a")]}, "messages.1.role", "invalid_value"),
+        ({"messages": [*USER, _calls("a"), *USER, _answer("a")]}, "messages.1.tool_calls", "invalid_value"),
+        ({"messages": [*USER, _calls("a"), _answer("b")]}, "messages.2.tool_call_id", "invalid_value"),
+        ({"messages": [*USER, _calls("a", "b"), _answer("a"), *USER]}, "messages.1.tool_calls", "invalid_value"),
+        ({"messages": [*USER, _calls("a")]}, "messages.1.tool_calls", "invalid_value"),
+        ({"messages": [*USER, _calls("a"), _answer("a"), *USER, _answer("a")]}, "messages.4.role", "invalid_value"),
+        # Empty arrays and strings, as OpenAI names them (code `empty_array`; llama-server takes each).
+        ({"messages": [{"role": "user", "content": []}]}, "messages.0.content", "empty_array"),
+        (
+            {"messages": [*USER, {"role": "assistant", "content": "x", "tool_calls": []}]},
+            "messages.1.tool_calls",
+            "empty_array",
+        ),
+        ({"tools": []}, "tools", "empty_array"),
+        (
+            {
+                "messages": [
+                    *USER,
+                    {
+                        **_calls("a"),
+                        "tool_calls": [{"id": "a", "type": "function", "function": {"name": "", "arguments": "{}"}}],
+                    },
+                    _answer("a"),
+                ]
+            },
+            "messages.1.tool_calls.0.function.name",
+            "invalid_value",
+        ),
+        # An assistant turn with neither content nor tool calls (llama-server: 400 after classification).
+        ({"messages": [*USER, {"role": "assistant"}, *USER]}, "messages.1.content", "missing_required_parameter"),
         (
             {"messages": [*USER, {"role": "tool", "content": "42"}]},
             "messages.1.tool_call_id",
@@ -122,13 +167,11 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
 @pytest.mark.parametrize(
     "body",
     [
-        {
-            "messages": [
-                *USER,
-                {"role": "assistant", "content": None, "tool_calls": []},
-                {"role": "tool", "content": "1", "tool_call_id": "c"},
-            ]
-        },
+        {"messages": [*USER, _calls("a"), _answer("a")]},
+        # Parallel calls, answered in any order; the assistant may also speak; then the conversation goes on.
+        {"messages": [*USER, {**_calls("a", "b"), "content": "Looking."}, _answer("b"), _answer("a"), *USER]},
+        {"messages": [*USER, _calls("a"), _answer("a"), *USER, _calls("c"), _answer("c")]},
+        {"messages": [*USER, {"role": "assistant", "content": "Hel"}]},  # an assistant turn last, with content
         {"logit_bias": {"50256": -100, "11": 100.0, "7": 0}},
         {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "f"}}},
         {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False},
@@ -215,5 +258,6 @@ def test_a_message_of_the_wrong_shape_is_refused_naming_where(message: dict[str,
     ],
 )
 def test_a_message_of_a_shape_openai_takes_passes(message: dict[str, Any]) -> None:
-    req = ChatCompletionRequest.model_validate({"model": "m", "messages": [*USER, message]})
+    answers = [_answer(c["id"]) for c in message.get("tool_calls", [])]  # every call answered, as OpenAI wants
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": [*USER, message, *answers]})
     assert req.messages[1].content == message["content"]
