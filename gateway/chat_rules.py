@@ -39,8 +39,10 @@ def _empty(param: str) -> PydanticCustomError:
 
 def check(req: ChatCompletionRequest) -> None:
     """Raises the first rule `req` breaks, naming where; returns when it breaks none."""
+    tooling = False  # any tool message or tool call: only then is the history's order checked
     for i, m in enumerate(req.messages):
         extra = m.__pydantic_extra__ or {}
+        tooling = tooling or m.role == "tool" or "tool_calls" in extra
         if m.role == "tool" and not isinstance(extra.get("tool_call_id"), str):
             raise _refuse(
                 "missing",
@@ -61,7 +63,8 @@ def check(req: ChatCompletionRequest) -> None:
                 "an assistant message needs `content` unless it carries `tool_calls`",
                 f"messages.{i}.content",
             )
-    _check_tool_turns(req.messages)
+    if tooling:
+        _check_tool_turns(req.messages)
     if req.tools is not None and not req.tools:
         raise _empty("tools")  # OpenAI's answer to `tools: []`; leave the key out to send no tools
     if req.logit_bias:
