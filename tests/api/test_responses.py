@@ -146,8 +146,18 @@ def test_a_streamed_function_call(gateway_factory: GatewayFactory, fresh_upstrea
             "parallel_tool_calls",
             None,
         ),
+        (  # an output for a call the input never made: OpenAI's Responses API refuses it too
+            {"input": ["hi", {"type": "function_call_output", "call_id": "c9", "output": "42"}]},
+            "input",
+            "messages.1.role",
+        ),
+        (  # a call whose output is missing
+            {"input": ["hi", {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"}, "and?"]},
+            "input",
+            "messages.1.tool_calls",
+        ),
     ],
-    ids=["input", "tool-choice", "flat"],
+    ids=["input", "tool-choice", "flat", "stray-output", "unanswered-call"],
 )
 def test_a_refusal_of_the_translated_chat_request_names_the_responses_field(
     gateway_factory: GatewayFactory,
