@@ -42,6 +42,13 @@ class Deployments:
     def keys(self, model: str) -> tuple[str, ...]:
         return tuple(k for k, _ in self._servers.get(model, ()))
 
+    def capacity(self, model: str) -> int | None:
+        """The calls the model's servers take at once from this worker: the sum of their caps (a deployment's own,
+        or the model's), as its calls in flight are summed over them. None when one of them has no cap, or none has
+        its key."""
+        caps = [s.max_concurrency for _, s in self._servers.get(model, ())]
+        return sum(c for c in caps if c is not None) if caps and None not in caps else None
+
     def order(self, model: ModelSpec, cooling: frozenset[str]) -> tuple[Server, ...]:
         """The servers to try for one call, in order: the next in turn first, the ones cooling down left out
         unless every one is (then all of them: the model was chosen, so it is tried)."""

@@ -53,7 +53,8 @@ async def model_status(services: Services) -> dict[str, Any]:
                     "servers_cooling": [
                         {"server": c.model, "until": c.until_epoch, "last_error": c.reason} for c in cool
                     ],
-                    "max_concurrency": m.max_concurrency,
+                    # Against `in_flight`, which sums the servers: their caps summed (a deployment may set its own).
+                    "max_concurrency": pipeline.deployments.capacity(m.name),
                     "when_full": m.when_full,
                     "in_flight": sum(load[k].in_flight for k in servers if k in load),
                     "waiting": sum(load[k].waiting for k in servers if k in load),

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk
+from tests.conftest import GatewayFactory, api_config, model_now, sdk
 from tests.fakes.upstream import FakeUpstream
 
 MEDIUM = [{"role": "user", "content": "medium [score=0.5]"}]  # tier 1: `flaky` is the cheapest
@@ -80,3 +80,19 @@ def test_weights_share_the_calls_between_real_servers(
     for _ in range(8):
         client.chat.completions.create(model="auto", messages=MEDIUM)
     assert (fresh_upstream.calls_for("flaky"), second.calls_for("flaky")) == (6, 2)
+
+
+def test_api_models_shows_the_cap_of_all_a_models_servers(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, second: FakeUpstream
+) -> None:
+    """`in_flight` sums the servers' calls, so the cap beside it is theirs summed: 2 (the model's own server) + 3 (a
+    deployment's own cap). It showed the model's 2, and the dashboard then read "4 / 2" for a model with room."""
+    cfg = _two_servers(fresh_upstream, second)
+    cfg["models"][1] = {
+        **cfg["models"][1],
+        "max_concurrency": 2,
+        "deployments": [{"api_base": second.base_url, "max_concurrency": 3}],
+    }
+    server, _ = gateway_factory(cfg)
+    flaky = model_now(server.url, "flaky")
+    assert (flaky["servers"], flaky["max_concurrency"], flaky["in_flight"]) == (2, 5, 0)

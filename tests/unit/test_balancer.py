@@ -64,6 +64,13 @@ def test_calls_go_to_the_least_busy_server_and_a_full_one_last() -> None:
     servers = Deployments(cfg, {"KEY_A": "k"})
     local, busy = cfg.models[0], servers.inflight
     assert [s.max_concurrency for s in local.expanded()] == [2, 2, 1]  # a deployment inherits the cap or sets its own
+    assert servers.capacity("local") == 5  # what /api/models shows against the calls in flight summed over servers
+    assert servers.capacity("mid") is None  # no cap
+    shared = _config(max_concurrency=2, deployments=[{"api_base": "http://b/v1"}])
+    assert Deployments(shared, {"KEY_A": "k"}).capacity("local") == 4
+    assert Deployments(shared, {}).capacity("local") is None  # no server has its key
+    one_open = _config(deployments=[{"api_base": "http://b/v1", "max_concurrency": 3}])
+    assert Deployments(one_open, {"KEY_A": "k"}).capacity("local") is None  # the model's own server has no cap
     held = [busy.try_acquire("local#1"), busy.try_acquire("local#1"), busy.try_acquire("local#2")]
     assert [k for k, _ in servers.order(local, frozenset())] == ["local#3", "local#2", "local#1"]
     held.append(busy.try_acquire("local#3"))  # now #3 is full (cap 1) and #1 full (cap 2): #2 has room
