@@ -13,6 +13,11 @@ from gateway.settings import PACKAGE_ROOT
 from tests.fakes.server import wait_http
 
 ALIAS = "smollm2-135m-instruct"
+# As scripts/serve.sh and docker-compose.yml start it (tests/unit/test_compose.py holds them to it): a last assistant
+# message is a whole earlier turn, as OpenAI reads it, not the start of the answer. Prefilled, its text goes through
+# the sampler's grammar in JSON mode, and an end-of-turn token in it aborts the server (llama-grammar.cpp: "fatal
+# error"), taking the local model away from every client.
+SAFETY: tuple[str, ...] = ("--no-prefill-assistant",)
 
 
 def llama_server_binary() -> Path:
@@ -34,7 +39,7 @@ def smollm2_gguf() -> Path:
 
 def start_llama_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     """llama-server on 127.0.0.1:`port` (4 parallel slots, 2 threads), output to `log`; returns once healthy."""
-    args = ["-m", str(smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port), "-np", "4", "-c", "8192"]
+    args = ["-m", str(smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port), "-np", "4", "-c", "8192", *SAFETY]
     with log.open("wb") as f:
         proc = subprocess.Popen(
             [str(llama_server_binary()), *args, "-t", "2", "--alias", ALIAS], stdout=f, stderr=subprocess.STDOUT

@@ -243,6 +243,35 @@ def test_what_llama_server_fails_with_a_500_is_a_400_and_leaves_the_local_model_
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
+@pytest.mark.parametrize(
+    "response_format",
+    [
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "w", "schema": {"type": "string", "pattern": "^[a-z]+$"}}},
+    ],
+    ids=["json-object", "json-schema"],
+)
+def test_a_last_assistant_turn_with_an_end_of_turn_token_leaves_llama_server_up(
+    tiergate: Gateway, llama_server: str, response_format: dict[str, object]
+) -> None:
+    """Found by fuzzing `make serve`: llama-server prefills a last assistant message (its text is the start of the
+    answer), so in JSON mode the text goes through the grammar, and "<|im_end|>" in it aborted the whole server
+    (llama-grammar.cpp: "fatal error"), one request taking the local model away from every client. Started with
+    --no-prefill-assistant (tests/local_model.py, scripts/serve.sh, docker-compose.yml), it reads the message as a
+    whole earlier turn, as OpenAI does."""
+    client = _client(tiergate)
+    for end in ("<|im_end|>", "<|endoftext|>", "{<|im_end|>"):
+        r = client.chat.completions.with_raw_response.create(
+            model="smollm2-local",
+            messages=[{"role": "user", "content": "Say a word."}, {"role": "assistant", "content": end}],
+            response_format=response_format,  # type: ignore[arg-type]
+            max_tokens=3,
+        )
+        assert r.headers["x-tiergate-model"] == "smollm2-local" and r.parse().choices
+    assert httpx.get(f"{llama_server.removesuffix('/v1')}/health").json() == {"status": "ok"}
+    assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
+
+
 def test_concrete_model_and_embeddings(tiergate: Gateway) -> None:
     client = _client(tiergate)
     r = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])

@@ -8,6 +8,7 @@ import yaml
 
 from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT, Settings
+from tests.local_model import SAFETY
 
 COMPOSE = yaml.safe_load((PACKAGE_ROOT / "docker-compose.yml").read_text())
 
@@ -42,6 +43,17 @@ def test_llama_service_serves_the_model_the_files_job_writes() -> None:
     model_arg = s["llama"]["command"][s["llama"]["command"].index("-m") + 1]
     assert model_arg in s["model-files"]["command"]
     assert "8081" in s["llama"]["command"]
+
+
+def test_every_llama_server_launch_has_the_safety_flags_and_a_restart() -> None:
+    """The tests' llama-server (tests/local_model.py), `make serve`'s and compose's read a last assistant message as a
+    whole turn (prefilled, one with an end-of-turn token in JSON mode aborts the server); compose's and serve.sh's
+    start it again if it exits all the same."""
+    llama = COMPOSE["services"]["llama"]
+    serve = (PACKAGE_ROOT / "scripts" / "serve.sh").read_text()
+    assert SAFETY and all(flag in llama["command"] and flag in serve for flag in SAFETY)
+    assert llama["restart"] == "unless-stopped"
+    assert "supervise &" in serve
 
 
 def test_dockerfile_copies_every_package() -> None:
