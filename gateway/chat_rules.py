@@ -67,6 +67,9 @@ def check(req: ChatCompletionRequest) -> None:
         _check_tool_turns(req.messages)
     if req.tools is not None and not req.tools:
         raise _empty("tools")  # OpenAI's answer to `tools: []`; leave the key out to send no tools
+    if req.top_logprobs is not None and req.logprobs is not True:
+        # OpenAI's documented rule; llama-server refuses it too, but only after the request was classified.
+        raise _refuse("invalid_value", "`top_logprobs` needs `logprobs: true`", "top_logprobs")
     if req.logit_bias:
         _check_logit_bias(req.logit_bias)
     names = _tool_names(req.tools) if req.tools is not None else None

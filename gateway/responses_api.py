@@ -191,7 +191,7 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
         "response_format": _response_format(req.text),
         "reasoning_effort": _field(req.reasoning or {}, "effort", "reasoning", str, "") or None,
         "logprobs": True if req.top_logprobs else None,
-        "top_logprobs": req.top_logprobs,
+        "top_logprobs": req.top_logprobs or None,  # 0 asks for no alternatives: chat without logprobs refuses it
         "user": req.safety_identifier or req.user,  # chat's `user`: the ledger's end user, and the upstream's
     }
     body.update({k: v for k, v in optional.items() if v is not None})

@@ -96,6 +96,8 @@ def _answer(call_id: str) -> dict[str, Any]:
             "empty_array",
         ),
         ({"tools": []}, "tools", "empty_array"),
+        ({"top_logprobs": 2}, "top_logprobs", "invalid_value"),  # llama-server: "requires logprobs to be set to true"
+        ({"top_logprobs": 0, "logprobs": False}, "top_logprobs", "invalid_value"),
         (
             {
                 "messages": [
@@ -173,6 +175,7 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
         {"messages": [*USER, _calls("a"), _answer("a"), *USER, _calls("c"), _answer("c")]},
         {"messages": [*USER, {"role": "assistant", "content": "Hel"}]},  # an assistant turn last, with content
         {"logit_bias": {"50256": -100, "11": 100.0, "7": 0}},
+        {"logprobs": True, "top_logprobs": 3},
         {"tools": [TOOL], "tool_choice": {"type": "function", "function": {"name": "f"}}},
         {"tools": [TOOL], "tool_choice": "required", "parallel_tool_calls": False},
         {"tool_choice": "auto"},  # without tools: some frameworks always send it, and no tool is asked for

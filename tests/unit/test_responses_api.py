@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from gateway.errors import InvalidRequest
+from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
 
 
@@ -109,6 +110,14 @@ def test_what_chat_cannot_carry_is_a_400_naming_it(kw: dict[str, Any], param: st
     with pytest.raises(InvalidRequest) as refused:
         to_chat(_req(**kw))
     assert refused.value.param == param and refused.value.status == 400
+
+
+@pytest.mark.parametrize(("top", "chat"), [(3, {"logprobs": True, "top_logprobs": 3}), (0, {}), (None, {})])
+def test_top_logprobs_asks_chat_for_logprobs(top: int | None, chat: dict[str, Any]) -> None:
+    """Chat takes `top_logprobs` only with `logprobs: true` (gateway/chat_rules.py); Responses has no `logprobs`."""
+    body = to_chat(_req(top_logprobs=top))
+    assert {k: body[k] for k in ("logprobs", "top_logprobs") if k in body} == chat
+    ChatCompletionRequest.model_validate(body)  # the translation passes chat's rules
 
 
 def test_a_chat_answer_becomes_a_response() -> None:
