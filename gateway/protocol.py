@@ -145,7 +145,9 @@ class ChatCompletionRequest(BaseModel):
         vision = self.has_images()
         fmt = (self.response_format or {}).get("type")
         return Needs(
-            tools=bool(self.tools),
+            # `tool_choice: "none"` forbids calling them: any model will do (gateway/transport.py leaves the tools out
+            # for one without tool calling).
+            tools=bool(self.tools) and self.tool_choice != "none",
             vision=vision,
             json_mode=fmt in ("json_object", "json_schema"),
             # An estimate for routing (router/tokens.py); billing uses the upstream's real counts.

@@ -14,6 +14,18 @@ def needs_litellm(cfg: TiergateConfig) -> bool:
     return bool(cfg.embedding_models) or any(not d.openai_compatible for m in cfg.models for d in m.expanded())
 
 
+_TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls")
+
+
+def for_model(spec: ModelSpec, params: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The parameters as `spec` takes them: a request that forbids tool calls (`tool_choice: "none"`) may be routed to
+    a model without tool calling (gateway/protocol.py: needs), and such a model is sent no tools, which its server
+    may refuse or mis-render; the tool-call history in the messages stays, as context."""
+    if params.get("tool_choice") == "none" and not spec.capabilities.tools:
+        return {k: v for k, v in params.items() if k not in _TOOL_PARAMS}
+    return params
+
+
 class Transport:
     """litellm is loaded on first need (or at once with `preload_litellm`, so no request pays for its import)."""
 
@@ -39,6 +51,7 @@ class Transport:
     async def complete(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> dict[str, Any]:
+        params = for_model(spec, params)
         if spec.openai_compatible:
             return await self.direct.complete(spec, messages, params)
         return await self.litellm.complete(spec, messages, params)
@@ -46,6 +59,7 @@ class Transport:
     def stream(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
+        params = for_model(spec, params)
         if spec.openai_compatible:
             return self.direct.stream(spec, messages, params)
         return self.litellm.stream(spec, messages, params)

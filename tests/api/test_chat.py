@@ -369,3 +369,36 @@ def test_a_streamed_tool_call_arrives_whole_and_is_costed(
     )
     # The streamed call was assembled for the cache (gateway/response_cache.py: assemble): the repeat is replayed.
     assert [r["cache"] for r in rows] == ["miss", "hit"] and fresh_upstream.calls_for("mid") == 1
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_tools_with_tool_choice_none_go_to_the_cheapest_model_without_them(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, stream: bool
+) -> None:
+    """`tool_choice: "none"` forbids tool calls, so tool calling is not needed: the easy request goes to local-small
+    (no tools), which is sent the tool-call history but not the tools. It went to `mid`, the cheapest with tools."""
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object", "properties": {}}}}]
+    call = {"id": "c1", "type": "function", "function": {"name": "search", "arguments": "{}"}}
+    messages = [
+        {"role": "user", "content": "find cats"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "3 cats"},
+        {"role": "user", "content": "sum up [score=0.1]"},
+    ]
+    for choice, model in (("none", "local-small"), ("auto", "mid")):
+        with client.chat.completions.with_streaming_response.create(
+            model="auto",
+            messages=messages,
+            tools=tools,
+            tool_choice=choice,
+            stream=stream,  # type: ignore[arg-type]
+        ) as r:
+            assert r.headers["x-tiergate-model"] == model
+            r.read()
+        sent = fresh_upstream.received[-1]
+        assert sent["model"] == model and sent["messages"][1]["tool_calls"][0]["id"] == "c1"
+        assert ("tools" in sent, sent.get("tool_choice")) == (
+            (False, None) if model == "local-small" else (True, choice)
+        )

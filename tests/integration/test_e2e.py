@@ -272,6 +272,26 @@ def test_a_last_assistant_turn_with_an_end_of_turn_token_leaves_llama_server_up(
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
+def test_a_tool_history_with_tool_choice_none_is_answered_by_llama_cpp(tiergate: Gateway) -> None:
+    """The local model has no tool calling; with tool calls forbidden it need not have: it gets the history (its chat
+    template renders the tool turns) and no tools. Before, this needed a hosted model (a 503 without keys)."""
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": {"type": "object", "properties": {}}}}]
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    r = _client(tiergate).chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[
+            {"role": "user", "content": EASY},
+            {"role": "assistant", "content": None, "tool_calls": [call]},  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": "c1", "content": "Sunny, 21 C."},
+        ],
+        tools=tools,  # type: ignore[arg-type]
+        tool_choice="none",
+        max_tokens=8,
+    )
+    assert r.headers["x-tiergate-model"] == "smollm2-local"
+    assert r.parse().choices[0].message.content and not r.parse().choices[0].message.tool_calls
+
+
 def test_concrete_model_and_embeddings(tiergate: Gateway) -> None:
     client = _client(tiergate)
     r = client.chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
