@@ -108,7 +108,7 @@ class Calls:
                 result = await attempt(target)
             except UpstreamError as e:
                 slot.release()
-                self.cooldowns.failed(e, server)
+                self.cooldowns.failed(e, server, trace.unchecked)
                 if not e.retryable:
                     raise trace.fail(self._client_fault(e)) from e
                 errors.append(e)

@@ -76,11 +76,14 @@ class Cooldowns:
             self._refresh()
         return self._cooling
 
-    def failed(self, err: UpstreamError, server: str | None = None) -> None:
+    def failed(self, err: UpstreamError, server: str | None = None, unchecked: bool = False) -> None:
         """A call failed; `server` is the key of the server it went to (gateway/balancer.py), by default the
-        model's name."""
+        model's name. `unchecked`: the request carried parameters the gateway passed on without knowing them. A 500
+        to such a request is not counted: llama-server answers some of its own parameters' bad values with a 500
+        (`reasoning_format: "nonsense"`, `grammar` beside `json_schema`), and counted, a few such requests cooled the
+        local model down for every client. Requests without such parameters still count a sick server's 500s."""
         s = self.settings
-        if s.failures == 0 or not err.model_fault:
+        if s.failures == 0 or not err.model_fault or (unchecked and err.status == 500):
             return
         now = self._clock()
         name = server or err.model

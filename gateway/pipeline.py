@@ -88,7 +88,14 @@ def _trace(
     API."""
     h = headers or {}
     return Trace(
-        request_id, req.model, stream, endpoint, key_id=key_id(h, api_key), end_user=req.user, tags=tags.column(h)
+        request_id,
+        req.model,
+        stream,
+        endpoint,
+        key_id=key_id(h, api_key),
+        end_user=req.user,
+        tags=tags.column(h),
+        unchecked=bool(req.model_extra),
     )
 
 
@@ -418,7 +425,7 @@ class ChatPipeline:
             try:
                 body = await self._provider.complete(target, messages, {**params, "logprobs": True})
             except UpstreamError as e:
-                self.cooldowns.failed(e, server)
+                self.cooldowns.failed(e, server, trace.unchecked)
                 trace.fallbacks.append(spec.name)
                 continue
             finally:

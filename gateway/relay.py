@@ -23,7 +23,7 @@ async def relay_stream(
     rest: AsyncIterator[dict[str, Any]],
     slot: Slot,
     record: Callable[[Trace], None],
-    failed: Callable[[UpstreamError, str], None],
+    failed: Callable[[UpstreamError, str, bool], None],
     on_done: Callable[[dict[str, Any]], None] | None = None,
 ) -> AsyncGenerator[dict[str, Any]]:
     """Yield the upstream's chunks renamed to our model; an error dict ends a broken stream.
@@ -63,7 +63,7 @@ async def relay_stream(
         if on_done is not None and (body := assemble(seen)) is not None:
             on_done(body)
     except UpstreamError as e:
-        failed(e, trace.server)
+        failed(e, trace.server, trace.unchecked)
         err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
         yield {"error": err.body().error.model_dump()}
     except BaseException:

@@ -93,3 +93,24 @@ def test_a_429_with_retry_after_cools_the_model_down_at_once_for_that_long(
     flaky = _model(server.url, "flaky")
     assert "HTTP 429" in flaky["unavailable_reason"]
     assert time.time() + 100 < flaky["cooldown_until"] <= time.time() + 121  # the server's 120 s, not 30
+
+
+def test_a_500_to_a_request_with_parameters_the_gateway_passed_on_unchecked_cools_nothing(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """As llama-server answers `reasoning_format: "nonsense"`: a 500 about the request's own (unknown to the gateway)
+    parameter. Counted, repeating it cooled the local model down for every client."""
+    fresh_upstream.script("local-small", status=500)
+    cfg = {**api_config(fresh_upstream.base_url), "cooldown": {"failures": 2, "window_s": 60, "cooldown_s": 60}}
+    server, _ = gateway_factory(cfg)
+    client = sdk(server.url).with_options(max_retries=0)
+    easy = [{"role": "user", "content": "hi"}]
+    for _ in range(3):
+        with pytest.raises(openai.APIStatusError) as e:
+            client.chat.completions.create(model="local-small", messages=easy, extra_body={"reasoning_format": "x"})
+        assert e.value.status_code == 502
+    assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
+    for _ in range(2):  # the same failure of a request the gateway knows in full: the server's fault, as before
+        with pytest.raises(openai.APIStatusError):
+            client.chat.completions.create(model="local-small", messages=easy)
+    assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == ["local-small"]

@@ -189,3 +189,18 @@ def test_workers_pass_on_the_cooldowns_they_begin_and_not_the_ones_they_adopted(
     e.succeeded("z")  # an answer after a's cooldown began: not taken up, though e never failed on z
     e.adopt(a.shared())
     assert "z" not in e.cooling() and "y" in e.cooling()
+
+
+def test_a_500_to_a_request_with_unchecked_parameters_is_not_held_against_the_server() -> None:
+    """llama-server answers some bad values of its own parameters (forwarded by the gateway unchecked) with a 500."""
+    cd, _ = _cooldowns()
+    for _ in range(5):
+        cd.failed(down(status=500), "a", unchecked=True)
+    assert cd.cooling() == frozenset()
+    for _ in range(3):  # other failures of such a request still count: a 502 or 503 is about the server
+        cd.failed(down(status=503), "a", unchecked=True)
+    assert cd.cooling() == {"a"}
+    cd2, _ = _cooldowns()
+    for _ in range(3):  # and a 500 to a request the gateway checked in full counts, as before
+        cd2.failed(down(status=500), "a")
+    assert cd2.cooling() == {"a"}
