@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
-from gateway import privacy, steering, tags
+from gateway import privacy, steering
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.calls import Calls
@@ -36,7 +36,7 @@ from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.relay import each, prepend, relay_stream
 from gateway.response_cache import CacheDecision, ChatCache, replay, routed_target
-from gateway.trace import Trace, key_id, ledger_record, response_headers, spec_name
+from gateway.trace import Trace, cancelled, key_id, ledger_record, response_headers, spec_name, start_trace
 from gateway.usage import content_tokens, estimate_usage, usage_of
 from router import cascade
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
@@ -74,38 +74,6 @@ class ChatResult:
     headers: dict[str, str]
     body: dict[str, Any] | None = None
     chunks: AsyncIterator[dict[str, Any]] | None = None
-
-
-def _trace(
-    req: ChatCompletionRequest,
-    request_id: str,
-    stream: bool,
-    headers: Mapping[str, str] | None,
-    api_key: ApiKey | None,
-    endpoint: str,
-) -> Trace:
-    """A request's trace as both entry points start it: who asked (key, end user, tags), for what, through which
-    API."""
-    h = headers or {}
-    return Trace(
-        request_id,
-        req.model,
-        stream,
-        endpoint,
-        key_id=key_id(h, api_key),
-        end_user=req.user,
-        tags=tags.column(h),
-        unchecked=bool(req.model_extra),
-    )
-
-
-def _cancelled(trace: Trace, req: ChatCompletionRequest) -> None:
-    """A request cancelled before its answer (its client left: gateway/disconnect.py; or the server stopping) is a
-    499. If a model had been called, the record books the prompt it was sent, estimated: a hosted API bills the
-    prompt of a call it has begun, answered or not."""
-    trace.status, trace.error_type = 499, "client_closed"
-    if trace.routed is not None and trace.usage.prompt_tokens == 0:
-        trace.usage, trace.usage_estimated = estimate_usage(req, 0), True
 
 
 class ChatPipeline:
@@ -271,7 +239,7 @@ class ChatPipeline:
         """What routing would do with this request now, calling no model and recording nothing: the policy, the
         score, the chain with each candidate's estimated cost (tokens estimated as the router does), the reason and
         what was passed over. Raises what the request itself would get (404, 403, 400, 429, 503)."""
-        trace = _trace(req, "explain", False, None, api_key, "route")
+        trace = start_trace(req, "explain", False, None, api_key, "route")
         policy, decision, _ = self.begin(req, trace, api_key, headers)
         if decision is not None and self.budgets.active:
             await self._within_budget(trace, decision)
@@ -361,7 +329,7 @@ class ChatPipeline:
         endpoint: str = "chat.completions",
         watch: Watch | None = None,
     ) -> ChatResult:
-        trace = _trace(req, request_id, False, headers, api_key, endpoint)
+        trace = start_trace(req, request_id, False, headers, api_key, endpoint)
         try:
             policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
             if hit is not None:
@@ -401,7 +369,7 @@ class ChatPipeline:
             trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
             raise
         except BaseException:
-            _cancelled(trace, req)
+            cancelled(trace, req)
             raise
         finally:
             self._ledger.record(ledger_record(trace, self.prices))
@@ -456,7 +424,7 @@ class ChatPipeline:
         watch: Watch | None = None,
     ) -> ChatResult:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
-        trace = _trace(req, request_id, True, headers, api_key, endpoint)
+        trace = start_trace(req, request_id, True, headers, api_key, endpoint)
         try:
             policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
             if hit is not None:
@@ -511,7 +479,7 @@ class ChatPipeline:
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         except BaseException:
-            _cancelled(trace, req)
+            cancelled(trace, req)
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         # Started here, so that its `finally` (the ledger record, the slot's release) runs even if the client leaves

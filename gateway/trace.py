@@ -1,5 +1,5 @@
-"""What is known about one chat request as it goes (its Trace), and what that becomes at the end: the answer's
-x-tiergate-* headers and the request's ledger record, priced."""
+"""What is known about one chat request as it goes (its Trace): how it starts, what a cancelled one books, and
+what it becomes at the end: the answer's x-tiergate-* headers and the request's ledger record, priced."""
 
 from __future__ import annotations
 
@@ -7,10 +7,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from gateway import tags
 from gateway.auth import digest, ledger_id, presented_key
 from gateway.errors import GatewayError
 from gateway.ledger import LedgerRecord
 from gateway.ledger.record import END_USER_MAX
+from gateway.protocol import ChatCompletionRequest
+from gateway.usage import estimate_usage
 from router.policy import ApiKey, ModelSpec
 from router.pricing import PriceTable, Usage
 from router.select import NO_STEERING, Steering
@@ -62,6 +65,38 @@ class Trace:
     def fail(self, err: GatewayError) -> GatewayError:
         self.status, self.error_type = err.status, err.type
         return err
+
+
+def start_trace(
+    req: ChatCompletionRequest,
+    request_id: str,
+    stream: bool,
+    headers: Mapping[str, str] | None,
+    api_key: ApiKey | None,
+    endpoint: str,
+) -> Trace:
+    """A request's trace as both entry points start it: who asked (key, end user, tags), for what, through which
+    API."""
+    h = headers or {}
+    return Trace(
+        request_id,
+        req.model,
+        stream,
+        endpoint,
+        key_id=key_id(h, api_key),
+        end_user=req.user,
+        tags=tags.column(h),
+        unchecked=bool(req.model_extra),
+    )
+
+
+def cancelled(trace: Trace, req: ChatCompletionRequest) -> None:
+    """A request cancelled before its answer (its client left: gateway/disconnect.py; or the server stopping) is a
+    499. If a model had been called, the record books the prompt it was sent, estimated: a hosted API bills the
+    prompt of a call it has begun, answered or not."""
+    trace.status, trace.error_type = 499, "client_closed"
+    if trace.routed is not None and trace.usage.prompt_tokens == 0:
+        trace.usage, trace.usage_estimated = estimate_usage(req, 0), True
 
 
 def key_id(headers: Mapping[str, str], api_key: ApiKey | None = None) -> str | None:
