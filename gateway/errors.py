@@ -120,7 +120,15 @@ def _first_bad_field(loc: tuple[object, ...]) -> str | None:
 
 
 # The request field a client changes to satisfy each kind of need (router/select.py's Unmet.kind).
-_NEED_PARAM = {"tools": "tools", "vision": "messages", "json_mode": "response_format", "context": "messages"}
+_NEED_PARAM = {
+    "tools": "tools",
+    "vision": "messages",
+    "audio_input": "messages",
+    "files": "messages",
+    "audio_output": "modalities",
+    "json_mode": "response_format",
+    "context": "messages",
+}
 
 
 def from_unsatisfiable(e: Unsatisfiable) -> InvalidRequest:

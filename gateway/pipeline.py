@@ -173,7 +173,7 @@ class ChatPipeline:
                     "max_cost_exceeded",
                 )
         try:
-            return policy, direct(self.config, policy, concrete, self.unavailable, req.has_images()), concrete
+            return policy, direct(self.config, policy, concrete, self.unavailable, req.content_needs()), concrete
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:

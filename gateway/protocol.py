@@ -6,6 +6,7 @@ upstream untouched (`extras`) rather than dropped or rejected.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
@@ -13,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from classifiers.features import content_text
 from gateway import chat_rules
-from router.select import Needs
+from router.select import NO_NEEDS, Needs
 from router.tokens import estimate_tokens
 
 _Open = ConfigDict(extra="allow")
@@ -115,6 +116,9 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool | None = None
     response_format: dict[str, Any] | None = None
+    # What the answer is made of ("audio" needs a model with audio output), and the voice and format for audio.
+    modalities: list[Literal["text", "audio"]] | None = None
+    audio: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _checks(self) -> Self:
@@ -135,20 +139,28 @@ class ChatCompletionRequest(BaseModel):
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 
-    def has_images(self) -> bool:
-        return any(
-            type(m.content) is list and any(p.get("type") == "image_url" for p in m.content) for m in self.messages
+    def content_needs(self) -> Needs:
+        """Only what the request's content asks of a model (images, audio, files in the messages; an answer in
+        audio): cheap enough for every request, including those that name their model (router/select.py: direct)."""
+        kinds = {p.get("type") for m in self.messages if type(m.content) is list for p in m.content}
+        audio_out = self.modalities is not None and "audio" in self.modalities
+        if not kinds and not audio_out:
+            return NO_NEEDS
+        return Needs(
+            vision="image_url" in kinds,
+            audio_input="input_audio" in kinds,
+            files="file" in kinds,
+            audio_output=audio_out,
         )
 
     def needs(self) -> Needs:
         tokens = sum(estimate_tokens(content_text(m.content)) for m in self.messages)
-        vision = self.has_images()
         fmt = (self.response_format or {}).get("type")
-        return Needs(
+        return replace(
+            self.content_needs(),
             # `tool_choice: "none"` forbids calling them: any model will do (gateway/transport.py leaves the tools out
             # for one without tool calling).
             tools=bool(self.tools) and self.tool_choice != "none",
-            vision=vision,
             json_mode=fmt in ("json_object", "json_schema"),
             # An estimate for routing (router/tokens.py); billing uses the upstream's real counts.
             context_tokens=int(tokens) + 4 * len(self.messages),

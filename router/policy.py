@@ -39,7 +39,10 @@ class Capabilities(_Frozen):
     """What a model can do; a request that needs a capability is only sent to models declaring it."""
 
     tools: bool = False
-    vision: bool = False
+    vision: bool = False  # takes images (`image_url` content parts)
+    audio_input: bool = False  # takes `input_audio` content parts
+    audio_output: bool = False  # answers in audio (`modalities` with "audio")
+    files: bool = False  # takes `file` content parts (PDFs)
     json_mode: bool = False
     context_window: Annotated[int, Field(gt=0)] = 8192
 

@@ -18,9 +18,15 @@ class Needs:
 
     tools: bool = False
     vision: bool = False
+    audio_input: bool = False
+    audio_output: bool = False
+    files: bool = False
     json_mode: bool = False
     context_tokens: int = 0
     expected_output_tokens: int = 256
+
+
+NO_NEEDS = Needs()
 
 
 @dataclass(frozen=True)
@@ -70,10 +76,25 @@ class Unsatisfiable(Exception):
 
 @dataclass(frozen=True)
 class Unmet:
-    """A capability the request needs that a model lacks: its kind (tools, vision, json_mode or context) and a text."""
+    """A capability the request needs that a model lacks: its kind (a field of Needs, or context) and a text."""
 
     kind: str
     text: str
+
+
+def unmet_content(model: ModelSpec, needs: Needs) -> Unmet | None:
+    """The first kind of content the request holds or asks for (images, audio, files, an answer in audio) that the
+    model cannot take or give, or None."""
+    caps = model.capabilities
+    if needs.vision and not caps.vision:
+        return Unmet("vision", "no vision")
+    if needs.audio_input and not caps.audio_input:
+        return Unmet("audio_input", "no audio input")
+    if needs.files and not caps.files:
+        return Unmet("files", "no file input")
+    if needs.audio_output and not caps.audio_output:
+        return Unmet("audio_output", "no audio output")
+    return None
 
 
 def unmet_need(model: ModelSpec, needs: Needs) -> Unmet | None:
@@ -81,8 +102,8 @@ def unmet_need(model: ModelSpec, needs: Needs) -> Unmet | None:
     caps = model.capabilities
     if needs.tools and not caps.tools:
         return Unmet("tools", "no tool calling")
-    if needs.vision and not caps.vision:
-        return Unmet("vision", "no vision")
+    if (content := unmet_content(model, needs)) is not None:
+        return content
     if needs.json_mode and not caps.json_mode:
         return Unmet("json_mode", "no JSON mode")
     wanted = needs.context_tokens + needs.expected_output_tokens
@@ -193,20 +214,21 @@ def _needs(score: float, policy: Policy, steering: Steering) -> str:
 
 
 def direct(
-    config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str], images: bool = False
+    config: TiergateConfig, policy: Policy, name: str, unavailable: Collection[str], content: Needs = NO_NEEDS
 ) -> Decision:
     """A request naming a concrete model: it goes there alone if the policy allows direct use.
 
-    What the model lacks is not checked, as the client chose it, except images for a model without vision: a
-    server that cannot see fails such a request (llama-server with a 500, which would count against the model's
-    health), so it is refused as a routed one would be."""
+    What the model lacks is not checked, as the client chose it, except the kinds of content in `content`
+    (`unmet_content`: images, audio, files, an answer in audio). A server that cannot take them fails such a request
+    (llama-server answers images and audio with a 500, which would count against the model's health) or drops them
+    without a word (an answer in text where audio was asked for), so it is refused as a routed one would be."""
     model = config.model(name)
     if model is None:
         raise KeyError(name)
     if not policy.allow_direct or (policy.allowed_models is not None and name not in policy.allowed_models):
         raise NotAllowed(f"the policy does not allow requests for {name!r} directly")
-    if images and not model.capabilities.vision:
-        raise Unsatisfiable(f"the model {name!r} does not take images (no vision)", "vision")
+    if (lack := unmet_content(model, content)) is not None:
+        raise Unsatisfiable(f"the model {name!r} cannot serve this request ({lack.text})", lack.kind)
     if name in unavailable:
         raise NoModelAvailable(f"model {name!r} is unavailable (its API key is not set or it is marked down)")
     return Decision((model,), model.tier, False, f"requested directly: {name}")

@@ -11,7 +11,7 @@ import pytest
 
 from gateway import sse
 from gateway.routes.chat import Surface, handle_chat
-from tests.conftest import GatewayFactory, api_config, sdk
+from tests.conftest import GatewayFactory, api_config, model_now, sdk
 from tests.fakes.upstream import FakeUpstream
 
 
@@ -121,6 +121,44 @@ def test_a_request_no_model_could_serve_is_400_not_a_retried_503(
     assert ok.choices[0].message is not None
     assert fresh_upstream.calls_for("local-small") == 0
     assert [r["status"] for r in svc.ledger.rows()] == [400, 400, 200]
+
+
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+PDF = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
+
+
+def test_audio_and_files_go_to_models_declaring_them_or_are_refused_before_any_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """llama-server answers audio with a 500, counted against the local model's health: three such requests put it in
+    cooldown for every client. Routing sends audio and files only to models that declare them; a request naming a
+    model that does not is refused before the call; an answer in audio that no model can give is refused, not
+    answered in text."""
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][3]["capabilities"].update(audio_input=True, files=True)  # gpt-4o
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    for part in (AUDIO, PDF):
+        msgs: Any = [{"role": "user", "content": [{"type": "text", "text": "what is in it?"}, part]}]
+        ok = client.chat.completions.create(model="auto", messages=msgs)
+        assert ok.model == "gpt-4o"
+        assert fresh_upstream.received[-1]["messages"][0]["content"][1] == part  # sent on as it came
+        with pytest.raises(openai.BadRequestError) as named:
+            client.chat.completions.create(model="local-small", messages=msgs)
+        assert (named.value.code, named.value.param) == ("unsupported_capability", "messages")
+        assert "'local-small'" in named.value.message
+    with pytest.raises(openai.BadRequestError) as spoken:
+        client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "hi"}],
+            modalities=["text", "audio"],
+            audio={"voice": "alloy", "format": "wav"},
+        )
+    assert (spoken.value.code, spoken.value.param) == ("unsupported_capability", "modalities")
+    assert "local-small: no audio output" in spoken.value.message
+    assert fresh_upstream.calls_for("local-small") == 0
+    assert [r["status"] for r in svc.ledger.rows()] == [200, 400, 200, 400, 400]
+    assert model_now(server.url)["status"] == "ok"
 
 
 def test_unknown_route_and_method_use_the_envelope(

@@ -214,6 +214,7 @@ def test_an_app_written_for_another_model_name_is_routed_by_the_shipped_aliases(
 
 
 IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}
 
 
 @pytest.mark.parametrize(
@@ -227,14 +228,16 @@ IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw
             "messages.0.tool_calls.0",
         ),
         ([{"role": "user", "content": [{"type": "text", "text": "what is this?"}, IMAGE]}], "messages"),  # no vision
+        ([{"role": "user", "content": [{"type": "text", "text": "what is said?"}, AUDIO]}], "messages"),  # no audio
     ],
-    ids=["name", "text-part", "system-image", "tool-call", "image"],
+    ids=["name", "text-part", "system-image", "tool-call", "image", "audio"],
 )
 def test_what_llama_server_fails_with_a_500_is_a_400_and_leaves_the_local_model_healthy(
     tiergate: Gateway, messages: list[dict[str, object]], param: str
 ) -> None:
     """llama-server answers each of these with a 500 ("Failed to parse messages: ...", "image input is not
-    supported"). Passed on, each was a 502, and three in a minute put the local model in cooldown for every client."""
+    supported", "audio input is not supported"). Passed on, each was a 502, and three in a minute put the local model
+    in cooldown for every client."""
     client = _client(tiergate)
     for _ in range(4):  # one more than the shipped cooldown's `failures`
         with pytest.raises(openai.BadRequestError) as e:

@@ -264,3 +264,39 @@ def test_a_message_of_a_shape_openai_takes_passes(message: dict[str, Any]) -> No
     answers = [_answer(c["id"]) for c in message.get("tool_calls", [])]  # every call answered, as OpenAI wants
     req = ChatCompletionRequest.model_validate({"model": "m", "messages": [*USER, message, *answers]})
     assert req.messages[1].content == message["content"]
+
+
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+FILE = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"}}
+
+
+@pytest.mark.parametrize(
+    ("parts", "extra", "wanted"),
+    [
+        ([AUDIO], {}, {"audio_input"}),
+        ([IMAGE, FILE], {}, {"vision", "files"}),
+        ([], {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}}, {"audio_output"}),
+        ([AUDIO], {"modalities": ["audio", "text"]}, {"audio_input", "audio_output"}),
+        ([], {"modalities": ["text"]}, set()),
+        ([], {}, set()),
+    ],
+)
+def test_content_needs_read_the_parts_and_modalities(
+    parts: list[dict[str, Any]], extra: dict[str, Any], wanted: set[str]
+) -> None:
+    content = [{"type": "text", "text": "what is this?"}, *parts]
+    req = ChatCompletionRequest.model_validate(
+        {"model": "m", "messages": [{"role": "user", "content": content}], **extra}
+    )
+    kinds = ("vision", "audio_input", "files", "audio_output")
+    for needs in (req.content_needs(), req.needs()):  # the full needs carry the same content needs
+        assert {k for k in kinds if getattr(needs, k)} == wanted
+    assert req.content_needs().context_tokens == 0  # cheap: no token estimate for a request naming its model
+
+
+@pytest.mark.parametrize("modalities", [["video"], "audio", [1]])
+def test_unknown_modalities_are_refused_naming_them(modalities: Any) -> None:
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate({"model": "m", "messages": USER, "modalities": modalities})
+    assert (from_validation([dict(x) for x in e.value.errors()]).param or "").startswith("modalities")

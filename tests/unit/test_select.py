@@ -40,6 +40,23 @@ def test_capabilities_filter_candidates() -> None:
     assert [m.name for m in _select(0.0, Needs(vision=True)).chain] == ["big"]
 
 
+@pytest.mark.parametrize(
+    ("need", "text"),
+    [("audio_input", "no audio input"), ("files", "no file input"), ("audio_output", "no audio output")],
+)
+def test_audio_and_files_go_only_to_models_declaring_them(need: str, text: str) -> None:
+    cfg = config()
+    doc = cfg.model_dump()
+    doc["models"][3]["capabilities"][need] = True  # big
+    able = type(cfg).model_validate(doc)
+    d = select(able, able.policies["default"], 0.0, Needs(**{need: True}), PriceTable(able, {}), ())
+    assert [m.name for m in d.chain] == ["big"]
+    assert d.skipped["local"] == text
+    with pytest.raises(Unsatisfiable) as e:  # nobody declares it: the client's to change, not a wait
+        _select(0.0, Needs(**{need: True}))
+    assert e.value.need == need
+
+
 def test_context_window_counts_prompt_and_expected_output() -> None:
     d = _select(0.0, Needs(context_tokens=1900, expected_output_tokens=256))
     assert d.chain[0].name == "mid"
@@ -102,14 +119,24 @@ def test_direct_requests() -> None:
         direct(cfg, pol.model_copy(update={"allow_direct": False}), "mid", ())
     with pytest.raises(KeyError):
         direct(cfg, pol, "nope", ())
-    # Images only where the model sees: its server would fail them (llama-server: a 500, counted against it).
+
+
+@pytest.mark.parametrize("need", ["vision", "audio_input", "files", "audio_output"])
+def test_direct_requests_need_the_content_they_hold(need: str) -> None:
+    """Images and audio only where the model takes them: its server would fail them (llama-server: a 500, counted
+    against it); an answer in audio only from a model that speaks (another would answer in text without a word)."""
+    cfg = config()
+    content = Needs(**{need: True})
     with pytest.raises(Unsatisfiable) as e:
-        direct(cfg, pol, "mid", (), images=True)
-    assert e.value.need == "vision"
+        direct(cfg, cfg.policies["default"], "mid", (), content)
+    assert e.value.need == need
+    assert "'mid'" in e.value.reason
     doc = cfg.model_dump()
-    doc["models"][1]["capabilities"]["vision"] = True
-    seeing = type(cfg).model_validate(doc)
-    assert [m.name for m in direct(seeing, seeing.policies["default"], "mid", (), images=True).chain] == ["mid"]
+    doc["models"][1]["capabilities"][need] = True
+    able = type(cfg).model_validate(doc)
+    assert [m.name for m in direct(able, able.policies["default"], "mid", (), content).chain] == ["mid"]
+    # What a named model lacks beyond content stays the client's choice (its server may do better than declared).
+    assert direct(cfg, cfg.policies["default"], "mid", (), Needs(tools=True, context_tokens=10**6)).chain
 
 
 def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
