@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticCustomError
 
+from gateway import schema_rules
+
 if TYPE_CHECKING:
     from gateway.protocol import ChatCompletionRequest, ChatMessage
 
@@ -75,6 +77,24 @@ def check(req: ChatCompletionRequest) -> None:
     names = _tool_names(req.tools) if req.tools is not None else None
     if req.tool_choice is not None:
         _check_tool_choice(req.tool_choice, names)
+    if req.response_format or req.tools or req.model_extra:
+        _check_schemas(req)
+
+
+def _check_schemas(req: ChatCompletionRequest) -> None:
+    """Schemas and grammars, wherever a model's server may compile them (gateway/schema_rules.py says why)."""
+    extra = req.model_extra or {}
+    try:
+        if req.response_format:
+            schema_rules.check_schema(req.response_format, "response_format")
+        if req.tools:
+            schema_rules.check_schema(req.tools, "tools")
+        if "json_schema" in extra:  # llama.cpp's own parameters
+            schema_rules.check_schema(extra["json_schema"], "json_schema")
+        if isinstance(grammar := extra.get("grammar"), str):
+            schema_rules.check_grammar(grammar, "grammar")
+    except schema_rules.Inverted as e:
+        raise _refuse("invalid_value", str(e), e.param) from None
 
 
 # Content parts by role, as OpenAI takes them; a user's part of a newer type passes to the model's server.

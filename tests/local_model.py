@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,17 @@ ALIAS = "smollm2-135m-instruct"
 # the sampler's grammar in JSON mode, and an end-of-turn token in it aborts the server (llama-grammar.cpp: "fatal
 # error"), taking the local model away from every client.
 SAFETY: tuple[str, ...] = ("--no-prefill-assistant",)
+# The address space the server may map (RLIMIT_AS), as scripts/serve.sh caps it; SmolLM2 at -c 8192 peaks at ~0.7 GB.
+# A grammar that llama.cpp expands without end (an inverted repetition range: gateway/schema_rules.py) then fails an
+# allocation, which llama-server answers with a 400 and survives, instead of growing until the kernel's OOM killer
+# ends it, or ends something else on the machine.
+MAX_ADDRESS_SPACE_MB = 4096
+
+
+def cap_address_space() -> None:
+    """Run in the child before it becomes llama-server (`preexec_fn`)."""
+    limit = MAX_ADDRESS_SPACE_MB << 20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
 def llama_server_binary() -> Path:
@@ -42,7 +54,10 @@ def start_llama_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     args = ["-m", str(smollm2_gguf()), "--host", "127.0.0.1", "--port", str(port), "-np", "4", "-c", "8192", *SAFETY]
     with log.open("wb") as f:
         proc = subprocess.Popen(
-            [str(llama_server_binary()), *args, "-t", "2", "--alias", ALIAS], stdout=f, stderr=subprocess.STDOUT
+            [str(llama_server_binary()), *args, "-t", "2", "--alias", ALIAS],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            preexec_fn=cap_address_space,
         )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 120, proc, log)

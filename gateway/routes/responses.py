@@ -28,12 +28,14 @@ def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
 
 def _in_responses_terms(chat: str) -> tuple[str, str]:
     """A field of the chat request a Responses body was translated to, as the Responses client wrote it (chat's
-    messages come from `input`; its tools nest under `function` what Responses keeps flat), and how an error names
-    it: that field, and the chat field it was refused at."""
+    messages come from `input`; its tools nest under `function`, and its `response_format` under `json_schema`, what
+    Responses keeps flat), and how an error names it: that field, and the chat field it was refused at."""
     if chat.startswith("messages"):
         param = "input"
     elif chat.startswith(("tools.", "tool_choice.")):
         param = chat.replace(".function.", ".", 1).removesuffix(".function")
+    elif chat.startswith("response_format.json_schema."):  # `text.format` holds flat what chat nests
+        param = "text.format." + chat.removeprefix("response_format.json_schema.")
     else:
         param = chat
     return param, f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"

@@ -161,6 +161,40 @@ def test_audio_and_files_go_to_models_declaring_them_or_are_refused_before_any_c
     assert model_now(server.url)["status"] == "ok"
 
 
+def test_a_schema_with_an_inverted_range_is_refused_before_classification(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Such a schema took llama-server to the OOM killer (gateway/schema_rules.py); no model may see it."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "minItems": 5, "maxItems": 2}}}
+    with pytest.raises(openai.BadRequestError) as chat:
+        client.chat.completions.create(
+            model="auto",
+            messages=[{"role": "user", "content": "x"}],
+            response_format={"type": "json_schema", "json_schema": {"name": "t", "schema": schema}},
+        )
+    assert (chat.value.code, chat.value.param) == (
+        "invalid_value",
+        "response_format.json_schema.schema.properties.tags.minItems",
+    )
+    assert "`minItems` (5) is above `maxItems` (2)" in chat.value.message
+    with pytest.raises(openai.BadRequestError) as grammar:
+        client.chat.completions.create(
+            model="local-small",
+            messages=[{"role": "user", "content": "x"}],
+            extra_body={"grammar": 'root ::= "a"{5,2}'},
+        )
+    assert grammar.value.param == "grammar"
+    with pytest.raises(openai.BadRequestError) as responses:
+        client.responses.create(
+            model="auto", input="x", text={"format": {"type": "json_schema", "name": "t", "schema": schema}}
+        )
+    assert responses.value.param == "text.format.schema.properties.tags.minItems"
+    assert fresh_upstream.received == []
+    assert [r["status"] for r in svc.ledger.rows()] == [400, 400, 400]
+
+
 def test_unknown_route_and_method_use_the_envelope(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:

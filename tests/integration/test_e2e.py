@@ -275,6 +275,45 @@ def test_a_last_assistant_turn_with_an_end_of_turn_token_leaves_llama_server_up(
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
+def test_a_schema_llama_cpp_would_expand_without_end_never_reaches_it(tiergate: Gateway, llama_server: str) -> None:
+    """Found probing `make serve`: such a schema took llama-server past 23 GB until the OOM killer ended it
+    (gateway/schema_rules.py). The gateway refuses it, whether routed or named, and the server never sees it."""
+    client = _client(tiergate)
+    fmt = {
+        "type": "json_schema",
+        "json_schema": {"name": "w", "schema": {"type": "string", "minLength": 10, "maxLength": 5}},
+    }
+    for model in ("auto", "smollm2-local"):
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": EASY}],
+                response_format=fmt,
+                max_tokens=3,  # type: ignore[arg-type]
+            )
+        assert e.value.param == "response_format.json_schema.schema.minLength"
+    assert httpx.get(f"{llama_server.removesuffix('/v1')}/health").json() == {"status": "ok"}
+
+
+def test_llama_server_survives_such_a_grammar_sent_to_it_directly(llama_server: str) -> None:
+    """What reaches llama-server around the gateway (or a shape the gateway does not know) is bounded by the address
+    space every launch gives it (tests/local_model.py, scripts/serve.sh): the grammar's expansion fails an allocation
+    and the server answers a 400. Without the cap it grows until the kernel's OOM killer ends it (measured: 9.3 GB
+    after 20 s, killed at 23.6 GB)."""
+    r = httpx.post(
+        f"{llama_server}/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "grammar": 'root ::= "a"{5,2}'},
+        timeout=120,
+    )
+    assert r.status_code == 400 and "grammar" in r.json()["error"]["message"]
+    base = llama_server.removesuffix("/v1")
+    assert httpx.get(f"{base}/health").json() == {"status": "ok"}
+    ok = httpx.post(
+        f"{llama_server}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    )
+    assert ok.status_code == 200 and ok.json()["choices"]
+
+
 def test_a_tool_history_with_tool_choice_none_is_answered_by_llama_cpp(tiergate: Gateway) -> None:
     """The local model has no tool calling; with tool calls forbidden it need not have: it gets the history (its chat
     template renders the tool turns) and no tools. Before, this needed a hosted model (a 503 without keys)."""

@@ -8,7 +8,7 @@ import yaml
 
 from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT, Settings
-from tests.local_model import SAFETY
+from tests.local_model import MAX_ADDRESS_SPACE_MB, SAFETY
 
 COMPOSE = yaml.safe_load((PACKAGE_ROOT / "docker-compose.yml").read_text())
 
@@ -54,6 +54,16 @@ def test_every_llama_server_launch_has_the_safety_flags_and_a_restart() -> None:
     assert SAFETY and all(flag in llama["command"] and flag in serve for flag in SAFETY)
     assert llama["restart"] == "unless-stopped"
     assert "supervise &" in serve
+
+
+def test_every_llama_server_launch_caps_its_memory() -> None:
+    """An inverted repetition range in a grammar makes llama.cpp allocate until something is killed; each launch
+    bounds that to the server: an address-space cap (a failed allocation, a 400) for the tests' and serve.sh's, a
+    memory limit (the container killed and restarted) for compose's."""
+    serve = (PACKAGE_ROOT / "scripts" / "serve.sh").read_text()
+    assert f'max_mb="${{TIERGATE_LLAMA_MAX_MEMORY_MB:-{MAX_ADDRESS_SPACE_MB}}}"' in serve
+    assert 'ulimit -v $((max_mb * 1024)) && exec "$bin"' in serve
+    assert COMPOSE["services"]["llama"]["mem_limit"] == "2g"
 
 
 def test_dockerfile_copies_every_package() -> None:
