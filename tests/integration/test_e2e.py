@@ -295,22 +295,23 @@ def test_a_schema_llama_cpp_would_expand_without_end_never_reaches_it(tiergate: 
     assert httpx.get(f"{llama_server.removesuffix('/v1')}/health").json() == {"status": "ok"}
 
 
-def test_llama_server_survives_such_a_grammar_sent_to_it_directly(llama_server: str) -> None:
-    """What reaches llama-server around the gateway (or a shape the gateway does not know) is bounded by the address
-    space every launch gives it (tests/local_model.py, scripts/serve.sh): the grammar's expansion fails an allocation
-    and the server answers a 400. Without the cap it grows until the kernel's OOM killer ends it (measured: 9.3 GB
-    after 20 s, killed at 23.6 GB)."""
-    r = httpx.post(
-        f"{llama_server}/chat/completions",
-        json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, "grammar": 'root ::= "a"{5,2}'},
-        timeout=120,
-    )
-    assert r.status_code == 400 and "grammar" in r.json()["error"]["message"]
-    base = llama_server.removesuffix("/v1")
-    assert httpx.get(f"{base}/health").json() == {"status": "ok"}
-    ok = httpx.post(
-        f"{llama_server}/chat/completions", json={"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
-    )
+def test_llama_server_survives_memory_bombs_sent_to_it_directly(llama_server: str) -> None:
+    """What reaches llama-server around the gateway, or in a shape the gateway does not know, is bounded by the address
+    space every launch gives it (tests/local_model.py, scripts/serve.sh): the allocation fails and the server answers
+    a 400. Uncapped, measured on fresh servers: `dry_penalty_last_n: 10**9` (a llama.cpp parameter the gateway passes
+    on) held 7.9 GB for 6-9 s per request, then answered 200; the grammar grew past 9 GB in 20 s and was OOM-killed at
+    23.6 GB. The first comes first here: without the cap this test fails on it before sending the second."""
+
+    def chat(**extra: object) -> httpx.Response:
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 3, **extra}
+        return httpx.post(f"{llama_server}/chat/completions", json=body, timeout=120)
+
+    dry = chat(dry_multiplier=1.0, dry_penalty_last_n=10**9)
+    assert dry.status_code == 400 and "bad_alloc" in dry.json()["error"]["message"]
+    grammar = chat(grammar='root ::= "a"{5,2}')
+    assert grammar.status_code == 400 and "grammar" in grammar.json()["error"]["message"]
+    assert httpx.get(f"{llama_server.removesuffix('/v1')}/health").json() == {"status": "ok"}
+    ok = chat()
     assert ok.status_code == 200 and ok.json()["choices"]
 
 
