@@ -128,6 +128,7 @@ _NEED_PARAM = {
     "audio_output": "modalities",
     "json_mode": "response_format",
     "context": "messages",
+    "choices": "n",
 }
 
 

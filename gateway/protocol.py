@@ -165,6 +165,7 @@ class ChatCompletionRequest(BaseModel):
             # An estimate for routing (router/tokens.py); billing uses the upstream's real counts.
             context_tokens=int(tokens) + 4 * len(self.messages),
             expected_output_tokens=self.max_completion_tokens or self.max_tokens or 256,
+            choices=self.n or 1,
         )
 
 

@@ -45,6 +45,8 @@ class Capabilities(_Frozen):
     files: bool = False  # takes `file` content parts (PDFs)
     json_mode: bool = False
     context_window: Annotated[int, Field(gt=0)] = 8192
+    # The most answers one request may ask for (`n`); None: no limit. llama-server takes at most its slots (-np).
+    max_choices: Annotated[int, Field(ge=1)] | None = None
 
 
 class Budget(_Frozen):

@@ -24,6 +24,7 @@ class Needs:
     json_mode: bool = False
     context_tokens: int = 0
     expected_output_tokens: int = 256
+    choices: int = 1  # answers asked for (`n`)
 
 
 NO_NEEDS = Needs()
@@ -106,6 +107,8 @@ def unmet_need(model: ModelSpec, needs: Needs) -> Unmet | None:
         return content
     if needs.json_mode and not caps.json_mode:
         return Unmet("json_mode", "no JSON mode")
+    if caps.max_choices is not None and needs.choices > caps.max_choices:
+        return Unmet("choices", f"at most {caps.max_choices} choices (n) per request")
     wanted = needs.context_tokens + needs.expected_output_tokens
     if wanted > caps.context_window:
         return Unmet(

@@ -92,6 +92,22 @@ def test_several_answers_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert body.usage is not None and row["completion_tokens"] == body.usage.completion_tokens
 
 
+def test_more_answers_than_llama_server_has_slots_go_to_a_model_that_can_give_them(tiergate: Gateway) -> None:
+    """llama-server refuses `n` above its slots (-np 4) with a 400, so an easy prompt asking for 6 answers got a 400
+    from the local model, where a hosted one could answer. The shipped config declares the local model's
+    `max_choices`, and routing passes over it."""
+    client = _client(tiergate)
+    r = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": EASY}], max_tokens=4, n=6
+    )
+    assert r.headers["x-tiergate-model"] in ("gpt-4o-mini", "gpt-4o")
+    assert len(r.parse().choices) == 6
+    four = client.chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": EASY}], max_tokens=4, n=4
+    )
+    assert four.headers["x-tiergate-model"] == "smollm2-local" and len(four.parse().choices) == 4
+
+
 def test_the_responses_api_on_local_llama_cpp(tiergate: Gateway) -> None:
     client = _client(tiergate)
     raw = client.responses.with_raw_response.create(model="auto", input=EASY, max_output_tokens=12)

@@ -57,6 +57,20 @@ def test_audio_and_files_go_only_to_models_declaring_them(need: str, text: str) 
     assert e.value.need == need
 
 
+def test_a_model_capped_at_fewer_choices_than_asked_is_passed_over() -> None:
+    cfg = config()
+    doc = cfg.model_dump()
+    doc["models"][0]["capabilities"]["max_choices"] = 4  # local, as llama-server with -np 4
+    capped = type(cfg).model_validate(doc)
+    pol, table = capped.policies["default"], PriceTable(capped, {})
+    assert select(capped, pol, 0.0, Needs(choices=4), table, ()).chain[0].name == "local"
+    d = select(capped, pol, 0.0, Needs(choices=5), table, ())
+    assert d.chain[0].name == "mid" and d.skipped["local"] == "at most 4 choices (n) per request"
+    assert (
+        select(cfg, cfg.policies["default"], 0.0, Needs(choices=128), PriceTable(cfg, {}), ()).chain[0].name == "local"
+    )
+
+
 def test_context_window_counts_prompt_and_expected_output() -> None:
     d = _select(0.0, Needs(context_tokens=1900, expected_output_tokens=256))
     assert d.chain[0].name == "mid"
