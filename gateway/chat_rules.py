@@ -105,6 +105,7 @@ _PART_FIELD = {
     "file": "file",
     "refusal": "refusal",
 }
+KNOWN_PARTS = frozenset(_PART_FIELD)  # other types pass on unchecked (gateway/protocol.py: carries_unchecked)
 _PARTS_OF = {
     "system": ("text",),
     "developer": ("text",),

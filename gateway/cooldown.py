@@ -78,10 +78,11 @@ class Cooldowns:
 
     def failed(self, err: UpstreamError, server: str | None = None, unchecked: bool = False) -> None:
         """A call failed; `server` is the key of the server it went to (gateway/balancer.py), by default the
-        model's name. `unchecked`: the request carried parameters the gateway passed on without knowing them. A 500
-        to such a request is not counted: llama-server answers some of its own parameters' bad values with a 500
-        (`reasoning_format: "nonsense"`, `grammar` beside `json_schema`), and counted, a few such requests cooled the
-        local model down for every client. Requests without such parameters still count a sick server's 500s."""
+        model's name. `unchecked`: the request carried parameters, content parts or tool calls the gateway passed on
+        without knowing them (gateway/protocol.py: carries_unchecked). A 500 to such a request is not counted:
+        llama-server answers some of its own parameters' bad values (`reasoning_format: "nonsense"`, `grammar` beside
+        `json_schema`), a `video_url` part and a `custom` tool call with a 500, and counted, a few such requests
+        cooled the local model down for every client. Fully checked requests still count a sick server's 500s."""
         s = self.settings
         if s.failures == 0 or not err.model_fault or (unchecked and err.status == 500):
             return

@@ -136,6 +136,21 @@ class ChatCompletionRequest(BaseModel):
             k: v for k, v in self.model_dump(exclude_none=True, exclude=skip).items() if k in type(self).model_fields
         }
 
+    def carries_unchecked(self) -> bool:
+        """Does the request carry anything passed on without the gateway knowing what it means: parameters it does not
+        model, content parts of a type it does not know, tool calls of a type other than "function"? A server's 500
+        to such a request may be about that (gateway/cooldown.py). llama-server answers `reasoning_format: "nonsense"`,
+        a `video_url` part and a `custom` tool call with a 500."""
+        if self.model_extra:
+            return True
+        for m in self.messages:
+            if type(m.content) is list and any(p.get("type") not in chat_rules.KNOWN_PARTS for p in m.content):
+                return True
+            calls = m.__pydantic_extra__.get("tool_calls") if m.__pydantic_extra__ else None
+            if calls and any(c.get("type") != "function" for c in calls):
+                return True
+        return False
+
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
 

@@ -55,8 +55,9 @@ class Trace:
     draft_cost: float = 0.0  # what an escalated draft cost, on top of the answer's own cost
     classify_ms: float | None = None  # time to score the prompt (Server-Timing)
     upstream_ms: float | None = None  # time in upstream calls, fallbacks and drafts included (non-streams)
-    # Parameters unknown to the gateway, passed on unchecked (llama.cpp's own, newer OpenAI ones): a server's 500 to
-    # such a request may be about them, so it is not held against the server (gateway/cooldown.py: failed).
+    # Parameters, content parts or tool calls unknown to the gateway, passed on unchecked (llama.cpp's own, newer
+    # OpenAI ones): a server's 500 to such a request may be about them, so it is not held against the server
+    # (gateway/cooldown.py: failed; gateway/protocol.py: carries_unchecked).
     unchecked: bool = False
 
     def elapsed_ms(self) -> float:
@@ -86,7 +87,7 @@ def start_trace(
         key_id=key_id(h, api_key),
         end_user=req.user,
         tags=tags.column(h),
-        unchecked=bool(req.model_extra),
+        unchecked=req.carries_unchecked(),
     )
 
 

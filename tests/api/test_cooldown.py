@@ -99,7 +99,7 @@ def test_a_500_to_a_request_with_parameters_the_gateway_passed_on_unchecked_cool
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
     """As llama-server answers `reasoning_format: "nonsense"`: a 500 about the request's own (unknown to the gateway)
-    parameter. Counted, repeating it cooled the local model down for every client."""
+    parameter, or content. Counted, repeating it cooled the local model down for every client."""
     fresh_upstream.script("local-small", status=500)
     cfg = {**api_config(fresh_upstream.base_url), "cooldown": {"failures": 2, "window_s": 60, "cooldown_s": 60}}
     server, _ = gateway_factory(cfg)
@@ -108,6 +108,19 @@ def test_a_500_to_a_request_with_parameters_the_gateway_passed_on_unchecked_cool
     for _ in range(3):
         with pytest.raises(openai.APIStatusError) as e:
             client.chat.completions.create(model="local-small", messages=easy, extra_body={"reasoning_format": "x"})
+        assert e.value.status_code == 502
+    assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
+    # Content the gateway passes on without knowing it: llama-server answers a `video_url` part and a `custom` tool
+    # call with a 500 too.
+    video: Any = [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}]}]
+    custom: Any = [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "f"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "done"},
+    ]
+    for messages in (video, video, custom, custom):
+        with pytest.raises(openai.APIStatusError) as e:
+            client.chat.completions.create(model="local-small", messages=messages)
         assert e.value.status_code == 502
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
     for _ in range(2):  # the same failure of a request the gateway knows in full: the server's fault, as before

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -259,6 +260,24 @@ def test_what_llama_server_fails_with_a_500_is_a_400_and_leaves_the_local_model_
         with pytest.raises(openai.BadRequestError) as e:
             client.chat.completions.create(model="smollm2-local", messages=messages, max_tokens=2)  # type: ignore[arg-type]
         assert e.value.param == param
+    assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
+
+
+def test_content_the_gateway_passes_on_unchecked_does_not_cool_the_local_model(tiergate: Gateway) -> None:
+    """OpenAI content the gateway does not know (a `video_url` part) or the local model cannot take (a `custom` tool
+    call) is passed on, and llama-server answers it with a 500: the client gets a 502, but the failure is the
+    request's, so however often it comes the model stays in routing."""
+    client = _client(tiergate)
+    video: Any = [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "https://x/v.mp4"}}]}]
+    custom: Any = [
+        {"role": "user", "content": EASY},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "f"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "done"},
+    ]
+    for messages in (video, custom) * 2:  # four in a row: one more than the shipped cooldown's `failures`
+        with pytest.raises(openai.APIStatusError) as e:
+            client.chat.completions.create(model="smollm2-local", messages=messages, max_tokens=2)
+        assert e.value.status_code == 502
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 

@@ -300,3 +300,41 @@ def test_unknown_modalities_are_refused_naming_them(modalities: Any) -> None:
     with pytest.raises(ValidationError) as e:
         ChatCompletionRequest.model_validate({"model": "m", "messages": USER, "modalities": modalities})
     assert (from_validation([dict(x) for x in e.value.errors()]).param or "").startswith("modalities")
+
+
+@pytest.mark.parametrize(
+    ("body", "unchecked"),
+    [
+        ({}, False),
+        ({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, IMAGE, AUDIO, FILE]}]}, False),
+        ({"reasoning_format": "x"}, True),
+        ({"messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {"url": "u"}}]}]}, True),
+        (
+            {
+                "messages": [
+                    *USER,
+                    {"role": "assistant", "content": None, "tool_calls": [{"id": "c", "type": "custom", "custom": {}}]},
+                    {"role": "tool", "tool_call_id": "c", "content": "r"},
+                ]
+            },
+            True,
+        ),
+        (
+            {
+                "messages": [
+                    *USER,
+                    {
+                        "role": "assistant",
+                        "content": None,
+                        "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+                    },
+                    {"role": "tool", "tool_call_id": "c", "content": "r"},
+                ]
+            },
+            False,
+        ),
+    ],
+)
+def test_what_the_gateway_passes_on_unchecked_is_known(body: dict[str, Any], unchecked: bool) -> None:
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
+    assert req.carries_unchecked() is unchecked
