@@ -91,9 +91,19 @@ def _content(parts: Any, where: str) -> str | list[dict[str, Any]]:
             out.append({"type": "text", "text": _field(p, "text", at, str)})
         elif kind == "input_image" and isinstance(p.get("image_url"), str):
             out.append({"type": "image_url", "image_url": {"url": p["image_url"], "detail": p.get("detail", "auto")}})
+        elif kind == "input_file" and isinstance(p.get("file_data") or p.get("file_id"), str):
+            # Chat's `file` part; routed only to models declaring `files` (router/select.py).
+            out.append({"type": "file", "file": {k: p[k] for k in ("file_data", "file_id", "filename") if k in p}})
+        elif kind == "input_audio" and isinstance(p.get("input_audio"), dict):
+            out.append({"type": "input_audio", "input_audio": p["input_audio"]})  # the same shape in both APIs
         else:
+            lacking = {
+                "input_image": "an image_url",
+                "input_file": "file_data or a file_id",
+                "input_audio": "input_audio",
+            }
             raise _unsupported(
-                at, f"Content of type '{kind}'" + (" without an image_url" if kind == "input_image" else "")
+                at, f"Content of type '{kind}'" + (f" without {lacking[kind]}" if kind in lacking else "")
             )
     return out
 

@@ -156,8 +156,13 @@ def test_audio_and_files_go_to_models_declaring_them_or_are_refused_before_any_c
         )
     assert (spoken.value.code, spoken.value.param) == ("unsupported_capability", "modalities")
     assert "local-small: no audio output" in spoken.value.message
+    # The Responses API's input_file becomes chat's file part, routed the same way.
+    pdf = {"type": "input_file", "filename": "a.pdf", "file_data": PDF["file"]["file_data"]}  # type: ignore[index]
+    answer = client.responses.create(model="auto", input=[{"role": "user", "content": [pdf]}])  # type: ignore[list-item]
+    assert answer.model == "gpt-4o"
+    assert fresh_upstream.received[-1]["messages"][0]["content"][0]["type"] == "file"
     assert fresh_upstream.calls_for("local-small") == 0
-    assert [r["status"] for r in svc.ledger.rows()] == [200, 400, 200, 400, 400]
+    assert [r["status"] for r in svc.ledger.rows()] == [200, 400, 200, 400, 400, 200]
     assert model_now(server.url)["status"] == "ok"
 
 

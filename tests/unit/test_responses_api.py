@@ -77,6 +77,22 @@ def test_a_request_becomes_the_chat_request_that_asks_the_same() -> None:
     assert streamed["stream_options"] == {"include_usage": True}
 
 
+def test_files_and_audio_become_chat_parts_that_routing_sends_to_models_taking_them() -> None:
+    pdf = {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,JVBERi0="}
+    audio = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+    stored = {"type": "input_file", "file_id": "file-1"}
+    body = to_chat(
+        _req(input=[{"role": "user", "content": [{"type": "input_text", "text": "sum up"}, pdf, audio, stored]}])
+    )
+    assert body["messages"][0]["content"][1:] == [
+        {"type": "file", "file": {"file_data": pdf["file_data"], "filename": "a.pdf"}},
+        audio,
+        {"type": "file", "file": {"file_id": "file-1"}},
+    ]
+    needs = ChatCompletionRequest.model_validate(body).content_needs()
+    assert needs.files and needs.audio_input and not needs.vision
+
+
 @pytest.mark.parametrize(
     ("kw", "param"),
     [
@@ -84,7 +100,11 @@ def test_a_request_becomes_the_chat_request_that_asks_the_same() -> None:
         ({"conversation": "conv_1"}, "conversation"),
         ({"background": True}, "background"),
         ({"tools": [{"type": "web_search"}]}, "tools.0"),
-        ({"input": [{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}]}, "input.0.content.0"),
+        (
+            {"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "https://x"}]}]},
+            "input.0.content.0",
+        ),
+        ({"input": [{"role": "user", "content": [{"type": "input_video", "url": "https://x"}]}]}, "input.0.content.0"),
         ({"input": [{"type": "item_reference", "id": "x"}]}, "input.0"),
         ({"input": [{"role": "wizard", "content": "x"}]}, "input.0.role"),
         ({"text": {"format": {"type": "yaml"}}}, "text.format"),
