@@ -1,10 +1,10 @@
 """A local append-only spool for ledger records the database could not take, replayed when it is back.
 
 Each process appends to its own file (`active-<pid>.jsonl`, one JSON record per line, flushed and fsynced per
-batch). To replay, the active file is sealed (renamed to `sealed-...`), so appends carry on in a fresh file;
-sealed files, and the active files of processes that died, are claimed by an atomic rename, so with several
-workers sharing one folder each file is replayed by exactly one of them. Replay inserts with "on conflict do
-nothing", so a crash half-way through a replay repeats nothing.
+batch). To replay, the active file is sealed (renamed to `sealed-...`), so appends carry on in a fresh file; sealed
+files, the active files of processes that died and their journal segments (gateway/ledger/journal.py) are claimed by
+an atomic rename, so with several workers sharing one folder each file is replayed by exactly one of them. Replay
+inserts with "on conflict do nothing", so a crash half-way through a replay repeats nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from gateway.ledger import journal
 from gateway.ledger.record import LedgerRecord, from_line, to_line
 
 log = logging.getLogger("tiergate.ledger")
@@ -77,6 +78,7 @@ class Spool:
                 pid = p.stem.removeprefix("active-")
                 if pid.isascii() and pid.isdigit() and not _pid_alive(int(pid)):
                     yield p  # left by a process that died before replaying it
+        yield from journal.orphaned(self.folder)  # the journal of a process that died (gateway/ledger/journal.py)
 
     def replay(self, insert: Callable[[Sequence[LedgerRecord]], None], chunk: int = 1000) -> int:
         """Insert every spooled record; a file is deleted only after all of it is committed. Returns the count.
@@ -103,6 +105,7 @@ class Spool:
             log.info("replayed %d spooled ledger records from %s", n, path.name)
         with self._lock:
             self._sealed = 0
+        journal.sweep(self.folder)
         return done
 
     @staticmethod
@@ -111,6 +114,8 @@ class Spool:
         n = 0
         with path.open(encoding="utf-8") as f:
             for lineno, line in enumerate(f, 1):
+                if line.startswith("\0"):
+                    break  # a journal segment's unused, zero-filled tail (gateway/ledger/journal.py)
                 if not line.endswith("\n"):
                     # A torn last line from a crash mid-write: its batch was never acknowledged as spooled.
                     log.warning("%s:%d: incomplete spool line skipped", path.name, lineno)

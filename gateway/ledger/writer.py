@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.ledger import feedback, retention
 from gateway.ledger.backends import Backend, LedgerUnavailable
+from gateway.ledger.journal import Journal
 from gateway.ledger.record import COLUMNS, LedgerRecord, from_row
 from gateway.ledger.spool import Spool
 
@@ -56,6 +57,7 @@ class Ledger:
         self._up = False  # set by the first successful migrate + replay
         self._last_error: str | None = None
         self._stranded: list[LedgerRecord] = []  # neither the database nor the spool took them; retried
+        self.journal = Journal(spool_dir)  # before the first replay, which takes the journals of processes gone
         self._recover()  # migrate now, so a broken URL shows at start-up (and the schema exists for readers)
         self._thread = threading.Thread(target=self._run, name="tiergate-ledger", daemon=True)
         self._thread.start()
@@ -67,7 +69,8 @@ class Ledger:
             log.warning("ledger queue full; spooling the record")
             self._to_spool([rec])
             return
-        with self._count_lock:  # uncontended, well under a microsecond
+        with self._count_lock:  # contended only by the writer's rotate, once a batch
+            self.journal.append(rec, self._accepted)  # a memory copy; outlives this process (ledger/journal.py)
             self._buf.append(rec)
             self._accepted += 1
         if not self._wake.is_set():
@@ -84,6 +87,10 @@ class Ledger:
                     # Let a batch gather: one wake-up per batch, not per request, keeps this thread from
                     # contending with the event loop for the interpreter lock on every request.
                     time.sleep(self._linger)
+            if self._buf:
+                self.journal.prepare()
+                with self._count_lock:
+                    self.journal.rotate(self._accepted)  # the records this batch and the ones before may take
             batch: list[LedgerRecord] = []
             while self._buf and len(batch) < self._batch:
                 batch.append(self._buf.popleft())
@@ -98,6 +105,8 @@ class Ledger:
                 if batch:
                     with self._done:
                         self._handled += len(batch)
+                        if not self._stranded:  # stranded records stay journalled until they are in
+                            self.journal.release(self._handled)  # before waiters wake: flush() means "released"
                         self._done.notify_all()
             if not self._buf:
                 self._urgent = False
@@ -184,6 +193,8 @@ class Ledger:
             self._stopping = True
             self._wake.set()
             self._thread.join()
+            if not self._stranded:  # else the journal keeps them for the next process (its lock goes with this one)
+                self.journal.close()
         self.backend.close()
         self.reader.close()
 
