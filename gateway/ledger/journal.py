@@ -102,7 +102,11 @@ class Journal:
         """Under the ledger's count lock, before the record is counted: `accepted` records came before it."""
         if self._seg is None:
             return
-        line = orjson.dumps(rec) + b"\n"
+        try:
+            line = orjson.dumps(rec) + b"\n"
+        except TypeError as e:  # a value orjson cannot write: the record still goes to the ledger, unjournalled
+            log.warning("ledger journal: record %s not journalled: %s", rec.request_id, e)
+            return
         if self._seg.pos + len(line) > self._seg.size:  # full before the writer's next rotate: a burst
             try:
                 fresh = self._new(max(SEGMENT_BYTES, len(line)))
