@@ -37,6 +37,7 @@ from gateway.ledger.record import LedgerRecord
 log = logging.getLogger("tiergate.ledger")
 
 SEGMENT_BYTES = 1 << 20  # ~1,500 records of ~700 bytes; a larger record gets a segment of its own size
+_KEEP_FREE = 4  # released segments kept for reuse
 
 
 class _Segment:
@@ -59,6 +60,12 @@ class _Segment:
         self.map[self.pos : self.pos + len(line)] = line
         self.pos += len(line)
 
+    def clear(self) -> None:
+        """Zero what was written, for reuse: its pages stay mapped and writable, so the next appends take no page
+        fault."""
+        self.map[: self.pos] = bytes(self.pos)
+        self.pos = 0
+
     def drop(self) -> None:
         self.map.close()
         self.path.unlink(missing_ok=True)
@@ -73,6 +80,7 @@ class Journal:
         self._closed: deque[tuple[_Segment, int]] = deque()  # (segment, records accepted when it was closed)
         self._seg: _Segment | None = None  # the current segment; None: the journal is off
         self._spare: _Segment | None = None  # the next one, made by the writer thread
+        self._free: list[_Segment] = []  # released segments, cleared for reuse (the writer thread's)
         self._lock_fd = -1
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -120,6 +128,9 @@ class Journal:
     def prepare(self) -> None:
         """The writer thread, outside the count lock: have the next segment ready."""
         if self._seg is not None and self._spare is None:
+            if self._free:
+                self._spare = self._free.pop()
+                return
             try:
                 self._spare = self._new(SEGMENT_BYTES)
             except OSError as e:
@@ -134,9 +145,16 @@ class Journal:
         self._seg, self._spare = self._spare, None
 
     def release(self, handled: int) -> None:
-        """Delete the closed segments all of whose records are committed or spooled (the first `handled`)."""
+        """Clear the closed segments all of whose records are committed or spooled (the first `handled`) for reuse,
+        or delete them beyond a few spare (an odd-sized one always). Reused, a segment costs no file, mapping or page
+        fault: made and unmapped each batch, they cost a cache hit ~15-20 us on the wire at p50 (the mapping calls and
+        the faults of fresh pages contend with the request path), though ~1 us in process."""
         while self._closed and self._closed[0][1] <= handled:
             seg = self._closed.popleft()[0]
+            if seg.size == SEGMENT_BYTES and len(self._free) < _KEEP_FREE:
+                seg.clear()
+                self._free.append(seg)
+                continue
             try:
                 seg.drop()
             except OSError as e:  # never the writer thread's end: a segment left over is replayed, harmlessly
@@ -144,9 +162,10 @@ class Journal:
 
     def close(self) -> None:
         """Once every record is committed or spooled: delete every segment and give up the lock."""
-        for seg in [s for s, _ in self._closed] + [s for s in (self._seg, self._spare) if s is not None]:
+        for seg in [s for s, _ in self._closed] + [s for s in (self._seg, self._spare) if s is not None] + self._free:
             seg.drop()
         self._closed.clear()
+        self._free.clear()
         self._seg = self._spare = None
         if self._lock_fd >= 0:
             (self.folder / f"journal-{self.token}.lock").unlink(missing_ok=True)
