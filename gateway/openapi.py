@@ -7,6 +7,7 @@ Without this, /docs and any client generated from /openapi.json would miss the o
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from fastapi import FastAPI
@@ -14,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
 from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
-from gateway.responses_api import RESPONSES_PATH, ResponsesRequest
+from gateway.responses_api import RESPONSES_PATH, STORED_RESPONSE_PATH, ResponsesRequest
 from gateway.routes.chat import CHAT_PATH
 
 _REF = "#/components/schemas/{model}"
@@ -126,7 +127,12 @@ def build(app: FastAPI) -> dict[str, Any]:
     """The document for `app` (built by gateway/app.create_app); computed once, then served as is."""
     if app.openapi_schema is not None:
         return app.openapi_schema
-    doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    with warnings.catch_warnings():
+        # FastAPI gives every method of one route the same operation id, and warns; the ids are set below.
+        warnings.filterwarnings("ignore", "Duplicate Operation ID stored_response", UserWarning)
+        doc = get_openapi(title=app.title, version=app.version, routes=app.routes)
+    for method, op in doc["paths"].get(STORED_RESPONSE_PATH, {}).items():
+        op["operationId"] = {"get": "retrieve_response", "delete": "delete_response"}[method]
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)

@@ -72,8 +72,26 @@ def _chat_ints_fit(req: ChatCompletionRequest) -> None:
         ints_fit(req.__pydantic_extra__)
 
 
+# Two of the rules a message is checked by (`_content_unless_assistant`; gateway/chat_rules.py), said in its JSON
+# Schema too, so that a client generated from /openapi.json refuses what the gateway would: any role but
+# "assistant" needs content; a tool message needs the id of the call it answers. (Rules across messages, such as a
+# tool call's answer following it, are the gateway's alone: JSON Schema cannot say them.)
+_MESSAGE_RULES: dict[str, Any] = {
+    "allOf": [
+        {
+            "if": {"required": ["role"], "properties": {"role": {"not": {"const": "assistant"}}}},
+            "then": {"required": ["content"], "properties": {"content": {"not": {"type": "null"}}}},
+        },
+        {
+            "if": {"required": ["role"], "properties": {"role": {"const": "tool"}}},
+            "then": {"required": ["tool_call_id"], "properties": {"tool_call_id": {"type": "string"}}},
+        },
+    ]
+}
+
+
 class ChatMessage(BaseModel):
-    model_config = _Open
+    model_config = ConfigDict(extra="allow", json_schema_extra=_MESSAGE_RULES)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = Field(default=None, validate_default=True)
 
@@ -184,10 +202,17 @@ class ChatCompletionRequest(BaseModel):
         )
 
 
+MAX_EMBEDDING_INPUTS = 2048  # OpenAI's bound on one request's inputs
+
+
 class EmbeddingRequest(BaseModel):
     model_config = _Open
     model: str = Field(min_length=1)
-    input: str | list[str] | list[int] | list[list[int]]
+    # Counted by the route (its own message); the bounds are said here for the schema: JSON Schema's minItems and
+    # maxItems apply only when `input` is an array, so a string stays valid.
+    input: str | list[str] | list[int] | list[list[int]] = Field(
+        json_schema_extra={"minItems": 1, "maxItems": MAX_EMBEDDING_INPUTS}
+    )
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None

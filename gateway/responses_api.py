@@ -11,14 +11,15 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, model_validator
 
 from gateway.errors import InvalidRequest
 from gateway.protocol import ints_fit
 
 RESPONSES_PATH = "/v1/responses"
+STORED_RESPONSE_PATH = "/v1/responses/{response_id}"  # GET and DELETE: refused, nothing is stored
 # Accepted and not acted on: they change nothing a gateway without stored responses could honour.
 IGNORED = frozenset(
     {
@@ -31,6 +32,11 @@ IGNORED = frozenset(
         "stream_options",
     }
 )
+
+
+def _refused(why: str, *accepted: object) -> WithJsonSchema:
+    """The JSON Schema of a declared parameter the gateway refuses unless it is null (or one of `accepted`)."""
+    return WithJsonSchema({"enum": [*accepted, None], "description": f"Refused unless null: {why}."})
 
 
 class ResponsesRequest(BaseModel):
@@ -48,9 +54,10 @@ class ResponsesRequest(BaseModel):
     reasoning: dict[str, Any] | None = None
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
-    previous_response_id: str | None = None
-    conversation: str | dict[str, Any] | None = None
-    background: StrictBool | None = None
+    # Declared to be refused by name (`to_chat`); the schema says only what is accepted.
+    previous_response_id: Annotated[str | None, _refused("the gateway stores no responses")] = None
+    conversation: Annotated[str | dict[str, Any] | None, _refused("the gateway stores no conversations")] = None
+    background: Annotated[StrictBool | None, _refused("background runs are not supported", False)] = None
     user: str | None = None
     safety_identifier: str | None = None
 

@@ -19,12 +19,11 @@ from gateway.errors import GatewayError, InvalidRequest, NotFound, UpstreamFaile
 from gateway.ledger import LedgerRecord
 from gateway.ledger.record import END_USER_MAX
 from gateway.openapi import LIMITED, error_docs, json_body
-from gateway.protocol import EmbeddingRequest
+from gateway.protocol import MAX_EMBEDDING_INPUTS, EmbeddingRequest
 from gateway.provider import UpstreamError
 from gateway.trace import key_id
 
 router = APIRouter()
-MAX_INPUTS = 2048
 
 
 def _b64(vec: list[float]) -> str:
@@ -79,8 +78,8 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
 
 async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
     inputs = [req.input] if isinstance(req.input, str) else req.input
-    if not inputs or len(inputs) > MAX_INPUTS:
-        raise InvalidRequest(f"'input' must hold 1 to {MAX_INPUTS} items.", "input", "invalid_value")
+    if not inputs or len(inputs) > MAX_EMBEDDING_INPUTS:
+        raise InvalidRequest(f"'input' must hold 1 to {MAX_EMBEDDING_INPUTS} items.", "input", "invalid_value")
     cfg = services.config
     name = req.model
     if name not in cfg.embedding_names and (target := cfg.alias(name)) in cfg.embedding_names:

@@ -14,6 +14,7 @@ from gateway.deps import AppServices, Services, ledger_call
 from gateway.errors import NotFound
 from gateway.ledger.stats import key_usage
 from gateway.limits import MINUTE_S
+from gateway.openapi import error_docs
 from router.durations import duration_s
 from router.policy import ApiKey, Budget
 
@@ -56,7 +57,7 @@ async def keys(services: Services) -> dict[str, Any]:
     return {"object": "list", "data": await ledger_call(work)}
 
 
-@router.get("/v1/key")
+@router.get("/v1/key", responses=error_docs({404: "The gateway has no API keys (code `no_keys`)."}))
 async def own_key(request: Request, services: Services) -> dict[str, Any]:
     """The calling key's own entry, for any key (LiteLLM's /key/info): an app can watch its limits and budget
     without an admin key."""

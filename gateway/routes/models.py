@@ -13,6 +13,7 @@ from gateway.cooldown import CoolingDown
 from gateway.deps import Services
 from gateway.encoders import MINILM_NAME
 from gateway.errors import NotFound
+from gateway.openapi import error_docs
 from router.policy import ApiKey, ModelSpec, TiergateConfig
 
 router = APIRouter()
@@ -23,7 +24,9 @@ async def list_models(request: Request, services: Services) -> dict[str, Any]:
     return {"object": "list", "data": _entries(services, checked_key(request.scope))}
 
 
-@router.get("/v1/models/{model_id:path}")  # a path: configured names may contain "/" (e.g. "openai/gpt-4o")
+@router.get(
+    "/v1/models/{model_id:path}", responses=error_docs({404: "No model, policy or alias of that name."})
+)  # a path: configured names may contain "/" (e.g. "openai/gpt-4o")
 async def retrieve_model(model_id: str, request: Request, services: Services) -> dict[str, Any]:
     entries = _entries(services, checked_key(request.scope))
     found = next((e for e in entries if e["id"] == model_id), None)

@@ -14,7 +14,7 @@ from gateway import sse
 from gateway.errors import NotFound, from_validation
 from gateway.openapi import error_docs
 from gateway.protocol import ChatCompletionRequest
-from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
+from gateway.responses_api import STORED_RESPONSE_PATH, ResponsesRequest, from_chat, stream_events, to_chat
 from gateway.routes.chat import Surface
 
 
@@ -54,8 +54,13 @@ RESPONSES = Surface("responses", _parse, from_chat, _stream)
 router = APIRouter()
 
 
-@router.get("/v1/responses/{response_id}", responses=error_docs({404: "Always: the gateway stores no responses."}))
-@router.delete("/v1/responses/{response_id}", responses=error_docs({404: "Always: the gateway stores no responses."}))
+# One route for both methods, so that a 405 on this path names both in its `Allow` (of two routes, FastAPI names
+# only the first's method). gateway/openapi.py gives each method its own operation id.
+@router.api_route(
+    STORED_RESPONSE_PATH,
+    methods=["GET", "DELETE"],
+    responses=error_docs({404: "Always: the gateway stores no responses."}),
+)
 async def stored_response(response_id: str) -> None:
     """OpenAI keeps responses for retrieval; a gateway in front of many providers keeps none (it would hold every
     app's answers). Said plainly rather than with a bare 404."""

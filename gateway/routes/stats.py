@@ -75,15 +75,28 @@ async def _report(services: Services, q: StatsQuery) -> dict[str, Any]:
     return await ledger_call(work)
 
 
+def _doc(description: str, **schema: Any) -> Any:
+    """A query parameter's documentation only: `parse_query` checks the values, with its own messages."""
+    return Query(default=None, description=description, json_schema_extra=schema or None)
+
+
+_INSTANT = "Epoch seconds or an ISO 8601 time (UTC when it names no zone)."
+
+
 async def _query(
-    since: str | None = None,
-    from_: str | None = Query(default=None, alias="from"),
-    to: str | None = None,
+    since: str | None = _doc(
+        f"A duration back from `to`: a positive number and a unit of s, m, h, d or w (default 24h; at most"
+        f" {MAX_RANGE_S // 86400} days)."
+    ),
+    from_: str | None = Query(
+        default=None, alias="from", description=f"The window's start, instead of `since`. {_INSTANT}"
+    ),
+    to: str | None = _doc(f"The window's end (default now). {_INSTANT}"),
     policy: str | None = None,
     key: str | None = None,
-    bucket: str | None = None,
+    bucket: str | None = _doc("The series' bucket (default: hour up to 3 days, else day).", enum=["hour", "day", ""]),
     user: str | None = None,
-    tag: str | None = None,
+    tag: str | None = _doc("One tag (see `x-tiergate-tags`).", pattern=r"^(\s*[A-Za-z0-9_.:/=-]{1,64}\s*)?$"),
 ) -> StatsQuery:
     return parse_query(since, from_, to, policy, key, bucket, user, tag)
 
@@ -101,7 +114,11 @@ class CSVResponse(Response):
 
 
 @router.get("/api/stats.csv", response_class=CSVResponse)
-async def stats_csv(services: Services, q: Filters, table: str = "models") -> Response:
+async def stats_csv(
+    services: Services,
+    q: Filters,
+    table: Annotated[str, Query(json_schema_extra={"enum": ["models", "series", "users", "tags"]})] = "models",
+) -> Response:
     columns = {"models": MODEL_COLUMNS, "series": SERIES_COLUMNS, "users": USER_COLUMNS, "tags": TAG_COLUMNS}.get(table)
     if columns is None:
         raise InvalidRequest("'table' must be 'models', 'series', 'users' or 'tags'.", "table", "invalid_value")
