@@ -1,4 +1,5 @@
-"""Inverted repetition ranges in the JSON schemas and grammars a chat request carries, found before any model sees them.
+"""Inverted repetition ranges and empty numeric ranges in the JSON schemas and grammars a chat request carries, found
+before any model sees them.
 
 llama.cpp turns a schema's count bounds (`minLength` / `maxLength`, `minItems` / `maxItems`, ...) and a pattern's or a
 grammar's `{m,n}` into grammar repetitions, and for an inverted range (m > n) its unsigned count of optional copies
@@ -10,12 +11,18 @@ model away from every client and put the whole machine's memory at risk. The sam
 parameters, and from a schema nested anywhere in `response_format`.
 
 No value meets such a schema, and `{5,2}` does not even compile as an ECMAScript regex, so the request is refused
-wherever it would be routed: a 400 naming the bound or the pattern. Numeric ranges (`minimum` above `maximum`) are
-just as unsatisfiable but become no repetition, so they are left to the model's server.
+wherever it would be routed: a 400 naming the bound or the pattern.
+
+Empty numeric ranges (`minimum` above `maximum`, or an exclusive bound that meets the other) are as unsatisfiable and
+are refused the same way. They become no repetition, but llama.cpp builds an integer range's grammar from them and
+fails while decoding: `{"type": "integer", "minimum": 9, "maximum": 3}`, even nested in an object, is answered with
+a 500 ("Unexpected empty grammar stack after accepting piece"), which reads as the model failing, and six such
+requests under `make serve` put the local model in cooldown for every client.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any
 
@@ -53,6 +60,7 @@ def check_schema(value: Any, where: str) -> None:
                 a, b = node.get(lo), node.get(hi)
                 if type(a) is int and type(b) is int and a > b:  # `type is`: a bool is no bound
                     raise Inverted(f"`{lo}` ({a}) is above `{hi}` ({b}): no value can meet this schema", f"{at}.{lo}")
+            _check_numeric_range(node, at)
             if isinstance(pattern := node.get("pattern"), str):
                 _check_regex(pattern, f"{at}.pattern")
             if isinstance(props := node.get("patternProperties"), dict):
@@ -63,6 +71,37 @@ def check_schema(value: Any, where: str) -> None:
             )
         elif isinstance(node, list):
             stack.extend((v, f"{at}.{i}") for i, v in enumerate(node) if isinstance(v, dict | list))
+
+
+def _bound(node: dict[str, Any], key: str) -> float | None:
+    v = node.get(key)
+    return v if type(v) in (int, float) else None  # `type in`: a bool (draft 4's exclusive flags) is no bound
+
+
+def _check_numeric_range(node: dict[str, Any], at: str) -> None:
+    """Raises Inverted when no number, or for `"type": "integer"` no integer, lies within the node's bounds."""
+    lows = [
+        (v, k == "exclusiveMinimum", k) for k in ("minimum", "exclusiveMinimum") if (v := _bound(node, k)) is not None
+    ]
+    highs = [
+        (v, k == "exclusiveMaximum", k) for k in ("maximum", "exclusiveMaximum") if (v := _bound(node, k)) is not None
+    ]
+    if not lows or not highs:
+        return
+    # The tighter bound on each side; at equal values the exclusive one is the tighter.
+    lo, lo_open, lo_key = max(lows, key=lambda b: (b[0], b[1]))
+    hi, hi_open, hi_key = min(highs, key=lambda b: (b[0], not b[1]))
+    empty = lo > hi or (lo == hi and (lo_open or hi_open))
+    if not empty and node.get("type") == "integer" and math.isfinite(lo) and math.isfinite(hi):
+        first = math.floor(lo) + 1 if lo_open and lo == math.floor(lo) else math.ceil(lo)
+        last = math.ceil(hi) - 1 if hi_open and hi == math.ceil(hi) else math.floor(hi)
+        empty = first > last
+    if empty:
+        what = "integer" if node.get("type") == "integer" else "number"
+        raise Inverted(
+            f"no {what} is within `{lo_key}` ({lo}) and `{hi_key}` ({hi}): no value can meet this schema",
+            f"{at}.{lo_key}",
+        )
 
 
 def _check_regex(pattern: str, param: str) -> None:

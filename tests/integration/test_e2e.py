@@ -330,6 +330,31 @@ def test_a_schema_llama_cpp_would_expand_without_end_never_reaches_it(tiergate: 
     assert httpx.get(f"{llama_server.removesuffix('/v1')}/health").json() == {"status": "ok"}
 
 
+def test_an_empty_integer_range_is_refused_before_llama_cpp_fails_on_it(tiergate: Gateway, llama_server: str) -> None:
+    """Found fuzzing `make serve`: llama-server answers an integer range with no integer in it with a 500 while
+    decoding, and six such requests put the local model in cooldown for every client. The gateway refuses it (no
+    value meets the schema), whether routed or named; the model stays available."""
+    schema = {"type": "object", "properties": {"n": {"type": "integer", "minimum": 9, "maximum": 3}}, "required": ["n"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema}}
+    direct = httpx.post(
+        f"{llama_server}/chat/completions",
+        json={"messages": [{"role": "user", "content": EASY}], "max_tokens": 40, "response_format": fmt},
+        timeout=120,
+    )
+    assert direct.status_code == 500, direct.text  # what the gateway keeps its clients from
+    client = _client(tiergate)
+    for model in ("auto", "smollm2-local") * 4:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(
+                model=model,
+                messages=[{"role": "user", "content": EASY}],
+                response_format=fmt,  # type: ignore[arg-type]
+                max_tokens=40,
+            )
+        assert e.value.param == "response_format.json_schema.schema.properties.n.minimum"
+    assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
+
+
 def test_llama_server_survives_memory_bombs_sent_to_it_directly(llama_server: str) -> None:
     """What reaches llama-server around the gateway, or in a shape the gateway does not know, is bounded by the address
     space every launch gives it (tests/local_model.py, scripts/serve.sh): the allocation fails and the server answers

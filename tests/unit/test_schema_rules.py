@@ -49,6 +49,15 @@ def test_inverted_ranges_are_found_where_they_quantify(text: str, grammar: bool,
             "s.properties.a.items.0.pattern",
         ),
         ({"patternProperties": {"^x{3,1}$": {}}}, "s.patternProperties"),
+        # Empty numeric ranges: llama.cpp answers an integer one with a 500 while decoding.
+        ({"type": "integer", "minimum": 10, "maximum": 1}, "s.minimum"),
+        ({"type": "number", "minimum": 2.5, "maximum": 2.25}, "s.minimum"),
+        ({"type": "number", "exclusiveMinimum": 5, "maximum": 5}, "s.exclusiveMinimum"),
+        ({"type": "number", "minimum": 5, "exclusiveMaximum": 5}, "s.minimum"),
+        ({"type": "integer", "minimum": 2.5, "maximum": 2.75}, "s.minimum"),  # no integer between
+        ({"type": "integer", "exclusiveMinimum": 2, "exclusiveMaximum": 3}, "s.exclusiveMinimum"),
+        ({"minimum": 0, "exclusiveMinimum": 4, "maximum": 3}, "s.exclusiveMinimum"),  # the tighter lower bound
+        ({"properties": {"a": {"type": "integer", "minimum": 3, "maximum": 1}}}, "s.properties.a.minimum"),
     ],
 )
 def test_an_inverted_schema_is_refused_naming_where(schema: dict[str, Any], param: str) -> None:
@@ -61,7 +70,15 @@ def test_an_inverted_schema_is_refused_naming_where(schema: dict[str, Any], para
     "schema",
     [
         {"type": "string", "minLength": 5, "maxLength": 5},
-        {"type": "integer", "minimum": 10, "maximum": 1},  # unsatisfiable, but no repetition: the server's to judge
+        {"type": "integer", "minimum": 5, "maximum": 5},
+        {"type": "integer", "minimum": 2.5, "maximum": 3},
+        {"type": "integer", "exclusiveMinimum": 2, "exclusiveMaximum": 4},
+        {"type": "number", "minimum": 2.5, "maximum": 2.75},  # a number between, if no integer
+        {"type": "number", "exclusiveMinimum": 2, "exclusiveMaximum": 2.0001},
+        {"type": ["integer", "null"], "minimum": 2.5, "maximum": 2.75},  # the integer rule reads one type only
+        {"minimum": 5, "maximum": 5, "exclusiveMinimum": True},  # draft 4's flag: a bool is no bound
+        {"type": "integer", "minimum": 10},
+        {"const": {"minimum": 5, "maximum": 1}},
         {"type": "string", "minLength": True, "maxLength": 0},  # a bool is no bound
         {"properties": {"minLength": {"type": "integer"}, "maxLength": {"type": "integer"}}},  # property names
         {"properties": {"pattern": {"type": "string"}}},
