@@ -28,7 +28,7 @@ class Calls:
         self._jitter = random.Random()  # spreads the retry waits of calls that failed together
 
     @staticmethod
-    def _exhausted(errors: list[UpstreamError]) -> UpstreamFailed | InvalidRequest:
+    def _exhausted(errors: list[UpstreamError], unchecked: bool = False) -> UpstreamFailed | InvalidRequest:
         if errors and all(e.context_exceeded for e in errors):
             # Every server tried counted the prompt longer than its window, though the router's estimate
             # (router/tokens.py) let it through: a tokenizer that splits the text finer than the estimate assumes. The
@@ -38,9 +38,20 @@ class Calls:
             return InvalidRequest(
                 f"The request is too long for every model tried ({said}).", "messages", "context_length_exceeded"
             )
-        detail = "; ".join(f"{e.model}: HTTP {e.status}" for e in errors)
+        # A server's own words are passed on only for a 500 to a request carrying what the gateway passed on unchecked
+        # (gateway/cooldown.py): there they are likely about the request (llama-server: "Unknown reasoning format:
+        # x"), and the client can act on them. Elsewhere they are the operator's business (a 401 names a key).
+        detail = "; ".join(
+            f"{e.model}: HTTP {e.status}" + (f" ({e.message[:200]})" if unchecked and e.status == 500 else "")
+            for e in errors
+        )
         status = 504 if errors and all(e.status in (408, 504) for e in errors) else 502
-        return UpstreamFailed(f"Every candidate model failed upstream ({detail}).", status)
+        hint = ""
+        if unchecked and any(e.status == 500 for e in errors):
+            hint = (
+                " The request carries parameters or content the gateway passes on unchecked; a server may refuse them."
+            )
+        return UpstreamFailed(f"Every candidate model failed upstream ({detail}).{hint}", status)
 
     @staticmethod
     def _client_fault(e: UpstreamError) -> InvalidRequest:
@@ -79,7 +90,7 @@ class Calls:
                     "model_busy",
                 )
             )
-        raise trace.fail(self._exhausted(errors))
+        raise trace.fail(self._exhausted(errors, trace.unchecked))
 
     async def _try_model(
         self,

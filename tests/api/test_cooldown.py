@@ -109,6 +109,9 @@ def test_a_500_to_a_request_with_parameters_the_gateway_passed_on_unchecked_cool
         with pytest.raises(openai.APIStatusError) as e:
             client.chat.completions.create(model="local-small", messages=easy, extra_body={"reasoning_format": "x"})
         assert e.value.status_code == 502
+        # The server's own words reach the client, who can act on them; and what the gateway suspects.
+        said = e.value.response.json()["error"]["message"]
+        assert "local-small: HTTP 500 (" in said and "passes on unchecked" in said
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
     # Content the gateway passes on without knowing it: llama-server answers a `video_url` part and a `custom` tool
     # call with a 500 too.
@@ -124,6 +127,8 @@ def test_a_500_to_a_request_with_parameters_the_gateway_passed_on_unchecked_cool
         assert e.value.status_code == 502
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == []
     for _ in range(2):  # the same failure of a request the gateway knows in full: the server's fault, as before
-        with pytest.raises(openai.APIStatusError):
+        with pytest.raises(openai.APIStatusError) as e:
             client.chat.completions.create(model="local-small", messages=easy)
+        said = e.value.response.json()["error"]["message"]
+        assert said == "Every candidate model failed upstream (local-small: HTTP 500)."  # the operator's business
     assert httpx.get(f"{server.url}/readyz").json()["checks"]["cooling_models"] == ["local-small"]

@@ -278,6 +278,17 @@ def test_content_the_gateway_passes_on_unchecked_does_not_cool_the_local_model(t
         with pytest.raises(openai.APIStatusError) as e:
             client.chat.completions.create(model="smollm2-local", messages=messages, max_tokens=2)
         assert e.value.status_code == 502
+    # A llama.cpp parameter of its own with a value it does not know: the same, and its words reach the client.
+    for _ in range(4):
+        with pytest.raises(openai.APIStatusError) as e:
+            client.chat.completions.create(
+                model="smollm2-local",
+                messages=[{"role": "user", "content": EASY}],
+                max_tokens=2,
+                extra_body={"reasoning_format": "x"},
+            )
+        assert e.value.status_code == 502
+        assert "Unknown reasoning format: x" in e.value.response.json()["error"]["message"]
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
