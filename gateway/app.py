@@ -73,8 +73,19 @@ def price_table(config: TiergateConfig) -> PriceTable:
     return table
 
 
+def warn_cut_timeouts(config: TiergateConfig, cap_s: float) -> list[str]:
+    """Logs, and returns, the models whose own timeouts `TIERGATE_UPSTREAM_TIMEOUT_S` (`cap_s`) cuts short."""
+    cut = [m.name for m in config.models if max(m.timeout_s, m.first_token_timeout_s or 0.0) > cap_s]
+    if cut:
+        log.warning(
+            "TIERGATE_UPSTREAM_TIMEOUT_S=%g cuts short the timeout_s of %s: their calls end at %g s", cap_s, cut, cap_s
+        )
+    return cut
+
+
 def build_services(settings: Settings, config: TiergateConfig | None = None) -> AppServices:
     cfg = config or load(settings.config)
+    warn_cut_timeouts(cfg, settings.upstream_timeout_s)
     encoder = make_encoder(settings.encoder)
     activity = Activity()
     classifier = ClassifierService(

@@ -9,6 +9,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from router.durations import duration_s
+from router.policy import MAX_TIMEOUT_S
 
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_ARTIFACT = PACKAGE_ROOT / "classifiers" / "artifacts" / "complexity-v1.json"
@@ -70,7 +71,10 @@ class Settings(BaseSettings):
     cache_url: str | None = None
     cache_timeout_ms: float = Field(default=50.0, gt=0, le=5000)
     cache_max_entries: int = Field(default=10_000, ge=1)
-    upstream_timeout_s: float = Field(default=60.0, gt=0)
+    # An upper bound on any upstream call, below which each model's own `timeout_s` rules. By default as high as a
+    # policy's `timeout_s` may go, so the policy file's value is the one in force: a default of 60 s silently cut
+    # the shipped local model's 120 s in half (a 504 after 60 s).
+    upstream_timeout_s: float = Field(default=MAX_TIMEOUT_S, gt=0)
     # Calls in flight per upstream host and worker on the direct path (gateway/h1client.py); more wait their turn.
     upstream_max_connections: int = Field(default=256, ge=1, le=65536)
     log_level: str = "info"

@@ -68,6 +68,7 @@ class Budget(_Frozen):
 
 
 _NULLABLE = ("api_base", "api_key_env")
+MAX_TIMEOUT_S = 3600.0  # the longest a model's calls may be given
 
 
 class Deployment(_Frozen):
@@ -94,10 +95,10 @@ class ModelSpec(_Frozen):
     quantization: str | None = None
     price: Price | None = None
     capabilities: Capabilities = Capabilities()
-    timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 60.0
+    timeout_s: Annotated[float, Field(gt=0.0, le=MAX_TIMEOUT_S)] = 60.0
     # A stream whose first chunk takes longer is given up for the next model (streams can fall back only until
     # then): for a local server that queues requests behind one another under load. None: only `timeout_s`.
-    first_token_timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] | None = None
+    first_token_timeout_s: Annotated[float, Field(gt=0.0, le=MAX_TIMEOUT_S)] | None = None
     # auto: an OpenAI-compatible model (`openai/...`: llama.cpp, vLLM, Ollama, OpenAI itself) is called directly
     # over a pooled connection, since litellm's per-call work costs more than the whole rest of a request
     # (docs/benchmarks.md); every other provider goes through litellm. litellm: always through litellm.

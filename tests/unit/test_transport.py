@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
+from gateway.app import warn_cut_timeouts
+from gateway.openai_compat import OpenAICompatClient
+from gateway.policy_file import load
 from gateway.protocol import ChatCompletionRequest
+from gateway.settings import Settings
 from gateway.transport import for_model
 from router.policy import ModelSpec
 
@@ -38,3 +46,22 @@ def test_a_model_without_tool_calling_is_sent_no_tools_and_one_with_it_all_of_th
     assert for_model(_spec(tools=True), params) == params
     asked = {"tools": TOOLS, "tool_choice": "auto"}  # named directly with tools it cannot call: as before, sent as is
     assert for_model(_spec(tools=False), asked) is asked
+
+
+def test_each_shipped_model_keeps_its_own_timeout_under_the_default_settings(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The shipped local model's `timeout_s: 120` was cut to the gateway-wide default of 60 s: a long answer became
+    a 504 at 60 s, counted towards the model's cooldown."""
+    monkeypatch.delenv("TIERGATE_UPSTREAM_TIMEOUT_S", raising=False)
+    cfg = load(Path(__file__).parents[2] / "config" / "tiergate.yaml")
+    cap = Settings().upstream_timeout_s
+    client = OpenAICompatClient({}, cap)
+    msgs = [{"role": "user", "content": "hi"}]
+    timeouts = {m.name: client._request(m, msgs, {}, stream=False)[2] for m in cfg.models if m.openai_compatible}
+    assert timeouts == {m.name: m.timeout_s for m in cfg.models if m.openai_compatible}
+    assert timeouts["smollm2-local"] > 60
+    assert warn_cut_timeouts(cfg, cap) == [] and "cuts short" not in caplog.text
+    # An operator's lower bound still holds, and start-up names what it cuts.
+    assert warn_cut_timeouts(cfg, 60.0) == ["smollm2-local"] and "cuts short" in caplog.text
+    assert OpenAICompatClient({}, 60.0)._request(cfg.models[0], msgs, {}, stream=False)[2] == 60.0
