@@ -94,6 +94,8 @@ def _content(parts: Any, where: str) -> str | list[dict[str, Any]]:
         if not isinstance(p, dict):
             raise _invalid(at, "expected a content part object")
         kind = p.get("type")
+        if not isinstance(kind, str):  # said as such, not as "content of type 'None'"
+            raise _invalid(f"{at}.type", "expected the part's type (a string such as 'input_text')")
         if kind in ("input_text", "output_text", "text"):
             out.append({"type": "text", "text": _field(p, "text", at, str)})
         elif kind == "input_image" and isinstance(p.get("image_url"), str):

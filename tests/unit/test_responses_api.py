@@ -114,6 +114,8 @@ def test_files_and_audio_become_chat_parts_that_routing_sends_to_models_taking_t
         ({"input": [{"role": "user", "content": 5}]}, "input.0.content"),
         ({"input": [{"role": "user"}]}, "input.0.content"),
         ({"input": [{"role": "user", "content": [5]}]}, "input.0.content.0"),
+        ({"input": [{"role": "user", "content": [{"text": "x"}]}]}, "input.0.content.0.type"),  # no type at all
+        ({"input": [{"role": "user", "content": [{"type": 5, "text": "x"}]}]}, "input.0.content.0.type"),
         ({"input": [{"role": "user", "content": [{"type": "input_text", "text": 3}]}]}, "input.0.content.0.text"),
         ({"input": [{"type": "function_call", "call_id": "c"}]}, "input.0.name"),
         ({"input": [{"type": "function_call_output", "output": "x"}]}, "input.0.call_id"),
