@@ -65,7 +65,9 @@ def _chat_ints_fit(req: ChatCompletionRequest) -> None:
             ints_fit(m.content, "messages", str(i), "content")
         if m.__pydantic_extra__:  # tool_calls, name, ...
             ints_fit(m.__pydantic_extra__, "messages", str(i))
-    for name in ("tools", "tool_choice", "response_format"):
+    # Every declared field that holds arbitrary JSON (test_parse_fuzz draws each with junk: `audio`, added later,
+    # was missing here, and `{"voice": -2**63 - 1}` became a 500 when the cache key was written).
+    for name in ("tools", "tool_choice", "response_format", "audio", "stream_options"):
         if (v := getattr(req, name)) is not None:
             ints_fit(v, name)
     if req.__pydantic_extra__:

@@ -34,6 +34,9 @@ def test_numbers_orjson_writes_pass(n: Any) -> None:
         ),
         ({"tool_choice": {"type": "function", "n": 2**65}}, "tool_choice.n"),
         ({"max_completion_tokens": 2**64}, "max_completion_tokens"),
+        # Found by tests/unit/test_parse_fuzz.py: a 500 when the cache key was written.
+        ({"audio": {"voice": -(2**63) - 1, "format": "wav"}}, "audio.voice"),
+        ({"stream": True, "stream_options": {"include_usage": True, "x": 2**64}}, "stream_options.x"),
     ],
 )
 def test_an_integer_past_64_bits_is_refused_naming_it(body: dict[str, Any], param: str) -> None:
