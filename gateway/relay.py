@@ -37,6 +37,7 @@ async def relay_stream(
     seen: list[dict[str, Any]] = []
     got_usage = finished = False
     pieces, tokens = 0, 0.0  # generated deltas and their estimated tokens, for the estimate
+    ending: dict[str, Any] | None = None  # the error event of a broken stream, sent once its record is queued
     try:
         chunk: dict[str, Any] | None = first
         while chunk is not None:
@@ -65,7 +66,7 @@ async def relay_stream(
     except UpstreamError as e:
         failed(e, trace.server, trace.unchecked)
         err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
-        yield {"error": err.body().error.model_dump()}
+        ending = {"error": err.body().error.model_dump()}
     except BaseException:
         # The client went away (cancellation) or we broke: the record says so, then the error propagates.
         trace.status, trace.error_type = 499, "client_closed"
@@ -75,6 +76,10 @@ async def relay_stream(
         if not got_usage:
             trace.usage, trace.usage_estimated = estimate_usage(req, tokens, pieces), True
         record(trace)
+    if ending is not None:
+        # After the record, as an answer's last chunk is followed by its record before `[DONE]`: a client that
+        # has seen how its stream ended finds it in the ledger (a test read it too early, now and then).
+        yield ending
 
 
 async def prepend(head: dict[str, Any], rest: AsyncGenerator[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
