@@ -84,6 +84,10 @@ def check(req: ChatCompletionRequest) -> None:
 def _check_schemas(req: ChatCompletionRequest) -> None:
     """Schemas and grammars, wherever a model's server may compile them (gateway/schema_rules.py says why)."""
     extra = req.model_extra or {}
+    if extra.get("grammar") is not None and extra.get("json_schema") is not None:
+        # Two constraints on one answer: llama-server answers "Cannot use both json_schema and grammar" with a 500,
+        # which reads as the model failing.
+        raise _refuse("invalid_value", "`grammar` and `json_schema` each constrain the answer; send one", "grammar")
     try:
         if req.response_format:
             schema_rules.check_schema(req.response_format, "response_format")

@@ -366,6 +366,22 @@ def test_an_empty_integer_range_is_refused_before_llama_cpp_fails_on_it(tiergate
     assert httpx.get(f"{tiergate.url}/readyz").json()["checks"]["cooling_models"] == []
 
 
+def test_grammar_with_json_schema_is_refused_before_llama_server_fails_on_it(
+    tiergate: Gateway, llama_server: str
+) -> None:
+    """Found fuzzing `make serve`: llama.cpp's two answer constraints at once are a 500 from llama-server. The
+    gateway knows both parameters, so it says so itself: a 400 naming them, and the model is not touched."""
+    constraints = {"grammar": 'root ::= "a"', "json_schema": {"type": "string"}}
+    body = {"messages": [{"role": "user", "content": EASY}], "max_tokens": 2, **constraints}
+    direct = httpx.post(f"{llama_server}/chat/completions", json=body, timeout=120)
+    assert direct.status_code == 500 and "json_schema and grammar" in direct.text
+    with pytest.raises(openai.BadRequestError) as e:
+        _client(tiergate).chat.completions.create(
+            model="smollm2-local", messages=[{"role": "user", "content": EASY}], max_tokens=2, extra_body=constraints
+        )
+    assert e.value.param == "grammar" and "send one" in e.value.message
+
+
 def test_llama_server_survives_memory_bombs_sent_to_it_directly(llama_server: str) -> None:
     """What reaches llama-server around the gateway, or in a shape the gateway does not know, is bounded by the address
     space every launch gives it (tests/local_model.py, scripts/serve.sh): the allocation fails and the server answers
