@@ -7,9 +7,18 @@ upstream untouched (`extras`) rather than dropped or rejected.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from classifiers.features import content_text
@@ -205,16 +214,26 @@ class ChatCompletionRequest(BaseModel):
 
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's bound on one request's inputs
+_TEXT = {"type": "string", "minLength": 1}  # OpenAI refuses an empty string to embed
+_EMBEDDING_INPUT: dict[str, Any] = {
+    "title": "Input",
+    "anyOf": [
+        _TEXT,
+        {"type": "array", "items": _TEXT},
+        {"type": "array", "items": {"type": "integer"}},
+        {"type": "array", "items": {"type": "array", "items": {"type": "integer"}}},
+    ],
+    "minItems": 1,
+    "maxItems": MAX_EMBEDDING_INPUTS,
+}
 
 
 class EmbeddingRequest(BaseModel):
     model_config = _Open
     model: str = Field(min_length=1)
-    # Counted by the route (its own message); the bounds are said here for the schema: JSON Schema's minItems and
-    # maxItems apply only when `input` is an array, so a string stays valid.
-    input: str | list[str] | list[int] | list[list[int]] = Field(
-        json_schema_extra={"minItems": 1, "maxItems": MAX_EMBEDDING_INPUTS}
-    )
+    # Counted, and empty texts refused, by the route (its own messages); said here for the schema. JSON Schema's
+    # minItems and maxItems apply only when `input` is an array, so a string stays valid.
+    input: Annotated[str | list[str] | list[int] | list[list[int]], WithJsonSchema(_EMBEDDING_INPUT)]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
     user: str | None = None

@@ -80,6 +80,10 @@ async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
     inputs = [req.input] if isinstance(req.input, str) else req.input
     if not inputs or len(inputs) > MAX_EMBEDDING_INPUTS:
         raise InvalidRequest(f"'input' must hold 1 to {MAX_EMBEDDING_INPUTS} items.", "input", "invalid_value")
+    if (empty := next((i for i, x in enumerate(inputs) if x == ""), None)) is not None:
+        # As OpenAI: an embedding of nothing is no answer to anything.
+        where = "input" if isinstance(req.input, str) else f"input.{empty}"
+        raise InvalidRequest(f"'{where}' is an empty string; there is nothing to embed.", where, "invalid_value")
     cfg = services.config
     name = req.model
     if name not in cfg.embedding_names and (target := cfg.alias(name)) in cfg.embedding_names:
