@@ -20,6 +20,7 @@ from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.calls import Calls
 from gateway.cooldown import Cooldowns
+from gateway.draft import confident_draft
 from gateway.end_users import EndUserBudgets
 from gateway.errors import (
     GatewayError,
@@ -340,7 +341,19 @@ class ChatPipeline:
                 # A draft is judged by one answer's confidence, so a request for several answers is not cascaded.
                 decision, plan = await self.route(req, trace, policy, messages, cascading=(req.n or 1) == 1)
             t0 = time.perf_counter()
-            body = (await self._draft(req, trace, plan, messages, params)) if plan is not None else None
+            body = None
+            if plan is not None:
+                body = await confident_draft(
+                    req,
+                    trace,
+                    plan,
+                    messages,
+                    params,
+                    self._provider.complete,
+                    self.deployments,
+                    self.cooldowns,
+                    self.prices,
+                )
             if body is None:
                 answer, slot = await self.calls.first_success(
                     trace,
@@ -373,46 +386,6 @@ class ChatPipeline:
             raise
         finally:
             self._ledger.record(ledger_record(trace, self.prices))
-
-    async def _draft(
-        self,
-        req: ChatCompletionRequest,
-        trace: Trace,
-        plan: cascade.CascadePlan,
-        messages: list[dict[str, Any]],
-        params: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """The draft answer if its model is confident enough, else None (the caller escalates).
-
-        Any failure of the draft (upstream error, refusal, no log-probabilities) escalates; the client never sees
-        it. An escalated draft's cost is added to the request's."""
-        for spec in plan.draft:
-            server, target = self.deployments.order(spec, self.cooldowns.cooling())[0]  # one try per draft model
-            if (slot := self.deployments.inflight.try_acquire(server)) is None:
-                continue  # a draft is optional: with its server full, escalating beats waiting
-            try:
-                body = await self._provider.complete(target, messages, {**params, "logprobs": True})
-            except UpstreamError as e:
-                self.cooldowns.failed(e, server, trace.unchecked)
-                trace.fallbacks.append(spec.name)
-                continue
-            finally:
-                slot.release()
-            self.cooldowns.succeeded(server)
-            conf = cascade.confidence(cascade.answer_logprobs(body))
-            trace.draft_model, trace.draft_confidence = spec.name, conf
-            if conf is not None and conf >= plan.min_confidence:
-                trace.cascade, trace.routed = "kept", spec
-                if not req.logprobs:  # asked for the judgement, not by the client
-                    for choice in body.get("choices") or []:
-                        if isinstance(choice, dict):
-                            choice.pop("logprobs", None)
-                return body
-            trace.cascade = "escalated"
-            trace.draft_cost = self.prices.cost(spec.name, usage_of(body) or Usage(0, 0))
-            return None
-        trace.cascade = "draft_failed"
-        return None
 
     async def stream(
         self,
