@@ -25,8 +25,9 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from gateway.protocol import ErrorDetail, ErrorResponse
 from router.select import Unsatisfiable
@@ -208,6 +209,10 @@ def install(app: FastAPI) -> None:
         err.status = exc.status_code
         return error_response(err, headers=exc.headers)  # e.g. a 405's Allow, which RFC 9110 requires
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # The client left while still sending its body: there was no request, and there is no one to answer.
+        return Response(status_code=499)  # nginx's "client closed request", should anything log it
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", None)
         log.exception("unhandled error in request %s", rid)
@@ -216,4 +221,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(GatewayError, gateway_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(ClientDisconnect, client_gone)
     app.add_exception_handler(Exception, unexpected)

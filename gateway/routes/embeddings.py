@@ -42,6 +42,9 @@ def _b64(vec: list[float]) -> str:
 async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     rid: str = request.state.request_id
     started = time.perf_counter()
+    # Read before the record begins: a client that leaves while sending it made no request (ClientDisconnect,
+    # answered by gateway/errors.py), as on the chat path.
+    raw = await request.body()
     rec = LedgerRecord(
         ts=time.time(),
         request_id=rid,
@@ -53,7 +56,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
     )
     try:
         try:
-            req = EmbeddingRequest.model_validate_json(await request.body())
+            req = EmbeddingRequest.model_validate_json(raw)
         except ValidationError as e:
             raise from_validation([dict(x) for x in e.errors()]) from None
         rec.requested_model = req.model
