@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.features import prompt_from_messages
-from gateway import privacy, steering
+from gateway import privacy, steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.calls import Calls
@@ -487,7 +487,9 @@ class ChatPipeline:
     ) -> None:
         """The ledger record of a request refused before routing (malformed body, bad parameter, a key's limit),
         under the policy its model names, when it names one, so that per-policy reports count it."""
-        trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(headers or {}, api_key))
+        h = headers or {}
+        # Its tags too, when they are well formed: a team's refused requests are its own to see.
+        trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(h, api_key), tags=tags.column(h))
         with suppress(GatewayError):  # an unknown or forbidden name, or none: no policy to book it under
             trace.policy = self.resolve(requested_model, api_key)[0]
         trace.fail(err)

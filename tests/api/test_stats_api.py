@@ -155,6 +155,8 @@ def test_spend_per_tag(gateway_factory: GatewayFactory, fresh_upstream: FakeUpst
             model="mid", messages=[{"role": "user", "content": "x"}], extra_headers={"x-tiergate-tags": "no spaces"}
         )
     assert bad.value.body["param"] == "x-tiergate-tags"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError):  # well-formed tags on a malformed body: the team's own failure
+        client.chat.completions.create(model="mid", messages=[], extra_headers=search)
     rows = svc.ledger.rows()
     assert [r["tags"] for r in rows] == [
         ",team-search,",
@@ -163,11 +165,12 @@ def test_spend_per_tag(gateway_factory: GatewayFactory, fresh_upstream: FakeUpst
         ",batch,",
         None,
         None,  # the refused request is on the record, without the tags it was refused for
+        ",team-search,",
     ]
-    assert rows[-1]["status"] == 400
+    assert rows[-2]["status"] == rows[-1]["status"] == 400
     stats = httpx.get(f"{server.url}/api/stats").json()
     by_tag = {t["tag"]: t for t in stats["tags"]}
-    assert {t: v["requests"] for t, v in by_tag.items()} == {"team-search": 3, "feature_summary": 2, "batch": 1}
+    assert {t: v["requests"] for t, v in by_tag.items()} == {"team-search": 4, "feature_summary": 2, "batch": 1}
     chat_rows = [r for r in rows if r["tags"] and "team-search" in r["tags"]]
     assert by_tag["team-search"]["cost_usd"] == pytest.approx(sum(r["cost_usd"] for r in chat_rows))
     feature = httpx.get(f"{server.url}/api/stats", params={"tag": "feature_summary"}).json()
