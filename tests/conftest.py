@@ -27,6 +27,7 @@ from gateway.transport import Transport
 from router.policy import TiergateConfig
 from tests.fakes.encoder import HashEncoder
 from tests.fakes.postgres import OwnPostgres, scratch_database
+from tests.fakes.redis_server import OwnRedis
 from tests.fakes.server import RunningServer, serve_in_thread
 from tests.fakes.upstream import FakeUpstream
 
@@ -169,6 +170,14 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     else:
         with scratch_database() as url:
             yield url
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A redis-server of the test's own (not started): the one the test stops, never the machine's."""
+    redis = OwnRedis(tmp_path)
+    yield redis
+    redis.stop()
 
 
 @pytest.fixture

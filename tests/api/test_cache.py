@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import openai
@@ -14,7 +11,8 @@ import pytest
 
 from gateway.cache import MemoryStore, RedisStore
 from tests.conftest import GatewayFactory, api_config, cache_settled, sdk
-from tests.fakes.upstream import FakeUpstream, free_port
+from tests.fakes.redis_server import OwnRedis
+from tests.fakes.upstream import FakeUpstream
 
 Q = [{"role": "user", "content": "what is two plus two"}]
 
@@ -206,52 +204,11 @@ def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstr
     )
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    """A redis-server of this test's own on a spare port: the one the test stops, never the machine's."""
-    port = free_port()
-    yield port, tmp_path
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
-
-
-def _start_redis(port: int, d: Path) -> None:
-    subprocess.run(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "yes",
-            "--dir",
-            str(d),
-            "--logfile",
-            str(d / "redis.log"),
-        ],
-        check=True,
-        timeout=10,
-    )
-    for _ in range(100):
-        if (
-            subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, timeout=5).stdout.strip()
-            == b"PONG"
-        ):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("redis did not start")
-
-
 def test_redis_stopped_and_restarted_mid_test(
-    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, own_redis: tuple[int, Path]
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, own_redis: OwnRedis
 ) -> None:
-    port, d = own_redis
-    _start_redis(port, d)
-    store = RedisStore(f"redis://127.0.0.1:{port}/0", timeout_ms=100, backoff_s=0.5)
+    own_redis.start()
+    store = RedisStore(own_redis.url, timeout_ms=100, backoff_s=0.5)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=store)
     c = sdk(server.url)
     answers = []
@@ -261,7 +218,7 @@ def test_redis_stopped_and_restarted_mid_test(
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
     )
-    subprocess.run(["redis-cli", "-p", str(port), "shutdown", "nosave"], capture_output=True, timeout=10)
+    own_redis.stop()
     for i in range(10):  # Redis is gone: every request still answered, uncached
         answers.append(
             c.chat.completions.create(model="mid", messages=[{"role": "user", "content": f"q{i}"}], temperature=0)
@@ -269,7 +226,7 @@ def test_redis_stopped_and_restarted_mid_test(
     assert all(a.choices[0].message.content for a in answers)
     ready = httpx.get(f"{server.url}/readyz").json()
     assert ready["status"] == "degraded" and "degraded" in ready["checks"]["cache"]
-    _start_redis(port, d)
+    own_redis.start()
     time.sleep(0.6)  # past the back-off: the next request tries Redis again
     c.chat.completions.create(model="mid", messages=Q, temperature=0)
     cache_settled(svc)
