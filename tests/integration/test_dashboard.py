@@ -4,40 +4,23 @@ on the ledger file). A filter changes the numbers to the filtered sums. The scre
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Page
 
 from gateway.auth import digest
 from gateway.ledger import LedgerRecord
+from tests.browser import browser
 from tests.conftest import GatewayFactory, api_config
 from tests.fakes.upstream import FakeUpstream
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert path, "Chromium is missing: scripts/install.sh installs Debian's chromium package"
-    return path
 
 
 def _seed(url: str, svc: Any) -> None:
@@ -160,29 +143,6 @@ def _drawn_canvases(page: Page) -> dict[str, int]:
     return result
 
 
-@contextmanager
-def _browser(problems: list[str], **context: Any) -> Iterator[Page]:
-    """Headless Chromium with a fresh profile; console errors, failed requests and HTTP errors go to `problems`."""
-    with tempfile.TemporaryDirectory() as profile, sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=_chromium(),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            viewport={"width": 1400, "height": 1800},
-            **context,
-        )
-        page = ctx.new_page()
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-        page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url}"))
-        page.on("response", lambda r: problems.append(f"HTTP {r.status}: {r.url}") if r.status >= 400 else None)
-        try:
-            yield page
-        finally:
-            ctx.close()
-
-
 def test_dashboard_draws_and_its_numbers_equal_the_ledger(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
@@ -191,7 +151,7 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
     db = Path(svc.ledger.backend.where)
     ARTIFACTS.mkdir(exist_ok=True)
     problems: list[str] = []
-    with _browser(problems) as page:
+    with browser(problems) as page:
         page.goto(f"{server.url}/dashboard")
         page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
 
@@ -263,7 +223,7 @@ def test_with_keys_a_browser_opens_the_dashboard_with_an_admin_key(
     problems: list[str] = []
     # The page answers 401 with a Basic challenge; the browser answers it with these credentials (a person would
     # type them into its prompt) and sends them with the page's own fetches of /api/stats.
-    with _browser(problems, http_credentials={"username": "ops", "password": "tg-ops-key"}) as page:
+    with browser(problems, http_credentials={"username": "ops", "password": "tg-ops-key"}) as page:
         page.goto(f"{server.url}/dashboard")
         page.wait_for_function("window.tiergate && window.tiergate.ready === true", timeout=20_000)
         assert page.inner_text('[data-total="requests"]') == "1"
@@ -278,6 +238,6 @@ def test_with_keys_a_browser_opens_the_dashboard_with_an_admin_key(
         assert shown("tg-app-key", "tokens_last_minute") == "0 / 1000"
         assert shown("tg-app-key", "spent_usd") == "$0.000000 (7d)" and shown("tg-app-key", "budget_usd") == "$5.000000"
     assert problems == []
-    with _browser([], http_credentials={"username": "ops", "password": "wrong"}) as page:
+    with browser([], http_credentials={"username": "ops", "password": "wrong"}) as page:
         refused = page.goto(f"{server.url}/dashboard")
         assert refused is not None and refused.status == 401
