@@ -14,8 +14,9 @@ from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
-from gateway import errors, openapi
+from gateway import cors, errors, openapi
 from gateway.activity import Activity
 from gateway.alerts import Alerter, BudgetWatch, cooldown_alert
 from gateway.auth import Gate
@@ -265,7 +266,7 @@ async def _publish_metrics(svc: AppServices, every_s: float = 1.0) -> None:
         svc.pipeline.cooldowns.adopt(svc.metrics.peer_cooldowns())
 
 
-def create_app(settings: Settings | None = None, services: AppServices | None = None) -> Front:
+def create_app(settings: Settings | None = None, services: AppServices | None = None) -> ASGIApp:
     """With `settings` given, the app watches `settings.config` and reloads it (gateway/reload.py), so `services`,
     if also given, must have been built from that file."""
     watcher = None
@@ -324,7 +325,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
         app.include_router(r)
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
-    return Front(app)
+    return cors.with_cors(Front(app), cors.origins(settings.cors_origins))
 
 
 def settle_heap() -> None:
@@ -351,7 +352,7 @@ def _log_to_stderr(level: str, fmt: LogFormat = "text") -> None:
     root.propagate = False
 
 
-def serving_app(settings: Settings) -> Front:
+def serving_app(settings: Settings) -> ASGIApp:
     """The app of a process that will serve it: built, then its start-up heap settled (`settle_heap`)."""
     _log_to_stderr(settings.log_level, settings.log_format)
     app = create_app(settings)
@@ -359,6 +360,6 @@ def serving_app(settings: Settings) -> Front:
     return app
 
 
-def app_from_env() -> Front:
+def app_from_env() -> ASGIApp:
     """Factory for uvicorn's worker processes: each builds its own app from TIERGATE_* variables."""
     return serving_app(Settings())

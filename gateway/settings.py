@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     upstream_timeout_s: float = Field(default=MAX_TIMEOUT_S, gt=0)
     # Calls in flight per upstream host and worker on the direct path (gateway/h1client.py); more wait their turn.
     upstream_max_connections: int = Field(default=256, ge=1, le=65536)
+    # Browser apps on these origins may call the API (CORS): comma-separated, e.g. https://chat.example.com, or *
+    # for any. Unset: no CORS headers, so browsers refuse cross-origin calls; apps on servers are unaffected.
+    cors_origins: str | None = None
     log_level: str = "info"
     # json: one JSON object a line (ts, level, logger, message, pid), uvicorn's lines too, for log shippers.
     log_format: Literal["text", "json"] = "text"
