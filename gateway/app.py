@@ -289,6 +289,7 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
             else None
         )
         yield
+        await _unwound(svc.activity)
         if alerting is not None:
             alerting.cancel()
         if pruner is not None:
@@ -326,6 +327,15 @@ def create_app(settings: Settings | None = None, services: AppServices | None = 
     app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
     app.openapi = lambda: openapi.build(app)  # type: ignore[method-assign]
     return cors.with_cors(Front(app), cors.origins(settings.cors_origins))
+
+
+async def _unwound(activity: Activity, limit_s: float = 5.0) -> None:
+    """Requests uvicorn cancelled at shutdown (TIERGATE_SHUTDOWN_GRACE_S) unwind over the next turns of the loop,
+    a stream's through its task group, queueing their records as they go: wait for them before the ledger drains,
+    or their records would come after it (a stream's did)."""
+    deadline = time.monotonic() + limit_s
+    while activity.active > 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 def settle_heap() -> None:

@@ -83,6 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             access_log=settings.access_log,
             proxy_headers=False,  # the client's address is not used; parsing X-Forwarded-* costs every request
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
         return 0
     # Worker processes build their own app from the environment; hand them the resolved config path, and one
@@ -100,6 +101,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             log_level=settings.log_level,
             access_log=settings.access_log,
             proxy_headers=False,
+            timeout_graceful_shutdown=settings.shutdown_grace_s,
         )
     return 0
 

@@ -95,6 +95,11 @@ class Unavailable(GatewayError):
     status = 503
 
 
+def server_stopping() -> Unavailable:
+    """What a request still in progress when the server stops gets (its answer not begun): retry it elsewhere."""
+    return Unavailable("The gateway is shutting down; retry the request.", None, "server_stopping")
+
+
 class UpstreamFailed(GatewayError):
     status = 502
 

@@ -9,6 +9,7 @@ else (gateway/errors.py). Every other path, and the lifespan, is FastAPI's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -19,7 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import STATE_KEY, Refused, header
 from gateway.deps import AppServices
-from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error
+from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error, server_stopping
 from gateway.responses_api import RESPONSES_PATH
 from gateway.routes.chat import CHAT, CHAT_PATH, handle_chat
 from gateway.routes.responses import RESPONSES
@@ -48,6 +49,11 @@ class Front:
         activity.active += 1
         try:
             await self._http(services, scope, receive, send)
+        except asyncio.CancelledError:
+            # Only the server cancels a request's task: uvicorn at shutdown, once TIERGATE_SHUTDOWN_GRACE_S has run
+            # out (a client that leaves is a message, not a cancellation). The request is on record by now (a 499
+            # with what it had cost); ending the task here spares the log a traceback per request that says no more.
+            log.warning("request %s cancelled: the server is stopping", scope.get("state", {}).get("request_id"))
         finally:
             activity.active -= 1
 
@@ -76,6 +82,10 @@ class Front:
                 response = error_response(e, rid)
             except ClientDisconnect:
                 return  # gone before its body arrived: nothing was routed, there is no one to answer
+            except asyncio.CancelledError:
+                # The server is stopping (below) before this answer began: the client may retry elsewhere.
+                await error_response(server_stopping(), rid)(scope, receive, send)
+                raise
             except Exception:
                 log.exception("unhandled error in request %s", rid)
                 response = error_response(internal_error(rid), rid)

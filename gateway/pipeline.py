@@ -65,7 +65,10 @@ class Ledger(Protocol):
 
 
 class Watch(Protocol):
-    """What the caller watches for (gateway/disconnect.py: the client leaving), armed before a model is called."""
+    """What the caller watches for (gateway/disconnect.py: the client leaving), armed before a model is called;
+    `gone` once the client has left (so a cancellation was the client's, not the server's)."""
+
+    gone: bool
 
     def arm(self) -> None: ...
 
@@ -382,7 +385,7 @@ class ChatPipeline:
             trace.status, trace.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
             raise
         except BaseException:
-            cancelled(trace, req)
+            cancelled(trace, req, by_client=watch is not None and watch.gone)
             raise
         finally:
             self._ledger.record(ledger_record(trace, self.prices))
@@ -452,7 +455,7 @@ class ChatPipeline:
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         except BaseException:
-            cancelled(trace, req)
+            cancelled(trace, req, by_client=watch is not None and watch.gone)
             self._ledger.record(ledger_record(trace, self.prices))
             raise
         # Started here, so that its `finally` (the ledger record, the slot's release) runs even if the client leaves

@@ -91,11 +91,12 @@ def start_trace(
     )
 
 
-def cancelled(trace: Trace, req: ChatCompletionRequest) -> None:
-    """A request cancelled before its answer (its client left: gateway/disconnect.py; or the server stopping) is a
-    499. If a model had been called, the record books the prompt it was sent, estimated: a hosted API bills the
-    prompt of a call it has begun, answered or not."""
-    trace.status, trace.error_type = 499, "client_closed"
+def cancelled(trace: Trace, req: ChatCompletionRequest, by_client: bool) -> None:
+    """A request cancelled before its answer: a 499 when its client left (gateway/disconnect.py), a 503 when the
+    server is stopping (uvicorn cancels what outlasts TIERGATE_SHUTDOWN_GRACE_S; the client is told to retry, by
+    gateway/front.py). If a model had been called, the record books the prompt it was sent, estimated: a hosted API
+    bills the prompt of a call it has begun, answered or not."""
+    trace.status, trace.error_type = (499, "client_closed") if by_client else (503, "server_stopping")
     if trace.routed is not None and trace.usage.prompt_tokens == 0:
         trace.usage, trace.usage_estimated = estimate_usage(req, 0), True
 

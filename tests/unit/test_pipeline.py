@@ -358,18 +358,35 @@ async def test_private_data_with_no_local_model_allowed_is_refused_not_sent_out(
     assert provider.calls == ["mid"]
 
 
-async def test_a_request_cancelled_before_its_answer_is_recorded_as_499_on_both_paths() -> None:
+class _Watch:
+    """The disconnect watch as the pipeline sees it (gateway/disconnect.py)."""
+
+    def __init__(self, gone: bool) -> None:
+        self.gone = gone
+
+    def arm(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("gone", "status", "error_type"), [(True, 499, "client_closed"), (False, 503, "server_stopping")]
+)
+async def test_a_request_cancelled_before_its_answer_is_recorded_as_the_clients_or_the_servers_on_both_paths(
+    gone: bool, status: int, error_type: str
+) -> None:
+    """Cancelled once its client left, a request is a 499; cancelled with its client still there (the server
+    stopping: uvicorn past TIERGATE_SHUTDOWN_GRACE_S), a 503."""
     provider = Gated()
     pipe, ledger = _capped(provider)
-    whole = asyncio.create_task(pipe.complete(_req(), "whole"))
+    whole = asyncio.create_task(pipe.complete(_req(), "whole", watch=_Watch(gone)))
     await asyncio.sleep(0.01)
-    waiting = asyncio.create_task(pipe.stream(_req(stream=True), "waiting"))  # queued for the local model's slot
+    waiting = asyncio.create_task(pipe.stream(_req(stream=True), "waiting", watch=_Watch(gone)))  # queued for a slot
     await asyncio.sleep(0.01)
     for task in (waiting, whole):
         task.cancel()
     await asyncio.gather(whole, waiting, return_exceptions=True)
     assert sorted((r.request_id, r.status, r.error_type) for r in ledger.records) == [
-        ("waiting", 499, "client_closed"),
-        ("whole", 499, "client_closed"),
+        ("waiting", status, error_type),
+        ("whole", status, error_type),
     ]
     assert pipe.deployments.inflight.count("local") == 0 and pipe.deployments.inflight.load()["local"].waiting == 0
