@@ -92,12 +92,21 @@ class Front:
             await response(scope, receive, send)
             return
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = list(message.get("headers", []))
                 if not any(k.lower() == b"x-request-id" for k, _ in headers):
                     headers.append((b"x-request-id", rid.encode()))
                 message["headers"] = headers
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if not started:  # as on the chat path: the server is stopping before this answer began
+                await error_response(server_stopping(), rid)(scope, receive, send)
+            raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 import uuid
@@ -73,6 +74,10 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         raise
     except Exception:
         rec.status, rec.error_type = 500, "server_error"  # a bug: the client gets a 500, so does the record
+        raise
+    except asyncio.CancelledError:
+        # Nothing cancels this route but the server stopping (gateway/front.py answers the client with this 503).
+        rec.status, rec.error_type = 503, "server_stopping"
         raise
     finally:
         rec.latency_ms = (time.perf_counter() - started) * 1000

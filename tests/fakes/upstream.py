@@ -6,9 +6,9 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
 some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
 `{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that
-text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer back, and pauses a stream
-after its first word, until the event is set. Every request it receives is kept in `received`, so tests can see
-what really crossed the wire; started as a program (`python -m
+text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer (or embeddings) back, and
+pauses a stream after its first word, until the event is set. Every request it receives is kept in `received`, so
+tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
 measured), and those pauses would show up as the gateways' tail latency.
@@ -208,6 +208,8 @@ class FakeUpstream:
     async def _embeddings(self, request: Request) -> Response:
         body = await request.json()
         self._keep(body)
+        if (hold := self.scripts.get(str(body.get("model", "")), Script()).hold) is not None:
+            await asyncio.to_thread(hold.wait, 60)
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
         data = [
             {"object": "embedding", "index": i, "embedding": [float(len(str(t))), 1.0, 0.0]}

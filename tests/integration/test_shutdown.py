@@ -31,6 +31,8 @@ def test_sigterm_records_what_outlasts_the_grace_and_exits(tmp_path: Path, worke
     model = {"name": "m", "litellm_model": "openai/m", "api_base": up.base_url, "tier": 0}
     cfg = {"models": [{**model, "price": {"input_per_mtok": 1.0, "output_per_mtok": 1.0}}]}
     cfg["policies"] = {"default": {"thresholds": [0.5], "baseline_model": "m"}}
+    cfg["embedding_models"] = [{"name": "e", "litellm_model": "openai/e", "api_base": up.base_url}]
+    up.script("e", hold=hold)
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump(cfg))
     port, ledger = free_port(), tmp_path / "l.sqlite3"
     env = {**os.environ, "TIERGATE_LEDGER_PATH": str(ledger), "TIERGATE_SHUTDOWN_GRACE_S": "1"}
@@ -51,6 +53,10 @@ def test_sigterm_records_what_outlasts_the_grace_and_exits(tmp_path: Path, worke
         except httpx.HTTPError as e:
             seen["whole"] = type(e).__name__
 
+    def embedded() -> None:
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/embeddings", json={"model": "e", "input": "x y"}, timeout=120)
+        seen["embeddings"] = r.status_code
+
     def streamed() -> None:
         body = {"model": "m", "messages": [{"role": "user", "content": "one two three"}], "stream": True}
         got: list[str] = []
@@ -63,10 +69,10 @@ def test_sigterm_records_what_outlasts_the_grace_and_exits(tmp_path: Path, worke
 
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", 180, proc, log)
-        clients = [threading.Thread(target=whole), threading.Thread(target=streamed)]
+        clients = [threading.Thread(target=f) for f in (whole, streamed, embedded)]
         for c in clients:
             c.start()
-        until(lambda: up.calls_for("m") == 2, "both calls at the upstream")
+        until(lambda: up.calls_for("m") == 2 and up.calls_for("e") == 1, "the three calls at the upstream")
         proc.send_signal(signal.SIGTERM)
         # A deadline, not a timing: without the bound, the process waits for the held answers (the fake holds them
         # for 60 s at most), so it would still be running here.
@@ -82,7 +88,12 @@ def test_sigterm_records_what_outlasts_the_grace_and_exits(tmp_path: Path, worke
     assert proc.returncode in (0, -signal.SIGTERM), text[-3000:]  # uvicorn re-raises the signal it stopped on
     assert "timeout graceful shutdown exceeded" in text and "Traceback" not in text, text[-3000:]
     with sqlite3.connect(ledger) as c:
-        rows = c.execute("SELECT stream, status, error_type, routed_model, prompt_tokens FROM requests").fetchall()
+        chat = "SELECT stream, status, error_type, routed_model, prompt_tokens FROM requests WHERE endpoint = ?"
+        rows = c.execute(chat, ("chat.completions",)).fetchall()
+        (embedding,) = c.execute(
+            "SELECT status, error_type, requested_model FROM requests WHERE endpoint = 'embeddings'"
+        )
+    assert embedding == (503, "server_stopping", "e") and seen["embeddings"] == 503
     # The whole answer not begun: a 503 the client may retry elsewhere. The stream, begun: cut, and (as the relay
     # cannot tell who cut it) recorded as a client's would be. Both book the prompt sent to the model, estimated.
     assert sorted(r[:4] for r in rows) == [(0, 503, "server_stopping", "m"), (1, 499, "client_closed", "m")], rows
