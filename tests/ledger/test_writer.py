@@ -15,7 +15,7 @@ from typing import Any
 from gateway.ledger import LedgerRecord, LedgerUnavailable
 from gateway.ledger.record import to_line
 from gateway.ledger.schema import Dialect
-from gateway.ledger.writer import Ledger
+from gateway.ledger.writer import WRITER_NICE, Ledger
 from tests.ledger.test_backends import rec, wait_settled
 
 
@@ -128,3 +128,23 @@ def test_when_the_spool_disk_refuses_records_wait_in_memory(tmp_path: Path) -> N
     wait_settled(ledger, 10)
     ledger.close()
     assert len(db.rows) == 10
+
+
+def _nice(tid: int) -> int:
+    """A thread's nice value, field 19 of /proc/self/task/<tid>/stat (after the parenthesised name)."""
+    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_the_writer_thread_runs_below_the_serving_threads_priority(tmp_path: Path) -> None:
+    """Its batch inserts must give way to the request path (gateway/ledger/writer.py: WRITER_NICE); the thread that
+    serves keeps the process's priority."""
+    led = Ledger(FakeBackend(), FakeBackend(), tmp_path)
+    try:
+        led.record(rec("r1"))
+        led.flush()  # the writer has run, so it has set its own priority by now
+        writer = led._thread.native_id
+        assert writer is not None
+        assert _nice(writer) == _nice(threading.get_native_id()) + WRITER_NICE
+    finally:
+        led.close()
