@@ -51,8 +51,8 @@ class Front:
             await self._http(services, scope, receive, send)
         except asyncio.CancelledError:
             # Only the server cancels a request's task: uvicorn at shutdown, once TIERGATE_SHUTDOWN_GRACE_S has run
-            # out (a client that leaves is a message, not a cancellation). Its record is queued by now (a 503 if its
-            # answer had not begun, a cut stream's 499); ending the task here spares the log a traceback per request.
+            # out (a client that leaves is a message, not a cancellation). Its record is queued by now (a 503
+            # server_stopping); ending the task here spares the log a traceback per request.
             log.warning("request %s cancelled: the server is stopping", scope.get("state", {}).get("request_id"))
         finally:
             activity.active -= 1

@@ -4,6 +4,7 @@ server's slot freed and the request's one record written."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
@@ -33,6 +34,9 @@ async def relay_stream(
     is recorded with estimated usage: what was generated until then is billed all the same.
     """
     assert trace.routed is not None
+    # The pipeline takes the first chunk in the request's own task; what cuts the stream later tells itself apart by
+    # it: uvicorn at shutdown cancels that task, a client leaving does not (below).
+    request_task = asyncio.current_task()
     include_usage = req.wants_usage_chunk()
     seen: list[dict[str, Any]] = []
     got_usage = finished = False
@@ -68,8 +72,10 @@ async def relay_stream(
         err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))
         ending = {"error": err.body().error.model_dump()}
     except BaseException:
-        # The client went away (cancellation) or we broke: the record says so, then the error propagates.
-        trace.status, trace.error_type = 499, "client_closed"
+        # Cut (a cancellation) or we broke: the record says so, then the error propagates. The server stopping
+        # (uvicorn past TIERGATE_SHUTDOWN_GRACE_S) cancels the request's task; otherwise the client went away.
+        stopping = request_task is not None and request_task.cancelling() > 0
+        trace.status, trace.error_type = (503, "server_stopping") if stopping else (499, "client_closed")
         raise
     finally:
         slot.release()

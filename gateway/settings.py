@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     # for any. Unset: no CORS headers, so browsers refuse cross-origin calls; apps on servers are unaffected.
     cors_origins: str | None = None
     # On SIGTERM a worker stops taking requests and lets those in flight finish for up to this long; then it cancels
-    # the rest, records each (a 503 server_stopping, a cut stream's 499), drains the ledger and exits. Below the
+    # the rest, records each (a 503 server_stopping, with what it had cost), drains the ledger and exits. Below the
     # SIGKILL that follows under `docker stop` (10 s) and Kubernetes (30 s) by default, so every request is on record.
     shutdown_grace_s: int = Field(default=8, ge=1, le=3600)  # whole seconds: uvicorn takes no fraction
     log_level: str = "info"
