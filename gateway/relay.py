@@ -73,8 +73,9 @@ async def relay_stream(
         ending = {"error": err.body().error.model_dump()}
     except BaseException:
         # Cut (a cancellation) or we broke: the record says so, then the error propagates. The server stopping
-        # (uvicorn past TIERGATE_SHUTDOWN_GRACE_S) cancels the request's task; otherwise the client went away.
-        stopping = request_task is not None and request_task.cancelling() > 0
+        # (uvicorn past TIERGATE_SHUTDOWN_GRACE_S) cancels the request's task, which is still unwinding as we get
+        # here; otherwise the client went away (a stream dropped unread is closed later, its task done by then).
+        stopping = request_task is not None and not request_task.done() and request_task.cancelling() > 0
         trace.status, trace.error_type = (503, "server_stopping") if stopping else (499, "client_closed")
         raise
     finally:
