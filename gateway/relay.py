@@ -14,7 +14,8 @@ from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.response_cache import assemble
 from gateway.trace import Trace
-from gateway.usage import content_tokens, estimate_usage, usage_of
+from gateway.usage import content_tokens, counts_one_choice, estimate_usage, usage_of
+from router.pricing import Usage
 
 
 async def relay_stream(
@@ -39,7 +40,7 @@ async def relay_stream(
     request_task = asyncio.current_task()
     include_usage = req.wants_usage_chunk()
     seen: list[dict[str, Any]] = []
-    got_usage = finished = False
+    got_usage = finished = one_choice_each = False
     pieces, tokens = 0, 0.0  # generated deltas and their estimated tokens, for the estimate
     ending: dict[str, Any] | None = None  # the error event of a broken stream, sent once its record is queued
     try:
@@ -48,6 +49,11 @@ async def relay_stream(
             if on_done is not None:
                 seen.append(dict(chunk))  # below we only set "model" and drop "usage" at the top level
             if (u := usage_of(chunk)) is not None:
+                if counts_one_choice(chunk):
+                    # llama.cpp's server streams one usage chunk per choice when `n` > 1: they add up.
+                    if one_choice_each:
+                        u = Usage(u.prompt_tokens, trace.usage.completion_tokens + u.completion_tokens, u.cached_tokens)
+                    one_choice_each = True
                 trace.usage, got_usage = u, True
                 if not include_usage:
                     chunk.pop("usage")

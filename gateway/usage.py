@@ -53,3 +53,19 @@ def estimate_usage(req: ChatCompletionRequest, answer_tokens: float, answer_delt
     of streamed deltas (streams send about one token a delta; a server that packs several into one is counted by
     its text)."""
     return Usage(req.needs().context_tokens, max(answer_deltas, math.ceil(answer_tokens)))
+
+
+def counts_one_choice(body: Mapping[str, Any]) -> bool:
+    """Whether the usage beside this answer (or stream chunk) counts one choice's tokens however many there are.
+    llama.cpp's server does, for `n` > 1 (measured: three answers of 20 tokens each, `completion_tokens: 20`), and
+    it is the only server here that adds its `timings` object to an answer."""
+    return isinstance(body.get("timings"), Mapping)
+
+
+def every_choice(req: ChatCompletionRequest, reported: Usage, choices: Iterable[tuple[Any, float]]) -> Usage:
+    """The completion tokens of all the answers of one request whose server counted only one of them
+    (`counts_one_choice`): each answer cut by its length limit is that limit, exactly; any other its estimate from
+    its text. Never less than the server counted."""
+    limit = req.max_completion_tokens or req.max_tokens
+    total = sum(limit if reason == "length" and limit else math.ceil(tokens) for reason, tokens in choices)
+    return Usage(reported.prompt_tokens, max(reported.completion_tokens, total), reported.cached_tokens)

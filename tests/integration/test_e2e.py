@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 
 from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT
+from router.tokens import estimate_tokens
 from tests.integration.conftest import Gateway
 
 # Classifier v1 is weak (see classifiers/MODEL_CARD.md): these tests check that real scores drive real routing,
@@ -88,9 +90,31 @@ def test_several_answers_from_local_llama_cpp(tiergate: Gateway) -> None:
     assert [c.index for c in body.choices] == [0, 1]
     assert all((c.message.content or "").strip() for c in body.choices)
     row = _ledger(tiergate, r.headers["x-request-id"])
-    # Recorded as the upstream reports it. (This llama.cpp counts one answer's tokens for n > 1: llama.cpp PR
-    # #27318; a hosted OpenAI model counts all of them.)
-    assert body.usage is not None and row["completion_tokens"] == body.usage.completion_tokens
+    # This llama.cpp counts one answer's tokens for n > 1 (llama.cpp PR #27318; a hosted OpenAI model counts all of
+    # them). The ledger counts every answer: one cut at max_tokens is that many tokens exactly, any other its
+    # estimate, and never less than the server counted.
+    assert body.usage is not None
+    each = [
+        8 if c.finish_reason == "length" else math.ceil(estimate_tokens(c.message.content or "")) for c in body.choices
+    ]
+    assert (row["completion_tokens"], row["usage_estimated"]) == (max(body.usage.completion_tokens, sum(each)), 1)
+    long = [{"role": "user", "content": "Tell me a long story about a dragon and a knight."}]
+    both_cut = _client(tiergate).chat.completions.with_raw_response.create(
+        model="smollm2-local", messages=long, max_tokens=8, n=2
+    )
+    cut = both_cut.parse()
+    assert [c.finish_reason for c in cut.choices] == ["length", "length"] and cut.usage is not None
+    assert (cut.usage.completion_tokens, _ledger(tiergate, both_cut.headers["x-request-id"])["completion_tokens"]) == (
+        8,
+        16,
+    )
+    # Streamed, it sends one usage chunk per answer: the ledger adds them up.
+    s = _client(tiergate).chat.completions.with_raw_response.create(
+        model="smollm2-local", messages=long, max_tokens=8, n=2, stream=True, stream_options={"include_usage": True}
+    )
+    usages = [c.usage.completion_tokens for c in s.parse() if c.usage is not None]
+    assert usages == [8, 8]
+    assert _ledger(tiergate, s.headers["x-request-id"])["completion_tokens"] == 16
 
 
 def test_more_answers_than_llama_server_has_slots_go_to_a_model_that_can_give_them(tiergate: Gateway) -> None:
