@@ -38,7 +38,7 @@ from gateway.provider import UpstreamError
 from gateway.relay import each, prepend, relay_stream
 from gateway.response_cache import CacheDecision, ChatCache, replay, routed_target
 from gateway.trace import Trace, cancelled, key_id, ledger_record, response_headers, spec_name, start_trace
-from gateway.usage import content_tokens, counts_one_choice, estimate_usage, every_choice, usage_of
+from gateway.usage import answer_usage, usage_of
 from router import cascade
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
@@ -367,14 +367,7 @@ class ChatPipeline:
                 body = answer
             trace.upstream_ms = (time.perf_counter() - t0) * 1000.0
             assert trace.routed is not None
-            choices = [c for c in body.get("choices") or () if isinstance(c, dict)]
-            if (usage := usage_of(body)) is None:
-                answers = [c.get("message") for c in choices]
-                usage, trace.usage_estimated = estimate_usage(req, content_tokens(answers)), True
-            elif len(choices) > 1 and counts_one_choice(body):
-                counted = [(c.get("finish_reason"), content_tokens([c.get("message")])) for c in choices]
-                usage, trace.usage_estimated = every_choice(req, usage, counted), True
-            trace.usage = usage
+            trace.usage, trace.usage_estimated = answer_usage(req, body)
             body["model"] = trace.routed.name
             if cd.store:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)

@@ -69,3 +69,15 @@ def every_choice(req: ChatCompletionRequest, reported: Usage, choices: Iterable[
     limit = req.max_completion_tokens or req.max_tokens
     total = sum(limit if reason == "length" and limit else math.ceil(tokens) for reason, tokens in choices)
     return Usage(reported.prompt_tokens, max(reported.completion_tokens, total), reported.cached_tokens)
+
+
+def answer_usage(req: ChatCompletionRequest, body: Mapping[str, Any]) -> tuple[Usage, bool]:
+    """What a whole answer used, and whether that is an estimate: the upstream's report; the answers' estimate when
+    it sent none; every answer counted when its server counted one of several (`counts_one_choice`)."""
+    choices = [c for c in body.get("choices") or () if isinstance(c, Mapping)]
+    if (usage := usage_of(body)) is None:
+        return estimate_usage(req, content_tokens(c.get("message") for c in choices)), True
+    if len(choices) > 1 and counts_one_choice(body):
+        counted = [(c.get("finish_reason"), content_tokens([c.get("message")])) for c in choices]
+        return every_choice(req, usage, counted), True
+    return usage, False
