@@ -14,7 +14,7 @@ from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.response_cache import assemble
 from gateway.trace import Trace
-from gateway.usage import content_tokens, counts_one_choice, estimate_usage, usage_of
+from gateway.usage import content_tokens, counts_one_choice, estimate_usage, restated, usage_of
 from router.pricing import Usage
 
 
@@ -41,6 +41,7 @@ async def relay_stream(
     include_usage = req.wants_usage_chunk()
     seen: list[dict[str, Any]] = []
     got_usage = finished = one_choice_each = False
+    held: dict[str, Any] | None = None  # a usage chunk that counts one answer of several: sent at the end, restated
     pieces, tokens = 0, 0.0  # generated deltas and their estimated tokens, for the estimate
     ending: dict[str, Any] | None = None  # the error event of a broken stream, sent once its record is queued
     try:
@@ -54,6 +55,9 @@ async def relay_stream(
                     if one_choice_each:
                         u = Usage(u.prompt_tokens, trace.usage.completion_tokens + u.completion_tokens, u.cached_tokens)
                     one_choice_each = True
+                    if include_usage and not chunk.get("choices"):
+                        # It sends one in the middle of the others' content, too; OpenAI sends one, last, for all.
+                        held = chunk
                 trace.usage, got_usage = u, True
                 if not include_usage:
                     chunk.pop("usage")
@@ -63,7 +67,7 @@ async def relay_stream(
                     n = content_tokens(c.get("delta") for c in choices)
                     pieces, tokens = pieces + (n > 0), tokens + n
             chunk["model"] = trace.routed.name
-            if include_usage or chunk.get("choices"):
+            if chunk is not held and (include_usage or chunk.get("choices")):
                 yield chunk
             chunk = await anext(rest, None)
         if not finished:
@@ -73,6 +77,8 @@ async def relay_stream(
             raise UpstreamError(trace.routed.name, 502, "the stream ended before the answer did", False)
         if on_done is not None and (body := assemble(seen)) is not None:
             on_done(body)
+        if held is not None:
+            yield held | {"usage": restated(held["usage"], trace.usage)}
     except UpstreamError as e:
         failed(e, trace.server, trace.unchecked)
         err = trace.fail(UpstreamFailed(f"The upstream model {e.model} failed mid-stream: HTTP {e.status}."))

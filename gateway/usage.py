@@ -71,13 +71,24 @@ def every_choice(req: ChatCompletionRequest, reported: Usage, choices: Iterable[
     return Usage(reported.prompt_tokens, max(reported.completion_tokens, total), reported.cached_tokens)
 
 
-def answer_usage(req: ChatCompletionRequest, body: Mapping[str, Any]) -> tuple[Usage, bool]:
+def restated(reported: Mapping[str, Any], usage: Usage) -> dict[str, Any]:
+    """A server's usage object saying `usage`'s completion tokens (and their total with the prompt's), its other
+    fields kept: what a client is told where the server counted one answer of several."""
+    total = usage.prompt_tokens + usage.completion_tokens
+    return {**reported, "completion_tokens": usage.completion_tokens, "total_tokens": total}
+
+
+def answer_usage(req: ChatCompletionRequest, body: dict[str, Any]) -> tuple[Usage, bool]:
     """What a whole answer used, and whether that is an estimate: the upstream's report; the answers' estimate when
-    it sent none; every answer counted when its server counted one of several (`counts_one_choice`)."""
+    it sent none; every answer counted when its server counted one of several (`counts_one_choice`). In that last
+    case the body's own `usage` is restated to match, as OpenAI's counts every answer: the client reads the tokens
+    it is billed for, not a fraction of them."""
     choices = [c for c in body.get("choices") or () if isinstance(c, Mapping)]
     if (usage := usage_of(body)) is None:
         return estimate_usage(req, content_tokens(c.get("message") for c in choices)), True
     if len(choices) > 1 and counts_one_choice(body):
         counted = [(c.get("finish_reason"), content_tokens([c.get("message")])) for c in choices]
-        return every_choice(req, usage, counted), True
+        usage = every_choice(req, usage, counted)
+        body["usage"] = restated(body["usage"], usage)
+        return usage, True
     return usage, False

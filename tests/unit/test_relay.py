@@ -90,3 +90,41 @@ async def test_a_stream_closed_without_its_request_being_cancelled_is_the_client
     await asyncio.gather(task, return_exceptions=True)
     await relay.aclose()
     assert recorded == [trace] and (trace.status, trace.error_type) == (499, "client_closed")
+
+
+def _llama_usage(completion: int) -> dict[str, Any]:
+    """A usage chunk as llama.cpp's server streams one per answer when `n` > 1 (its `timings` give it away)."""
+    usage = {"prompt_tokens": 35, "completion_tokens": completion, "total_tokens": 35 + completion}
+    return {"choices": [], "usage": usage, "timings": {"predicted_n": completion}}
+
+
+@pytest.mark.parametrize("include_usage", [True, False])
+async def test_llama_cpps_usage_chunk_per_answer_reaches_the_client_as_one_last_chunk_for_all(
+    include_usage: bool,
+) -> None:
+    """llama.cpp sends answer 1's usage in the middle of answer 0's content; OpenAI sends one usage chunk, last, with
+    every answer's tokens. A client that stops at the usage chunk, or reads the last one, must see them all."""
+    trace, slot = _traced()
+    req = ChatCompletionRequest.model_validate(
+        {
+            **REQ.model_dump(exclude_none=True),
+            "n": 2,
+            "stream_options": {"include_usage": include_usage},
+            "stream": True,
+        }
+    )
+
+    async def rest() -> AsyncIterator[dict[str, Any]]:
+        yield {"choices": [{"index": 1, "delta": {"content": "b"}, "finish_reason": "length"}]}
+        yield _llama_usage(6)
+        yield {"choices": [{"index": 0, "delta": {"content": "a"}}]}
+        yield {"choices": [{"index": 0, "delta": {}, "finish_reason": "length"}]}
+        yield _llama_usage(5)
+
+    out = [c async for c in relay_stream(trace, req, dict(FIRST), rest(), slot, lambda _: None, lambda *_: None)]
+    usages = [(i, c["usage"]) for i, c in enumerate(out) if "usage" in c]
+    assert usages == (
+        [(len(out) - 1, {"prompt_tokens": 35, "completion_tokens": 11, "total_tokens": 46})] if include_usage else []
+    )
+    assert [c["choices"][0]["index"] for c in out if c.get("choices")] == [0, 1, 0, 0]  # content in its order
+    assert (trace.usage.prompt_tokens, trace.usage.completion_tokens, trace.usage_estimated) == (35, 11, False)
