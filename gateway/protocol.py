@@ -144,6 +144,9 @@ class ChatCompletionRequest(BaseModel):
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool | None = None
+    # OpenAI's deprecated form of `tools` / `tool_choice`, still served: apps written before tools send them.
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     # What the answer is made of ("audio" needs a model with audio output), and the voice and format for audio.
     modalities: list[Literal["text", "audio"]] | None = None
@@ -200,11 +203,14 @@ class ChatCompletionRequest(BaseModel):
     def needs(self) -> Needs:
         tokens = sum(estimate_tokens(content_text(m.content)) for m in self.messages)
         fmt = (self.response_format or {}).get("type")
+        # The deprecated `functions` ask for tool calling too: a model without it answers in text where a call was
+        # wanted.
+        legacy = bool(self.functions) and self.function_call != "none"
         return replace(
             self.content_needs(),
             # `tool_choice: "none"` forbids calling them: any model will do (gateway/transport.py leaves the tools out
             # for one without tool calling).
-            tools=bool(self.tools) and self.tool_choice != "none",
+            tools=(bool(self.tools) and self.tool_choice != "none") or legacy,
             json_mode=fmt in ("json_object", "json_schema"),
             # An estimate for routing (router/tokens.py); billing uses the upstream's real counts.
             context_tokens=int(tokens) + 4 * len(self.messages),

@@ -14,16 +14,22 @@ def needs_litellm(cfg: TiergateConfig) -> bool:
     return bool(cfg.embedding_models) or any(not d.openai_compatible for m in cfg.models for d in m.expanded())
 
 
-_TOOL_PARAMS = ("tools", "tool_choice", "parallel_tool_calls")
+# Each choice parameter that can forbid calls, with what it governs: tools, and OpenAI's deprecated functions.
+_TOOL_PARAMS = {
+    "tool_choice": ("tools", "tool_choice", "parallel_tool_calls"),
+    "function_call": ("functions", "function_call"),
+}
 
 
 def for_model(spec: ModelSpec, params: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The parameters as `spec` takes them: a request that forbids tool calls (`tool_choice: "none"`) may be routed to
-    a model without tool calling (gateway/protocol.py: needs), and such a model is sent no tools, which its server
-    may refuse or mis-render; the tool-call history in the messages stays, as context."""
-    if params.get("tool_choice") == "none" and not spec.capabilities.tools:
-        return {k: v for k, v in params.items() if k not in _TOOL_PARAMS}
-    return params
+    """The parameters as `spec` takes them: a request that forbids tool calls (`tool_choice: "none"`, or
+    `function_call: "none"`) may be routed to a model without tool calling (gateway/protocol.py: needs), and such a
+    model is sent no tools, which its server may refuse or mis-render; the tool-call history in the messages stays,
+    as context."""
+    if spec.capabilities.tools:
+        return params
+    drop = {name for choice, names in _TOOL_PARAMS.items() if params.get(choice) == "none" for name in names}
+    return {k: v for k, v in params.items() if k not in drop} if drop else params
 
 
 class Transport:

@@ -371,6 +371,25 @@ def test_a_streamed_tool_call_arrives_whole_and_is_costed(
     assert [r["cache"] for r in rows] == ["miss", "hit"] and fresh_upstream.calls_for("mid") == 1
 
 
+def test_openais_deprecated_functions_go_to_a_model_with_tool_calling(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """An app written before `tools` sends `functions`: the easy request went to local-small (no tool calling), whose
+    server ignores them and answers in text. Now to `mid`, the cheapest with tools, sent the functions as they came;
+    with `function_call: "none"` to local-small, sent none."""
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    functions = [{"name": "search", "parameters": {"type": "object", "properties": {}}}]
+    msgs = [{"role": "user", "content": "find cats [score=0.1]"}]
+    for call, model in (("auto", "mid"), ("none", "local-small")):
+        body = {"model": "auto", "messages": msgs, "functions": functions, "function_call": call}
+        r = httpx.post(f"{server.url}/v1/chat/completions", json=body)
+        assert (r.status_code, r.headers["x-tiergate-model"]) == (200, model)
+        sent = fresh_upstream.received[-1]
+        assert (sent.get("functions"), sent.get("function_call")) == (
+            (functions, call) if model == "mid" else (None, None)
+        )
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_tools_with_tool_choice_none_go_to_the_cheapest_model_without_them(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, stream: bool

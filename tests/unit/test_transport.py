@@ -46,6 +46,27 @@ def test_a_model_without_tool_calling_is_sent_no_tools_and_one_with_it_all_of_th
     assert for_model(_spec(tools=True), params) == params
     asked = {"tools": TOOLS, "tool_choice": "auto"}  # named directly with tools it cannot call: as before, sent as is
     assert for_model(_spec(tools=False), asked) is asked
+    legacy = {"functions": [TOOLS[0]["function"]], "function_call": "none", "temperature": 0.2}
+    assert for_model(_spec(tools=False), legacy) == {"temperature": 0.2}
+    assert for_model(_spec(tools=True), legacy) is legacy
+
+
+@pytest.mark.parametrize(
+    ("legacy", "needs_tools"),
+    [
+        ({"functions": [TOOLS[0]["function"]]}, True),
+        ({"functions": [TOOLS[0]["function"]], "function_call": {"name": "f"}}, True),
+        ({"functions": [TOOLS[0]["function"]], "function_call": "none"}, False),
+        ({"function_call": "auto"}, False),  # no functions to call
+    ],
+)
+def test_openais_deprecated_functions_ask_for_tool_calling_as_tools_do(
+    legacy: dict[str, object], needs_tools: bool
+) -> None:
+    """Apps written before `tools` send `functions`: routed to a model without tool calling, they got text where a
+    call was wanted."""
+    body = {"model": "auto", "messages": [{"role": "user", "content": "weather in Paris?"}], **legacy}
+    assert ChatCompletionRequest.model_validate(body).needs().tools is needs_tools
 
 
 def test_each_shipped_model_keeps_its_own_timeout_under_the_default_settings(
