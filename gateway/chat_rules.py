@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 TOOL_CHOICES = ("none", "auto", "required")
 LOGIT_BIAS_BOUND = 100.0  # OpenAI's: -100 bans a token, 100 forces it
+MAX_STOPS = 4  # OpenAI's bound on `stop` sequences; llama-server takes any number
 
 
 def _refuse(kind: str, message: str, param: str, code: str | None = None) -> PydanticCustomError:
@@ -67,6 +68,9 @@ def check(req: ChatCompletionRequest) -> None:
             )
     if tooling:
         _check_tool_turns(req.messages)
+    if isinstance(req.stop, list) and len(req.stop) > MAX_STOPS:
+        message = f"array too long; expected at most {MAX_STOPS} stop sequences, got {len(req.stop)}"
+        raise _refuse("too_long", message, "stop", "array_above_max_length")
     if req.tools is not None and not req.tools:
         raise _empty("tools")  # OpenAI's answer to `tools: []`; leave the key out to send no tools
     if req.top_logprobs is not None and req.logprobs is not True:

@@ -99,6 +99,7 @@ def _answer(call_id: str) -> dict[str, Any]:
             "empty_array",
         ),
         ({"tools": []}, "tools", "empty_array"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),  # OpenAI: "array too long"
         ({"top_logprobs": 2}, "top_logprobs", "invalid_value"),  # llama-server: "requires logprobs to be set to true"
         ({"top_logprobs": 0, "logprobs": False}, "top_logprobs", "invalid_value"),
         (
@@ -189,6 +190,8 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
         },
         {"tools": [TOOL], "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}},
         {"stream": True, "stream_options": {"include_usage": False}},
+        {"stop": ["a", "b", "c", "d"]},
+        {"stop": "a single one"},
     ],
 )
 def test_what_openai_accepts_passes(body: dict[str, Any]) -> None:
