@@ -13,7 +13,8 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from gateway.errors import InvalidRequest
 from gateway.protocol import ints_fit
@@ -39,12 +40,17 @@ def _refused(why: str, *accepted: object) -> WithJsonSchema:
     return WithJsonSchema({"enum": [*accepted, None], "description": f"Refused unless null: {why}."})
 
 
+# OpenAI's floor for `max_output_tokens` (its code `integer_below_min_value`); llama-server takes less, so the same
+# body was answered or refused depending on where it was routed.
+MIN_OUTPUT_TOKENS = 16
+
+
 class ResponsesRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, ge=1)
+    max_output_tokens: int | None = Field(default=None, json_schema_extra={"minimum": MIN_OUTPUT_TOKENS})
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, ge=0.0, le=1.0)
     tools: list[dict[str, Any]] | None = None
@@ -60,6 +66,14 @@ class ResponsesRequest(BaseModel):
     background: Annotated[StrictBool | None, _refused("background runs are not supported", False)] = None
     user: str | None = None
     safety_identifier: str | None = None
+
+    @field_validator("max_output_tokens")
+    @classmethod
+    def _output_floor(cls, v: int | None) -> int | None:
+        if v is not None and v < MIN_OUTPUT_TOKENS:
+            why = f"integer below minimum value; expected a value >= {MIN_OUTPUT_TOKENS}, got {v}"
+            raise PydanticCustomError("greater_than_equal", why, {"code": "integer_below_min_value"})
+        return v
 
     @model_validator(mode="after")
     def _ints_fit(self) -> Self:

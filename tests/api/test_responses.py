@@ -178,3 +178,21 @@ def test_a_refusal_of_the_translated_chat_request_names_the_responses_field(
     assert fresh_upstream.received == []
     (row,) = svc.ledger.rows()
     assert (row["endpoint"], row["status"]) == ("responses", 400)
+
+
+@pytest.mark.parametrize(("tokens", "status"), [(0, 400), (15, 400), (16, 200)])
+def test_max_output_tokens_below_openais_floor_is_refused_as_openai_refuses_it(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, tokens: int, status: int
+) -> None:
+    """OpenAI's Responses API takes no fewer than 16 output tokens; llama-server takes any, so 12 was answered by
+    the local model and would have been a 400 from a hosted one."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    body = {"model": "mid", "input": "hi", "max_output_tokens": tokens}
+    r = httpx.post(f"{server.url}/v1/responses", json=body)
+    assert r.status_code == status
+    if status == 400:
+        err = r.json()["error"]
+        assert (err["param"], err["code"]) == ("max_output_tokens", "integer_below_min_value"), err
+        assert f"expected a value >= 16, got {tokens}" in err["message"] and fresh_upstream.received == []
+    (row,) = svc.ledger.rows()
+    assert (row["endpoint"], row["status"]) == ("responses", status)
