@@ -1,7 +1,8 @@
 """Nothing lost when everything goes wrong at once. `tiergate serve --workers 2` takes chat, streamed chat, Responses
 (whole and streamed), embeddings and malformed requests from 16 clients, some of which leave early (before the
 answer, mid-stream, or while still sending their body). Meanwhile the upstream fails, throttles, slows down and cuts
-streams at random, and the test's own Redis and its own PostgreSQL each go down for a while.
+streams at random, the test's own Redis and its own PostgreSQL each go down for a while, and the policy file is edited
+(and now and then saved broken) every fraction of a second.
 
 Afterwards: every request that got an answer has exactly one ledger record, with the status its client saw (a stream
 that broke after its 200 is a 502 on record); no request has two; nothing was answered or recorded as a 500; the log
@@ -142,6 +143,25 @@ async def _upstream_chaos(upstream: FakeUpstream, rng: random.Random, seconds: f
         upstream.script(model)
 
 
+async def _policy_edits(path: Path, upstream: FakeUpstream, rng: random.Random, seconds: float) -> None:
+    """An operator at work: the policy file is saved every 0.2-0.8 s (the workers look every 0.2 s) with other
+    thresholds and prices, now and then as a broken save, each by a rename as editors save; the models stay."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        cfg = _config(upstream)
+        cfg["policies"]["default"]["thresholds"] = sorted(round(rng.random(), 2) for _ in range(2))
+        for m in cfg["models"][1:]:
+            m["price"] = {
+                "input_per_mtok": round(rng.uniform(0.1, 9), 2),
+                "output_per_mtok": round(rng.uniform(1, 30), 2),
+            }
+        text = "models: [broken\n" if rng.random() < 0.15 else yaml.safe_dump(cfg)
+        (path.parent / "next.yaml").write_text(text)
+        os.replace(path.parent / "next.yaml", path)
+        await asyncio.sleep(rng.uniform(0.2, 0.8))
+    path.write_text(yaml.safe_dump(_config(upstream)))
+
+
 async def _outages(redis: OwnRedis, pg: OwnPostgres) -> None:
     await asyncio.sleep(2)
     await asyncio.to_thread(redis.stop)
@@ -173,7 +193,7 @@ def test_mixed_load_through_upstream_faults_and_outages_loses_and_doubles_no_rec
         "TIERGATE_CACHE_URL": own_redis.url,
         "TIERGATE_LEDGER_URL": own_postgres.url,
         "TIERGATE_LEDGER_SPOOL_DIR": str(tmp_path / "spool"),
-        "TIERGATE_CONFIG_POLL_S": "0",
+        "TIERGATE_CONFIG_POLL_S": "0.2",
     }
     log = tmp_path / "serve.log"
     args = ["serve", "--config", str(tmp_path / "cfg.yaml"), "--port", str(port), "--workers", "2"]
@@ -187,7 +207,10 @@ def test_mixed_load_through_upstream_faults_and_outages_loses_and_doubles_no_rec
 
         async def everything() -> None:
             await asyncio.gather(
-                load.run(LOAD_S), _upstream_chaos(upstream, rng, LOAD_S), _outages(own_redis, own_postgres)
+                load.run(LOAD_S),
+                _upstream_chaos(upstream, rng, LOAD_S),
+                _outages(own_redis, own_postgres),
+                _policy_edits(tmp_path / "cfg.yaml", upstream, rng, LOAD_S),
             )
 
         asyncio.run(everything())
@@ -207,6 +230,7 @@ def test_mixed_load_through_upstream_faults_and_outages_loses_and_doubles_no_rec
     by_kind = collections.Counter(kind for kind, status in answered.values() if status == 200)
     assert all(by_kind[k] > 20 for k in KINDS if k not in ("bad", "leave-mid-body")), by_kind  # not vacuous
     assert "spooling records locally" in text and "redis get failed" in text  # both outages were felt
+    assert "reloaded" in text and "changed but is invalid" in text  # edits, broken saves among them, were read
     assert [t for t in answered if t not in records] == []  # every answered request is on record ...
     assert {t: r for t, r in records.items() if len(r) > 1} == {}  # ... once (and so is every other)
     wrong = {t: (seen, records[t][0][0]) for t, seen in answered.items() if records[t][0][0] != seen[1]}
