@@ -2,7 +2,7 @@
 
 A cache must never fail a request. Redis calls have a short timeout; after a failure the store is skipped for a
 short back-off (so an outage costs each request nothing), marked unhealthy for /readyz, and retried afterwards:
-recovery needs no restart.
+recovery needs no restart. /readyz also asks the store itself (`probe`), so an idle worker's readiness is current.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ class CacheStore(Protocol):
 
     async def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
 
-    def healthy(self) -> bool: ...
+    async def probe(self) -> bool: ...
 
     async def close(self) -> None: ...
 
@@ -55,7 +55,7 @@ class MemoryStore:
         while len(self._data) > self._max:
             self._data.popitem(last=False)
 
-    def healthy(self) -> bool:
+    async def probe(self) -> bool:
         return True
 
     async def close(self) -> None:
@@ -107,8 +107,19 @@ class RedisStore:
             return
         self._ok = True
 
-    def healthy(self) -> bool:
-        return self._ok
+    async def probe(self) -> bool:
+        """Asks Redis now (a PING within the timeout), for /readyz. Requests only find out about Redis as they use it,
+        so a worker whose last call failed (an outage, or one call past its timeout under load) would report
+        `degraded` for as long as it stays idle, Redis long back; and one idle through an outage would not see it."""
+        try:
+            await self._client.ping()
+        except Exception as e:
+            self._failed("ping", e)
+            return False
+        if not self._ok:
+            log.info("redis answers again; the cache is back")
+        self._ok, self._down_until = True, 0.0
+        return True
 
     async def close(self) -> None:
         await self._client.aclose()

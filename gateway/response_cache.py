@@ -298,5 +298,6 @@ class ChatCache:
         while self._pending:
             await asyncio.gather(*list(self._pending), return_exceptions=True)
 
-    def healthy(self) -> bool:
-        return self.store is None or self.store.healthy()
+    async def probe(self) -> bool:
+        """Whether the store answers now (gateway/cache.py: probe), for /readyz."""
+        return self.store is None or await self.store.probe()

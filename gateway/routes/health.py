@@ -20,11 +20,12 @@ async def healthz() -> dict[str, str]:
 @router.get("/readyz", responses={503: {"description": "Not ready: the ledger writer has stopped."}})
 async def readyz(services: Services) -> JSONResponse:
     cache = services.pipeline.cache
+    cache_ok = await cache.probe()
     checks: dict[str, Any] = {
         "classifier": "ok",
         "cache": "off"
         if cache.store is None
-        else (f"{cache.store.name}: ok" if cache.healthy() else f"{cache.store.name}: degraded (bypassed)"),
+        else (f"{cache.store.name}: ok" if cache_ok else f"{cache.store.name}: degraded (bypassed)"),
         "ledger": services.ledger.status() if services.ledger.alive() else "writer stopped",
         "unavailable_models": sorted(services.pipeline.unavailable),
         # Passed over by routing for now; the gateway serves on with the others (README: cooldowns).
@@ -33,6 +34,6 @@ async def readyz(services: Services) -> JSONResponse:
     ready = services.ledger.alive()
     # A cache or ledger-database outage degrades (requests still succeed: uncached, or their records spooled
     # locally) but does not make the gateway unready.
-    degraded = not cache.healthy() or services.ledger.status()["state"] != "up"
+    degraded = not cache_ok or services.ledger.status()["state"] != "up"
     status = "not_ready" if not ready else ("degraded" if degraded else "ready")
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)

@@ -237,6 +237,25 @@ def test_redis_stopped_and_restarted_mid_test(
     assert httpx.get(f"{server.url}/readyz").json()["status"] == "ready"
 
 
+def test_readiness_finds_redis_back_without_traffic(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, own_redis: OwnRedis
+) -> None:
+    """A worker whose last cache call failed (Redis down, or one call past its timeout under load) reported
+    `degraded` until its next request found Redis again: an idle worker stayed degraded with Redis long back (a
+    soak's readiness wait timed out on it). /readyz asks Redis itself."""
+    own_redis.start()
+    store = RedisStore(own_redis.url, timeout_ms=100, backoff_s=0.5)
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url), store=store)
+    own_redis.stop()
+    sdk(server.url).chat.completions.create(model="mid", messages=Q, temperature=0)  # its cache call fails
+    assert httpx.get(f"{server.url}/readyz").json()["status"] == "degraded"
+    own_redis.start()
+    ready = httpx.get(f"{server.url}/readyz").json()  # no request in between
+    assert (ready["status"], ready["checks"]["cache"]) == ("ready", "redis: ok")
+    own_redis.stop()  # and the other way: gone while idle, it says so
+    assert httpx.get(f"{server.url}/readyz").json()["status"] == "degraded"
+
+
 def test_a_routed_hit_is_served_before_classification(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, redis_store: RedisStore
 ) -> None:
