@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from gateway.ledger.record import COLUMNS, LedgerRecord, to_row
+from gateway.ledger.record import COLUMNS, LedgerRecord, storable_text, to_row
 from gateway.ledger.schema import Dialect, steps
 
 _ROW = "(" + ",".join("?" * len(COLUMNS)) + ")"
@@ -37,6 +37,13 @@ def statements(recs: Sequence[LedgerRecord]) -> Iterator[tuple[str, list[Any]]]:
     for i in range(0, len(recs), ROWS_PER_STATEMENT):
         chunk = recs[i : i + ROWS_PER_STATEMENT]
         yield insert_sql(len(chunk)), [v for r in chunk for v in to_row(r)]
+
+
+def _storable(params: Sequence[Any]) -> tuple[Any, ...]:
+    """A query's parameters as records store them: a filter or a feedback's request id comes as the client sent it,
+    NUL and all, which PostgreSQL refuses in text (it read as the database being down: a 503), and which records
+    keep as U+FFFD (record.py), so it is looked up as that."""
+    return tuple(storable_text(v) if isinstance(v, str) else v for v in params)
 
 
 class LedgerUnavailable(Exception):
@@ -116,7 +123,7 @@ class SqliteBackend:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection() as c:
-            return c.execute(sql, tuple(params)).fetchall()
+            return c.execute(sql, _storable(params)).fetchall()
 
     def bucket_expr(self, seconds: int) -> str:
         return f"(CAST(ts / {seconds} AS INTEGER) * {seconds})"  # ts > 0, so truncation is floor
@@ -182,7 +189,7 @@ class PostgresBackend:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection() as c:
-            rows: list[tuple[Any, ...]] = c.execute(sql.replace("?", "%s"), tuple(params)).fetchall()
+            rows: list[tuple[Any, ...]] = c.execute(sql.replace("?", "%s"), _storable(params)).fetchall()
             return rows
 
     def bucket_expr(self, seconds: int) -> str:

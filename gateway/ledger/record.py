@@ -50,6 +50,18 @@ COLUMNS = [f.name for f in fields(LedgerRecord)]
 _values = attrgetter(*COLUMNS)
 _FALLBACKS = COLUMNS.index("fallbacks")
 _FLAGS = [COLUMNS.index(name) for name in ("stream", "degraded", "usage_estimated")]
+# What clients and upstreams write into a record, as they wrote it: text may hold NUL (JSON allows "\u0000"), which
+# PostgreSQL's text cannot store, and counts may exceed the 64-bit integers both databases store. Either failed the
+# whole batch it was in, and on PostgreSQL the writer then took the database for down and spooled every record after
+# it, the bad one replayed (and failing) for good: one request with `"user": "bob\u0000"` stopped a worker's ledger.
+_CLIENT_TEXT = [COLUMNS.index(name) for name in ("requested_model", "prompt", "end_user")]
+_REPORTED_COUNTS = [COLUMNS.index(name) for name in ("prompt_tokens", "completion_tokens", "cached_tokens")]
+INT_MAX = (1 << 63) - 1
+
+
+def storable_text(s: str) -> str:
+    """`s` as every backend can store it: NUL as U+FFFD, the replacement character (filters are looked up alike)."""
+    return s.replace("\x00", "\ufffd") if "\x00" in s else s
 
 
 def to_row(r: LedgerRecord) -> tuple[Any, ...]:
@@ -61,6 +73,11 @@ def to_row(r: LedgerRecord) -> tuple[Any, ...]:
     v[_FALLBACKS] = json.dumps(v[_FALLBACKS]) if v[_FALLBACKS] else "[]"
     for i in _FLAGS:
         v[i] = int(v[i])
+    for i in _CLIENT_TEXT:
+        if v[i] is not None:
+            v[i] = storable_text(v[i])
+    for i in _REPORTED_COUNTS:
+        v[i] = min(max(v[i], 0), INT_MAX)  # an upstream's nonsense count, kept as the most that can be stored
     return tuple(v)
 
 

@@ -123,6 +123,27 @@ def test_a_replayed_record_is_not_counted_twice(ledger_url: str) -> None:
     db.close()
 
 
+def test_what_clients_and_upstreams_write_is_stored_however_odd_and_the_ledger_stays_up(ledger_url: str) -> None:
+    """NUL in a client's text (JSON allows it) is not text to PostgreSQL, and a count past 2**63 is no integer to
+    either database: the batch failed, and on PostgreSQL the writer took the database for down and spooled every
+    record after it for good (the bad one in the spool failing each replay). Measured on `make serve`: one request
+    with `"user": "bob\u0000"` left its worker spooling."""
+    ledger = open_ledger(ledger_url)
+    odd = LedgerRecord(
+        ts=time.time(), request_id="r1", policy="p", requested_model="gpt\x00", end_user="bob\x00", prompt="a\x00b"
+    )
+    odd.prompt_tokens = 10**20
+    ledger.record(odd)
+    ledger.record(rec(2, end_user="alice"))
+    (first, second) = ledger.rows()
+    assert (first["requested_model"], first["end_user"], first["prompt"]) == ("gpt\ufffd", "bob\ufffd", "a\ufffdb")
+    assert first["prompt_tokens"] == 2**63 - 1 and second["end_user"] == "alice"
+    assert ledger.status()["state"] == "up" and ledger.settled()
+    # A filter as the client sent it finds the record as stored, instead of failing as the database being down.
+    assert ledger.query("SELECT request_id FROM requests WHERE end_user = ?", ["bob\x00"]) == [("r1",)]
+    ledger.close()
+
+
 def test_records_written_while_the_database_is_down_arrive_when_it_is_back(
     own_postgres: OwnPostgres, tmp_path: Path
 ) -> None:
