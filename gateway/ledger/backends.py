@@ -1,7 +1,8 @@
 """Ledger storage: SQLite (embedded, the default) and PostgreSQL (by URL), behind one small interface.
 
-A backend owns one connection, guarded by a lock, and reconnects lazily after a failure; every database error
-surfaces as `LedgerUnavailable` so the writer can spool instead. Queries are written once with `?` placeholders.
+A backend owns one connection, guarded by a lock, and reconnects lazily after a failure; a database error surfaces
+as `LedgerUnavailable` so the writer can spool instead, or as `LedgerRejected` when it is about the records.
+Queries are written once with `?` placeholders.
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class LedgerUnavailable(Exception):
     """The database cannot be written or read right now."""
 
 
+class LedgerRejected(Exception):
+    """The database is there but refuses these records (a value it cannot store): trying them again cannot help,
+    and waiting for it to come back, as for LedgerUnavailable, would hold every later record back with them."""
+
+
 class Backend(Protocol):
     dialect: Dialect
     where: str  # for messages: a file path or a URL without its password
@@ -83,6 +89,8 @@ class SqliteBackend:
                     conn.execute("PRAGMA synchronous=NORMAL")
                     self._conn = conn
                 yield self._conn
+            except (sqlite3.DataError, sqlite3.IntegrityError, OverflowError) as e:
+                raise LedgerRejected(f"SQLite ledger {self.path}: {e}") from e  # the connection is fine
             except (sqlite3.Error, OSError) as e:
                 self._drop()
                 raise LedgerUnavailable(f"SQLite ledger {self.path}: {e}") from e
@@ -159,6 +167,8 @@ class PostgresBackend:
                         self.url, autocommit=True, connect_timeout=self._connect_timeout, options=self._options
                     )
                 yield self._conn
+            except (psycopg.DataError, psycopg.IntegrityError) as e:
+                raise LedgerRejected(f"PostgreSQL ledger {self.where}: {str(e).strip()}") from e
             except (psycopg.Error, OSError) as e:
                 self._drop()
                 raise LedgerUnavailable(f"PostgreSQL ledger {self.where}: {str(e).strip()}") from e

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ledger import feedback, retention
-from gateway.ledger.backends import Backend, LedgerUnavailable
+from gateway.ledger.backends import Backend, LedgerRejected, LedgerUnavailable
 from gateway.ledger.journal import Journal
 from gateway.ledger.record import COLUMNS, LedgerRecord, from_row
 from gateway.ledger.spool import Spool
@@ -134,10 +134,27 @@ class Ledger:
         """Down, or records are waiting outside the database (spooled when the queue overflowed)."""
         return not self._up or self.spool.pending > 0 or bool(self._stranded)
 
+    def _insert(self, recs: Sequence[LedgerRecord]) -> None:
+        """Insert `recs`; when the database refuses them as such, record by record, and the ones it refuses alone are
+        set aside (Spool.reject): one bad record (a value a database cannot store) must not fail the rest of its
+        batch, nor, replayed from the spool, every replay after it. Raises LedgerUnavailable."""
+        try:
+            self.backend.insert(recs)
+        except LedgerRejected as e:
+            if len(recs) > 1:
+                for r in recs:
+                    self._insert([r])
+                return
+            try:
+                self.spool.reject(recs, str(e))
+            except OSError:
+                log.exception("ledger spool refused a record the database refused too; keeping it in memory")
+                self._stranded.extend(recs)
+
     def _deliver(self, batch: Sequence[LedgerRecord]) -> None:
         if self._up:
             try:
-                self.backend.insert(batch)
+                self._insert(batch)
                 return
             except LedgerUnavailable as e:
                 self._went_down(e)
@@ -161,10 +178,14 @@ class Ledger:
         """Migrate, replay the spool and anything stranded; on success the ledger is up again."""
         try:
             self.backend.migrate()
-            self.spool.replay(self.backend.insert)
+            self.spool.replay(self._insert)
             if self._stranded:
-                self.backend.insert(self._stranded)
-                self._stranded = []
+                stranded, self._stranded = self._stranded, []
+                try:
+                    self._insert(stranded)
+                except BaseException:
+                    self._stranded = stranded + self._stranded
+                    raise
         except LedgerUnavailable as e:
             if self._up or self._last_error is None:
                 log.error("ledger database unavailable: %s", e)
@@ -188,6 +209,7 @@ class Ledger:
             "state": "up" if self._up else "spooling",
             "queued": len(self._buf),
             "spooled": self.spool.pending + len(self._stranded),
+            "rejected": self.spool.rejected,
             "error": self._last_error,
         }
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from gateway.ledger import SCHEMA_VERSION, LedgerRecord, open_ledger
-from gateway.ledger.backends import make_backend
+from gateway.ledger.backends import LedgerRejected, make_backend
 from gateway.ledger.schema import steps
 from tests.fakes.postgres import OwnPostgres
 
@@ -141,6 +141,22 @@ def test_what_clients_and_upstreams_write_is_stored_however_odd_and_the_ledger_s
     assert ledger.status()["state"] == "up" and ledger.settled()
     # A filter as the client sent it finds the record as stored, instead of failing as the database being down.
     assert ledger.query("SELECT request_id FROM requests WHERE end_user = ?", ["bob\x00"]) == [("r1",)]
+    ledger.close()
+
+
+def test_a_record_either_database_refuses_is_set_aside_and_the_rest_of_its_batch_goes_in(ledger_url: str) -> None:
+    """Any value a database cannot store (here a tier past 64 bits, which no code path writes today) is told from
+    the database being down: the record is set aside, its batch-mates are committed, the ledger stays up."""
+    db = make_backend(ledger_url)
+    db.migrate()
+    with pytest.raises(LedgerRejected):
+        db.insert([rec(1), rec(2, tier=10**20)])
+    db.close()
+    ledger = open_ledger(ledger_url)
+    for r in (rec(1), rec(2, tier=10**20), rec(3)):
+        ledger.record(r)
+    assert [r["request_id"] for r in ledger.rows()] == ["r1", "r3"]
+    assert ledger.status()["state"] == "up" and ledger.status()["rejected"] == 1
     ledger.close()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.ledger import LedgerRecord, LedgerUnavailable
+from gateway.ledger.backends import LedgerRejected
 from gateway.ledger.record import to_line
 from gateway.ledger.schema import Dialect
 from gateway.ledger.writer import WRITER_NICE, Ledger
@@ -31,6 +32,7 @@ class FakeBackend:
         self.gate = threading.Event()
         self.gate.set()
         self.inserts = 0
+        self.refuse: set[str] = set()  # request ids the database cannot store (LedgerRejected)
 
     def migrate(self) -> None:
         if self.down:
@@ -40,6 +42,8 @@ class FakeBackend:
         self.gate.wait()
         if self.down:
             raise LedgerUnavailable("fake: down")
+        if any(r.request_id in self.refuse for r in recs):
+            raise LedgerRejected("fake: a value it cannot store")  # the whole statement fails, as on a real one
         self.inserts += 1
         for r in recs:
             self.rows.setdefault(r.request_id, r)
@@ -148,3 +152,28 @@ def test_the_writer_thread_runs_below_the_serving_threads_priority(tmp_path: Pat
         assert _nice(writer) == _nice(threading.get_native_id()) + WRITER_NICE
     finally:
         led.close()
+
+
+def test_a_record_the_database_refuses_is_set_aside_and_holds_nothing_back(tmp_path: Path) -> None:
+    """A value a database cannot store failed its whole batch: lost on SQLite, and on PostgreSQL the writer took the
+    database for down and spooled every later record, the bad one failing each replay. Now the rest of its batch is
+    committed, it is set aside in the spool folder (never replayed), and the ledger stays up; the same in a replay."""
+    db = FakeBackend()
+    db.refuse = {"r2", "rs2"}
+    ledger = Ledger(db, db, tmp_path / "spool", retry_s=0.05)
+    for i in range(4):
+        ledger.record(rec(i))
+    ledger.flush()
+    assert sorted(db.rows) == ["r0", "r1", "r3"] and ledger.status()["state"] == "up"
+    # Spooled while the database was down, then replayed: the bad one is set aside again, the others go in.
+    db.down = True
+    for i in range(4):
+        ledger.record(rec(f"s{i}"))  # request ids s0..s3
+    ledger.flush()
+    db.down = False
+    wait_settled(ledger)
+    assert sorted(db.rows) == ["r0", "r1", "r3", "rs0", "rs1", "rs3"]
+    assert ledger.status()["rejected"] == 2
+    ledger.close()
+    (aside,) = (tmp_path / "spool").glob("rejected-*.jsonl")
+    assert [line.split('"request_id":"')[1].split('"')[0] for line in aside.read_text().splitlines()] == ["r2", "rs2"]
