@@ -56,6 +56,16 @@ class LedgerRejected(Exception):
     and waiting for it to come back, as for LedgerUnavailable, would hold every later record back with them."""
 
 
+@contextmanager
+def _unavailable_if_rejected() -> Iterator[None]:
+    """For queries: their callers (the dashboard, feedback) know one failure, the ledger unavailable; only the
+    writer tells refused records apart."""
+    try:
+        yield
+    except LedgerRejected as e:
+        raise LedgerUnavailable(str(e)) from e
+
+
 class Backend(Protocol):
     dialect: Dialect
     where: str  # for messages: a file path or a URL without its password
@@ -130,7 +140,7 @@ class SqliteBackend:
                 raise
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connection() as c:
+        with _unavailable_if_rejected(), self._connection() as c:
             return c.execute(sql, _storable(params)).fetchall()
 
     def bucket_expr(self, seconds: int) -> str:
@@ -198,7 +208,7 @@ class PostgresBackend:
                 cur.execute(sql.replace("?", "%s"), params)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._connection() as c:
+        with _unavailable_if_rejected(), self._connection() as c:
             rows: list[tuple[Any, ...]] = c.execute(sql.replace("?", "%s"), _storable(params)).fetchall()
             return rows
 
