@@ -120,8 +120,12 @@ def error_response(
     return JSONResponse(err.body().model_dump(), status_code=err.status, headers=out or None)
 
 
+# Where FastAPI says a bad value came from, ahead of its name: not part of the name a client wrote.
+_SOURCES = ("body", "query", "path", "header", "cookie")
+
+
 def _first_bad_field(loc: tuple[object, ...]) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body",)]
+    parts = [str(p) for p in (loc[1:] if loc and loc[0] in _SOURCES else loc)]
     return ".".join(parts) or None
 
 

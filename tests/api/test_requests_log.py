@@ -60,6 +60,6 @@ def test_recent_requests_are_listed_newest_first_filtered_and_paged(
     assert [r["request_id"] for r in rest["data"]] == [oldest["request_id"], "backfill"]
     assert rest["next_before"] is None
     bad = httpx.get(url, params={"limit": 0})
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.limit"
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "limit"
     bad = httpx.get(url, params={"before": 2**63})  # past any id the database keeps: was a 500 from its driver
-    assert bad.status_code == 400 and bad.json()["error"]["param"] == "query.before"
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "before"
