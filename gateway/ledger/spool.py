@@ -42,31 +42,28 @@ class Spool:
         self._sealed = 0  # of those, the ones in files sealed for a replay that has not finished
         self.rejected = 0  # records this process set aside because the database refused them (`reject`)
 
+    def _write(self, path: Path, recs: Sequence[LedgerRecord]) -> None:
+        """Durably append records to `path`, under the lock (raises OSError if the disk refuses)."""
+        data = "".join(to_line(r) + "\n" for r in recs).encode()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
     def append(self, recs: Sequence[LedgerRecord]) -> None:
         """Durably append records (raises OSError if the disk refuses)."""
-        data = "".join(to_line(r) + "\n" for r in recs).encode()
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self._active, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write(self._active, recs)
             self._pending += len(recs)
 
     def reject(self, recs: Sequence[LedgerRecord], why: str) -> None:
         """Set aside records the database refuses (`rejected-<pid>.jsonl`, never replayed): kept for a look and a
         fix, not retried, so they hold nothing back. Raises OSError if the disk refuses."""
-        data = "".join(to_line(r) + "\n" for r in recs).encode()
         with self._lock:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.folder / f"rejected-{os.getpid()}.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            self._write(self.folder / f"rejected-{os.getpid()}.jsonl", recs)
             self.rejected += len(recs)
         ids = ", ".join(r.request_id for r in recs)
         log.error("ledger database refused record(s) %s, set aside in %s: %s", ids, self.folder, why)
