@@ -17,6 +17,7 @@ own (gateway/errors.py: from_validation).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
 TOOL_CHOICES = ("none", "auto", "required")
 LOGIT_BIAS_BOUND = 100.0  # OpenAI's: -100 bans a token, 100 forces it
 MAX_STOPS = 4  # OpenAI's bound on `stop` sequences; llama-server takes any number
+# OpenAI's (and Anthropic's) rule for a function's name, in `tools` and in the calls of a history; local servers take
+# any name, so a tool named "web search" or "fs.read" was served by one route and a 400 from another.
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
 
 
 def _refuse(kind: str, message: str, param: str, code: str | None = None) -> PydanticCustomError:
@@ -68,6 +72,9 @@ def check(req: ChatCompletionRequest) -> None:
             )
     if tooling:
         _check_tool_turns(req.messages)
+    for i, fn in enumerate(req.functions or ()):  # the deprecated form of `tools`, under the same rule
+        if isinstance(fn.get("name"), str):
+            _check_function_name(fn["name"], f"functions.{i}.name")
     if isinstance(req.stop, list) and len(req.stop) > MAX_STOPS:
         message = f"array too long; expected at most {MAX_STOPS} stop sequences, got {len(req.stop)}"
         raise _refuse("too_long", message, "stop", "array_above_max_length")
@@ -151,6 +158,13 @@ def _check_message_fields(extra: dict[str, Any], where: str) -> None:
                 raise _refuse("missing", f"expected {why}", f"{at}.function.{field}")
         if not fn["name"]:
             raise _refuse("too_short", "empty string; a function call names its function", f"{at}.function.name")
+        _check_function_name(fn["name"], f"{at}.function.name")
+
+
+def _check_function_name(name: str, param: str) -> None:
+    if not _FUNCTION_NAME.fullmatch(name):
+        why = "a function's name is 1 to 64 letters (a-z, A-Z), digits, underscores or dashes"
+        raise _refuse("invalid_value", f"{why}, not {name[:80]!r}", param)
 
 
 def _check_tool_turns(messages: Sequence[ChatMessage]) -> None:
@@ -245,6 +259,7 @@ def _tool_names(tools: list[dict[str, Any]]) -> set[str]:
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise _refuse("missing", "a function needs a `name` (a non-empty string)", f"tools.{i}.function.name")
+        _check_function_name(name, f"tools.{i}.function.name")
         names.add(name)
     return names
 

@@ -100,6 +100,34 @@ def _answer(call_id: str) -> dict[str, Any]:
         ),
         ({"tools": []}, "tools", "empty_array"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),  # OpenAI: "array too long"
+        # A function's name: OpenAI's pattern, "string does not match pattern" (llama-server and vLLM take any).
+        (
+            {"tools": [{"type": "function", "function": {"name": "web search"}}]},
+            "tools.0.function.name",
+            "invalid_value",
+        ),
+        (
+            {"tools": [TOOL, {"type": "function", "function": {"name": "f" * 65}}]},
+            "tools.1.function.name",
+            "invalid_value",
+        ),
+        ({"functions": [{"name": "fs.read"}]}, "functions.0.name", "invalid_value"),
+        (
+            {
+                "messages": [
+                    *USER,
+                    {
+                        **_calls("a"),
+                        "tool_calls": [
+                            {"id": "a", "type": "function", "function": {"name": "fs.read", "arguments": "{}"}}
+                        ],
+                    },
+                    _answer("a"),
+                ]
+            },
+            "messages.1.tool_calls.0.function.name",
+            "invalid_value",
+        ),
         ({"top_logprobs": 2}, "top_logprobs", "invalid_value"),  # llama-server: "requires logprobs to be set to true"
         ({"top_logprobs": 0, "logprobs": False}, "top_logprobs", "invalid_value"),
         (
@@ -191,6 +219,7 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
         {"tools": [TOOL], "tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}},
         {"stream": True, "stream_options": {"include_usage": False}},
         {"stop": ["a", "b", "c", "d"]},
+        {"tools": [{"type": "function", "function": {"name": "get_weather-2"}}], "functions": [{"name": "F" * 64}]},
         {"stop": "a single one"},
     ],
 )
