@@ -1,8 +1,8 @@
 """Cache stores: Redis when a URL is configured, else an in-process LRU with the same semantics.
 
 A cache must never fail a request. Redis calls have a short timeout; after a failure the store is skipped for a
-short back-off (so an outage costs each request nothing), marked unhealthy for /readyz, and retried afterwards:
-recovery needs no restart. /readyz also asks the store itself (`probe`), so an idle worker's readiness is current.
+short back-off (so an outage costs each request nothing), logged once, and retried afterwards: recovery needs no
+restart. /readyz asks the store itself (`probe`), so an idle worker's readiness is current.
 """
 
 from __future__ import annotations

@@ -182,9 +182,9 @@ class Ledger:
             if self._stranded:
                 stranded, self._stranded = self._stranded, []
                 try:
-                    self._insert(stranded)
+                    self._insert(stranded)  # may strand again one the database refuses and the disk too
                 except BaseException:
-                    self._stranded = stranded + self._stranded
+                    self._stranded = stranded  # all of them, those it stranded again included: nothing twice
                     raise
         except LedgerUnavailable as e:
             if self._up or self._last_error is None:
