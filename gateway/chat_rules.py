@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 TOOL_CHOICES = ("none", "auto", "required")
 LOGIT_BIAS_BOUND = 100.0  # OpenAI's: -100 bans a token, 100 forces it
 MAX_STOPS = 4  # OpenAI's bound on `stop` sequences; llama-server takes any number
+MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512  # OpenAI's bounds on `metadata`
 # OpenAI's (and Anthropic's) rule for a function's name, in `tools` and in the calls of a history; local servers take
 # any name, so a tool named "web search" or "fs.read" was served by one route and a 400 from another.
 _FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
@@ -88,8 +89,76 @@ def check(req: ChatCompletionRequest) -> None:
     names = _tool_names(req.tools) if req.tools is not None else None
     if req.tool_choice is not None:
         _check_tool_choice(req.tool_choice, names)
+    _check_companions(req)
+    if req.response_format is not None:
+        _check_response_format(req.response_format)
+    if req.model_extra and "metadata" in req.model_extra:
+        check_metadata(req.model_extra["metadata"])
     if req.response_format or req.tools or req.model_extra:
         _check_schemas(req)
+
+
+def _check_companions(req: ChatCompletionRequest) -> None:
+    """Parameters OpenAI takes only beside another, in its words; llama-server ignores them alone (and some clients
+    send them always: such a body got an answer from the local model and a 400 from a hosted one)."""
+    if req.stream_options is not None and not req.stream:
+        raise _refuse(
+            "invalid_value", "the 'stream_options' parameter is only allowed when 'stream' is enabled", "stream_options"
+        )
+    if req.parallel_tool_calls is not None and not req.tools:
+        raise _refuse(
+            "invalid_value", "'parallel_tool_calls' is only allowed when 'tools' are specified", "parallel_tool_calls"
+        )
+
+
+def _check_response_format(fmt: dict[str, Any]) -> None:
+    """What every backend needs of `response_format`: its `type`, and for "json_schema" the schema's object with a
+    `name` (OpenAI's pattern, as a function's). llama-server takes `{}` or a "json_schema" with no schema as free
+    text, where OpenAI answers 400. A type this does not know passes on: newer ones are the model's server's to
+    judge (llama-server refuses them with a 400 of its own)."""
+    kind = fmt.get("type")
+    if not isinstance(kind, str):
+        raise _refuse("missing", "expected a string: 'text', 'json_object' or 'json_schema'", "response_format.type")
+    if kind != "json_schema":
+        return
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict):
+        raise _refuse(
+            "missing", "expected an object with the schema's `name` and `schema`", "response_format.json_schema"
+        )
+    name = spec.get("name")
+    if not isinstance(name, str):
+        raise _refuse("missing", "expected a string", "response_format.json_schema.name")
+    if not _FUNCTION_NAME.fullmatch(name):
+        why = "a schema's name is 1 to 64 letters (a-z, A-Z), digits, underscores or dashes"
+        raise _refuse("invalid_value", f"{why}, not {name[:80]!r}", "response_format.json_schema.name")
+    if "schema" in spec and not isinstance(spec["schema"], dict):
+        raise _refuse("invalid_value", "expected an object (a JSON Schema)", "response_format.json_schema.schema")
+    if "strict" in spec and spec["strict"] is not None and not isinstance(spec["strict"], bool):
+        raise _refuse("invalid_value", "expected a boolean", "response_format.json_schema.strict")
+
+
+def check_metadata(metadata: Any, where: str = "metadata") -> None:
+    """OpenAI's bounds on `metadata` (chat and Responses alike): at most 16 pairs, keys of at most 64 characters,
+    values strings of at most 512. Passed on to the model's server, which may ignore it (llama-server does) or
+    refuse it (OpenAI does), so checked here for one answer wherever the request goes."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict):
+        raise _refuse("invalid_value", "expected an object of string keys and string values", where)
+    if len(metadata) > MAX_METADATA_PAIRS:
+        why = f"too many properties; expected at most {MAX_METADATA_PAIRS}, got {len(metadata)}"
+        raise _refuse("too_long", why, where, "object_above_max_properties")
+    for key, value in metadata.items():
+        if len(key) > MAX_METADATA_KEY:
+            why = f"a key is at most {MAX_METADATA_KEY} characters, not {len(key)}"
+            raise _refuse("too_long", why, where, "string_above_max_length")
+        at = f"{where}.{key}"
+        if not isinstance(value, str):
+            raise _refuse("invalid_value", "expected a string", at)
+        if len(value) > MAX_METADATA_VALUE:
+            why = f"string too long; expected at most {MAX_METADATA_VALUE} characters, got {len(value)}"
+            raise _refuse("too_long", why, at, "string_above_max_length")
 
 
 def _check_schemas(req: ChatCompletionRequest) -> None:

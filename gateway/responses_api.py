@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from gateway import chat_rules
 from gateway.errors import InvalidRequest
 from gateway.protocol import ints_fit
 
@@ -78,6 +79,7 @@ class ResponsesRequest(BaseModel):
     @model_validator(mode="after")
     def _ints_fit(self) -> Self:
         ints_fit(self)  # also what the answer echoes (`metadata`), written after the upstream call
+        chat_rules.check_metadata((self.model_extra or {}).get("metadata"))
         return self
 
 
@@ -214,13 +216,15 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
     body: dict[str, Any] = {"model": req.model, "messages": messages, "stream": req.stream}
     if req.stream:
         body["stream_options"] = {"include_usage": True}  # a Response reports usage in its last event
+    tools = _tools(req)
     optional = {
         "max_tokens": req.max_output_tokens,
         "temperature": req.temperature,
         "top_p": req.top_p,
-        "tools": _tools(req),
+        "tools": tools,
         "tool_choice": _tool_choice(req.tool_choice),
-        "parallel_tool_calls": req.parallel_tool_calls,
+        # Chat refuses it without tools (gateway/chat_rules.py); a Response takes it alone, and echoes it.
+        "parallel_tool_calls": req.parallel_tool_calls if tools else None,
         "response_format": _response_format(req.text),
         "reasoning_effort": _field(req.reasoning or {}, "effort", "reasoning", str, "") or None,
         "logprobs": True if req.top_logprobs else None,

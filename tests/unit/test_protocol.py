@@ -187,6 +187,40 @@ def _answer(call_id: str) -> dict[str, Any]:
         ({"stream": 1}, "stream", "invalid_value"),
         ({"stream_options": {"include_usage": "true"}}, "stream_options.include_usage", "invalid_value"),
         ({"parallel_tool_calls": "false", "tools": [TOOL]}, "parallel_tool_calls", "invalid_value"),
+        # Companions OpenAI refuses alone ("only allowed when 'stream' is enabled" / "when 'tools' are specified").
+        ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
+        ({"parallel_tool_calls": False}, "parallel_tool_calls", "invalid_value"),
+        ({"parallel_tool_calls": True, "functions": [{"name": "f"}]}, "parallel_tool_calls", "invalid_value"),
+        # `response_format` without what every backend needs (llama-server answers each as free text).
+        ({"response_format": {}}, "response_format.type", "missing_required_parameter"),
+        ({"response_format": {"type": 1}}, "response_format.type", "missing_required_parameter"),
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema", "missing_required_parameter"),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}},
+            "response_format.json_schema.name",
+            "missing_required_parameter",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "my schema"}}},
+            "response_format.json_schema.name",
+            "invalid_value",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "s", "schema": "object"}}},
+            "response_format.json_schema.schema",
+            "invalid_value",
+        ),
+        (
+            {"response_format": {"type": "json_schema", "json_schema": {"name": "s", "strict": "yes"}}},
+            "response_format.json_schema.strict",
+            "invalid_value",
+        ),
+        # `metadata`: OpenAI's 16 pairs of string keys (64) and string values (512); llama-server ignores it.
+        ({"metadata": {f"k{i}": "v" for i in range(17)}}, "metadata", "object_above_max_properties"),
+        ({"metadata": {"k" * 65: "v"}}, "metadata", "string_above_max_length"),
+        ({"metadata": {"k": "v" * 513}}, "metadata.k", "string_above_max_length"),
+        ({"metadata": {"k": 1}}, "metadata.k", "invalid_value"),
+        ({"metadata": ["k", "v"]}, "metadata", "invalid_value"),
     ],
 )
 def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], param: str, code: str) -> None:
@@ -221,6 +255,13 @@ def test_what_openai_refuses_is_refused_here_naming_it(body: dict[str, Any], par
         {"stop": ["a", "b", "c", "d"]},
         {"tools": [{"type": "function", "function": {"name": "get_weather-2"}}], "functions": [{"name": "F" * 64}]},
         {"stop": "a single one"},
+        {"stream": False, "stream_options": None},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "s-1", "schema": {}, "strict": True}}},
+        {"response_format": {"type": "json_schema", "json_schema": {"name": "s"}}},  # OpenAI: `schema` optional
+        {"response_format": {"type": "text"}},
+        {"response_format": {"type": "grammar", "grammar": "root ::= x"}},  # newer types: the server's to judge
+        {"metadata": {**{f"k{i}": "v" * 512 for i in range(15)}, "k" * 64: ""}},
+        {"metadata": None},
     ],
 )
 def test_what_openai_accepts_passes(body: dict[str, Any]) -> None:

@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
-from gateway.errors import InvalidRequest
+from gateway.errors import InvalidRequest, from_validation
 from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import ResponsesRequest, from_chat, stream_events, to_chat
 
@@ -140,6 +141,26 @@ def test_top_logprobs_asks_chat_for_logprobs(top: int | None, chat: dict[str, An
     body = to_chat(_req(top_logprobs=top))
     assert {k: body[k] for k in ("logprobs", "top_logprobs") if k in body} == chat
     ChatCompletionRequest.model_validate(body)  # the translation passes chat's rules
+
+
+@pytest.mark.parametrize(("tools", "chat"), [(None, None), ([{"type": "function", "name": "f"}], False)])
+def test_parallel_tool_calls_reaches_chat_only_beside_tools(tools: Any, chat: bool | None) -> None:
+    """A Response takes `parallel_tool_calls` alone (and echoes it); chat refuses it without tools, as OpenAI."""
+    body = to_chat(_req(parallel_tool_calls=False, tools=tools))
+    assert body.get("parallel_tool_calls") is chat
+    ChatCompletionRequest.model_validate(body)  # the translation passes chat's rules
+
+
+@pytest.mark.parametrize(
+    ("metadata", "param"),
+    [({f"k{i}": "v" for i in range(17)}, "metadata"), ({"k": 1}, "metadata.k"), ({"k": "v" * 513}, "metadata.k")],
+)
+def test_metadata_past_openais_bounds_is_refused_naming_it(metadata: dict[str, Any], param: str) -> None:
+    """Echoed in the Response, never sent on: refused as OpenAI refuses it, not answered with it echoed."""
+    with pytest.raises(ValidationError) as e:
+        ResponsesRequest.model_validate({"model": "m", "input": "hi", "metadata": metadata})
+    assert from_validation([dict(x) for x in e.value.errors()]).param == param
+    ResponsesRequest.model_validate({"model": "m", "input": "hi", "metadata": {"k": "v"}})
 
 
 def test_a_chat_answer_becomes_a_response() -> None:
