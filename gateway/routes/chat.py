@@ -80,6 +80,8 @@ class Surface:
     parse: Callable[[bytes], tuple[ChatCompletionRequest, Any]]
     body: Callable[[Any, dict[str, Any]], dict[str, Any]]
     stream: Callable[[Any, AsyncIterator[dict[str, Any]], Mapping[str, str]], AsyncIterator[bytes]]
+    # A chat field an error names (`param`), as this API's client wrote it: `messages` is a Response's `input`.
+    param: Callable[[str], str] = str
 
 
 CHAT = Surface(
@@ -122,11 +124,16 @@ async def handle_chat(
         pipeline.reject(rid, req.model, e, stream=req.stream, headers=headers, api_key=key, endpoint=where)
         raise
     watch = Watch(receive)  # the client leaving cancels the upstream call (gateway/disconnect.py)
-    if not req.stream:
-        result = await watch.run(pipeline.complete(req, rid, headers, key, where, watch))
-        assert result.body is not None
-        return JSONBody(orjson.dumps(surface.body(asked, result.body)), result.headers)
-    result = await watch.run(pipeline.stream(req, rid, headers, key, where, watch))
+    try:
+        if not req.stream:
+            result = await watch.run(pipeline.complete(req, rid, headers, key, where, watch))
+            assert result.body is not None
+            return JSONBody(orjson.dumps(surface.body(asked, result.body)), result.headers)
+        result = await watch.run(pipeline.stream(req, rid, headers, key, where, watch))
+    except GatewayError as e:  # routing's refusals name chat's fields (gateway/errors.py: from_unsatisfiable)
+        if e.param is not None:
+            e.param = surface.param(e.param)
+        raise
     assert result.chunks is not None
     body = surface.stream(asked, result.chunks, result.headers)
     return StreamingResponse(body, media_type="text/event-stream", headers=result.headers)

@@ -36,6 +36,8 @@ def _in_responses_terms(chat: str) -> tuple[str, str]:
         param = chat.replace(".function.", ".", 1).removesuffix(".function")
     elif chat.startswith("response_format.json_schema."):  # `text.format` holds flat what chat nests
         param = "text.format." + chat.removeprefix("response_format.json_schema.")
+    elif chat == "response_format":
+        param = "text.format"
     else:
         param = chat
     return param, f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
@@ -48,7 +50,7 @@ def _stream(
     return sse.encode_typed(stream_events(asked, chunks, model))
 
 
-RESPONSES = Surface("responses", _parse, from_chat, _stream)
+RESPONSES = Surface("responses", _parse, from_chat, _stream, lambda chat: _in_responses_terms(chat)[0])
 
 
 router = APIRouter()

@@ -196,3 +196,30 @@ def test_max_output_tokens_below_openais_floor_is_refused_as_openai_refuses_it(
         assert f"expected a value >= 16, got {tokens}" in err["message"] and fresh_upstream.received == []
     (row,) = svc.ledger.rows()
     assert (row["endpoint"], row["status"]) == ("responses", status)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        (
+            "/v1/responses",
+            {"input": [{"role": "user", "content": [{"type": "input_image", "image_url": "data:,"}]}]},
+            "input",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:,"}}]}]},
+            "messages",
+        ),
+    ],
+)
+def test_a_need_no_model_meets_names_the_field_the_client_wrote(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, path: str, body: dict[str, object], param: str
+) -> None:
+    """Routing refuses an image for a model without vision by the chat field (`messages`); a Response's is `input`."""
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    r = httpx.post(f"{server.url}{path}", json={"model": "mid", **body})
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert (err["param"], err["code"]) == (param, "unsupported_capability"), err
+    assert fresh_upstream.received == []
