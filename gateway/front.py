@@ -1,5 +1,5 @@
 """The outermost ASGI layer: an id for every HTTP request, the API-key check (gateway/auth.py), and the chat
-endpoint (with the Responses API, its translation) served without FastAPI.
+endpoint (with the Responses and Completions APIs, its translations) served without FastAPI.
 
 /v1/chat/completions is the one hot path. Served here, in front of FastAPI, a request pays for its own parsing,
 routing, pipeline and one response object, not for FastAPI's middleware stack and routing, which on a cache hit
@@ -19,14 +19,16 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Message, Receive, Scope, Send
 
 from gateway.auth import STATE_KEY, Refused, header
+from gateway.completions_api import COMPLETIONS_PATH
 from gateway.deps import AppServices
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error, server_stopping
 from gateway.responses_api import RESPONSES_PATH
 from gateway.routes.chat import CHAT, CHAT_PATH, handle_chat
+from gateway.routes.completions import COMPLETIONS
 from gateway.routes.responses import RESPONSES
 
 log = logging.getLogger("tiergate")
-SURFACES = {CHAT_PATH: CHAT, RESPONSES_PATH: RESPONSES}  # the APIs served here, ahead of FastAPI
+SURFACES = {CHAT_PATH: CHAT, RESPONSES_PATH: RESPONSES, COMPLETIONS_PATH: COMPLETIONS}  # served here, ahead of FastAPI
 
 
 class Front:

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from gateway.completions_api import COMPLETIONS_PATH, CompletionRequest
 from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
 from gateway.responses_api import RESPONSES_PATH, STORED_RESPONSE_PATH, ResponsesRequest
 from gateway.routes.chat import CHAT_PATH
@@ -69,6 +70,13 @@ _RESPONSES = (
     "Stored responses (`previous_response_id`, `conversation`), background runs, built-in tools and file inputs "
     "are refused with a 400 naming the parameter. With `stream: true` the answer is the API's stream of typed "
     "events, ending in `response.completed` (or `response.incomplete` / `response.failed`)."
+)
+
+_COMPLETIONS = (
+    "OpenAI's legacy Completions API, served as chat (the prompt is one user message; the text is the model's reply "
+    "to it) by the same routing, cache, limits and ledger. `model` as for chat; `max_tokens` defaults to 16, as "
+    "OpenAI's. Token-id prompts, several prompts, `suffix`, `echo`, `logprobs` and `best_of` other than `n` are "
+    "refused with a 400 naming the parameter. With `stream: true`: `text_completion` chunks, then `data: [DONE]`."
 )
 
 
@@ -136,13 +144,19 @@ def build(app: FastAPI) -> dict[str, Any]:
     schemas: dict[str, Any] = doc.setdefault("components", {}).setdefault("schemas", {})
     for name in ("HTTPValidationError", "ValidationError"):
         schemas.pop(name, None)
-    _add_models(schemas, ChatCompletionRequest, ResponsesRequest, EmbeddingRequest, ErrorResponse)
+    _add_models(schemas, ChatCompletionRequest, ResponsesRequest, CompletionRequest, EmbeddingRequest, ErrorResponse)
     for ops in doc["paths"].values():
         for op in ops.values():
             responses = op.setdefault("responses", {})
             if responses.pop("422", None) is not None or "parameters" in op or "requestBody" in op:
                 responses.setdefault("400", _error("The request is invalid: `param` names the field."))
     responses = _chat_operation("Response (routed)", _RESPONSES, "create_response", "ResponsesRequest")
-    doc["paths"] = {CHAT_PATH: {"post": _chat_operation()}, RESPONSES_PATH: {"post": responses}, **doc["paths"]}
+    completions = _chat_operation("Text completion (routed)", _COMPLETIONS, "create_completion", "CompletionRequest")
+    doc["paths"] = {
+        CHAT_PATH: {"post": _chat_operation()},
+        RESPONSES_PATH: {"post": responses},
+        COMPLETIONS_PATH: {"post": completions},
+        **doc["paths"],
+    }
     app.openapi_schema = doc
     return doc

@@ -83,6 +83,12 @@ def _chat_ints_fit(req: ChatCompletionRequest) -> None:
         ints_fit(req.__pydantic_extra__)
 
 
+def refused_unless(why: str, *accepted: object) -> WithJsonSchema:
+    """The JSON Schema of a declared parameter the gateway refuses unless it is null (or one of `accepted`): parsed,
+    so that the refusal names it, but not offered to a client generated from /openapi.json."""
+    return WithJsonSchema({"enum": [*accepted, None], "description": f"Refused unless null: {why}."})
+
+
 # Two of the rules a message is checked by (`_content_unless_assistant`; gateway/chat_rules.py), said in its JSON
 # Schema too, so that a client generated from /openapi.json refuses what the gateway would: any role but
 # "assistant" needs content; a tool message needs the id of the call it answers. (Rules across messages, such as a

@@ -13,12 +13,12 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from gateway import chat_rules
 from gateway.errors import InvalidRequest
-from gateway.protocol import ints_fit
+from gateway.protocol import ints_fit, refused_unless
 
 RESPONSES_PATH = "/v1/responses"
 STORED_RESPONSE_PATH = "/v1/responses/{response_id}"  # GET and DELETE: refused, nothing is stored
@@ -34,11 +34,6 @@ IGNORED = frozenset(
         "stream_options",
     }
 )
-
-
-def _refused(why: str, *accepted: object) -> WithJsonSchema:
-    """The JSON Schema of a declared parameter the gateway refuses unless it is null (or one of `accepted`)."""
-    return WithJsonSchema({"enum": [*accepted, None], "description": f"Refused unless null: {why}."})
 
 
 # OpenAI's floor for `max_output_tokens` (its code `integer_below_min_value`); llama-server takes less, so the same
@@ -62,9 +57,9 @@ class ResponsesRequest(BaseModel):
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
     stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
     # Declared to be refused by name (`to_chat`); the schema says only what is accepted.
-    previous_response_id: Annotated[str | None, _refused("the gateway stores no responses")] = None
-    conversation: Annotated[str | dict[str, Any] | None, _refused("the gateway stores no conversations")] = None
-    background: Annotated[StrictBool | None, _refused("background runs are not supported", False)] = None
+    previous_response_id: Annotated[str | None, refused_unless("the gateway stores no responses")] = None
+    conversation: Annotated[str | dict[str, Any] | None, refused_unless("the gateway stores no conversations")] = None
+    background: Annotated[StrictBool | None, refused_unless("background runs are not supported", False)] = None
     user: str | None = None
     safety_identifier: str | None = None
 

@@ -1,5 +1,5 @@
-"""POST /v1/chat/completions (and, through a Surface, /v1/responses): parse, check the key's limits, run the pipeline,
-answer as JSON or as a server-sent event stream."""
+"""POST /v1/chat/completions (and, through a Surface, /v1/responses and /v1/completions): parse, check the key's
+limits, run the pipeline, answer as JSON or as a server-sent event stream."""
 
 from __future__ import annotations
 

@@ -36,6 +36,8 @@ def test_openapi_has_the_chat_and_responses_endpoints_and_the_errors_as_sent(
     assert {"x-tiergate-tags", "cache-control", "x-tiergate-cache-ttl"} <= headers
     stats = {p["name"] for p in doc["paths"]["/api/stats"]["get"]["parameters"]}
     assert {"since", "from", "to", "policy", "key", "user", "tag", "bucket"} <= stats
+    completions = doc["paths"]["/v1/completions"]["post"]
+    assert completions["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/CompletionRequest")
     resp = doc["paths"]["/v1/responses"]["post"]
     assert resp["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/ResponsesRequest")
     assert set(schemas["ResponsesRequest"]["required"]) == {"model", "input"} and "429" in resp["responses"]
@@ -86,6 +88,12 @@ def test_the_documented_schemas_refuse_what_the_gateway_refuses_and_allow_what_i
         ("/v1/responses", "ResponsesRequest", {"model": "mid", "input": "hi", "background": True}),
         ("/v1/responses", "ResponsesRequest", {"model": "mid", "input": "hi", "previous_response_id": "resp_1"}),
         ("/v1/responses", "ResponsesRequest", {"model": "mid", "input": "hi", "conversation": "conv_1"}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": "hi", "echo": False, "suffix": ""}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": ["hi"]}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": ["hi", "there"]}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": [1, 2]}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": "hi", "echo": True}),
+        ("/v1/completions", "CompletionRequest", {"model": "mid", "prompt": "hi", "logprobs": 1}),
     ]
     verdicts = []
     for path, name, body in cases:
@@ -93,6 +101,7 @@ def test_the_documented_schemas_refuse_what_the_gateway_refuses_and_allow_what_i
         verdicts.append((path, body, status, _schema_valid(doc, name, body)))
     assert [(p, b, s) for p, b, s, valid in verdicts if valid != (s == 200)] == []
     expected = [True, False, False, True, True, False, False, False, False, True, False, False, False]
+    expected += [True, True, False, False, False, False]
     assert [valid for *_, valid in verdicts] == expected
     # Query parameters with a closed set of values or a fixed form say so, and the gateway holds to it.
     params = {p["name"]: p["schema"] for p in doc["paths"]["/api/stats"]["get"]["parameters"]}

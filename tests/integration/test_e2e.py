@@ -165,6 +165,27 @@ def test_the_responses_api_on_local_llama_cpp(tiergate: Gateway) -> None:
     assert "".join(deltas) == final.output_text and isinstance(json.loads(final.output_text)["colour"], str)
 
 
+def test_the_completions_api_on_local_llama_cpp(tiergate: Gateway) -> None:
+    client = _client(tiergate)
+    raw = client.completions.with_raw_response.create(model="auto", prompt=EASY, temperature=0)
+    assert raw.headers["x-tiergate-model"] == "smollm2-local"
+    r = raw.parse()
+    assert r.object == "text_completion" and r.choices[0].text.strip() and r.usage is not None
+    assert 0 < r.usage.completion_tokens <= 16  # OpenAI's default max_tokens for this API, sent for the app
+    row = _ledger(tiergate, raw.headers["x-request-id"])
+    assert (row["endpoint"], row["completion_tokens"]) == ("completions", r.usage.completion_tokens)
+    # Streamed, two answers at once (llama-server's slots), each with its own index, then the summed usage.
+    chunks = list(
+        client.completions.create(
+            model="smollm2-local", prompt=EASY, max_tokens=8, n=2, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    texts = {i: "".join(c.choices[0].text for c in chunks if c.choices and c.choices[0].index == i) for i in (0, 1)}
+    assert all(t.strip() for t in texts.values()), texts
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == [] and usage is not None and 2 <= usage.completion_tokens <= 16
+
+
 def test_json_mode_on_llama_cpp_is_grammar_constrained(tiergate: Gateway) -> None:
     schema = {
         "type": "object",
