@@ -37,7 +37,17 @@ LOAD_S = 14.0
 CLIENTS = 16
 MODELS = ["local-small", "mid", "big"]
 PROMPTS = ["What is 2+2?", "Write a haiku about rain.", "Prove that sqrt(2) is irrational.", "Explain quicksort."]
-KINDS = {"chat": 36, "chat-stream": 24, "bad": 6, "resp": 10, "resp-stream": 10, "emb": 10, "leave-mid-body": 4}
+KINDS = {
+    "chat": 30,
+    "chat-stream": 20,
+    "bad": 6,
+    "resp": 8,
+    "resp-stream": 8,
+    "comp": 7,
+    "comp-stream": 7,
+    "emb": 10,
+    "leave-mid-body": 4,
+}
 
 
 def _config(upstream: FakeUpstream) -> dict[str, Any]:
@@ -65,6 +75,9 @@ class Load:
         temperature = rng.choice([0, 0.7])  # 0: cacheable, so some are hits
         if kind == "emb":
             return "/v1/embeddings", {"model": "all-minilm-l6-v2", "input": [prompt, prompt + "?"]}
+        if kind.startswith("comp"):
+            body = {"model": model, "prompt": prompt, "temperature": temperature, "max_tokens": 32}
+            return "/v1/completions", {**body, "stream": kind == "comp-stream"}
         if kind.startswith("resp"):
             body = {"model": model, "input": prompt, "temperature": temperature, "max_output_tokens": 32}
             return "/v1/responses", {**body, "stream": kind == "resp-stream"}
@@ -79,7 +92,7 @@ class Load:
 
     async def _leave_mid_body(self, tag: str) -> None:
         _, writer = await asyncio.open_connection("127.0.0.1", int(self.url.rsplit(":", 1)[1]))
-        path = self.rng.choice(["/v1/chat/completions", "/v1/embeddings", "/v1/responses"])
+        path = self.rng.choice(["/v1/chat/completions", "/v1/embeddings", "/v1/responses", "/v1/completions"])
         head = f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 200\r\n"
         writer.write(f"{head}x-tiergate-tags: {tag}\r\n\r\n".encode() + b'{"model": "auto", "mess')
         await writer.drain()
