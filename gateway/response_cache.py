@@ -52,12 +52,8 @@ NO_CACHE = CacheDecision(False, False, 0)
 
 
 def decide(req: ChatCompletionRequest, policy: CachePolicy, headers: Mapping[str, str]) -> CacheDecision:
-    """`Cache-Control: no-cache` skips the lookup but refreshes the entry; `no-store` skips both."""
-    if policy.mode == "off" or (req.n or 1) > 1:
-        return NO_CACHE
-    if policy.only_deterministic and not (req.temperature == 0 or req.seed is not None):
-        return NO_CACHE
-    cc = {d.strip().lower() for d in headers.get("cache-control", "").split(",")}
+    """`Cache-Control: no-cache` skips the lookup but refreshes the entry; `no-store` skips both. A malformed TTL
+    header is refused whether or not this request could be cached: its 400 must not depend on the temperature."""
     ttl = policy.ttl_s
     if (raw := headers.get(TTL_HEADER)) is not None:
         # ASCII digits only: str.isdigit() also accepts "²" (a Latin-1 header byte), which int() then refuses.
@@ -66,6 +62,11 @@ def decide(req: ChatCompletionRequest, policy: CachePolicy, headers: Mapping[str
                 f"'{TTL_HEADER}' must be a whole number of seconds from 1 to 2592000.", TTL_HEADER, "invalid_value"
             )
         ttl = int(raw)
+    if policy.mode == "off" or (req.n or 1) > 1:
+        return NO_CACHE
+    if policy.only_deterministic and not (req.temperature == 0 or req.seed is not None):
+        return NO_CACHE
+    cc = {d.strip().lower() for d in headers.get("cache-control", "").split(",")}
     if "no-store" in cc:
         return NO_CACHE
     return CacheDecision(lookup="no-cache" not in cc, store=True, ttl_s=ttl)
