@@ -1,10 +1,10 @@
 """Any body, however malformed, is parsed into a request or refused with the client's 400; never a crash.
 
 Session after session found one more shape that got past parsing and failed later as a 500 (a part that is not an
-object, an integer too large to write, a schema that is not a dict, ...). Hypothesis draws bodies shaped like chat
-and Responses requests, with arbitrary JSON wherever a value goes, and checks the whole pure path a request takes
-before any model is called: parsing and the rules, the error built from a refusal, and on success what routing,
-the cache key and the classifier read of it. Derandomized, so CI runs the same bodies every time.
+object, an integer too large to write, a schema that is not a dict, ...). Hypothesis draws bodies shaped like chat,
+Responses and Completions requests, with arbitrary JSON wherever a value goes, and checks the whole pure path a
+request takes before any model is called: parsing and the rules, the error built from a refusal, and on success
+what routing, the cache key and the classifier read of it. Derandomized, so CI runs the same bodies every time.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from classifiers.features import prompt_from_messages
 from gateway.errors import GatewayError, from_validation
 from gateway.response_cache import cache_key
 from gateway.routes.chat import CHAT, Surface
+from gateway.routes.completions import COMPLETIONS
 from gateway.routes.responses import RESPONSES
 
 SETTINGS = settings(
@@ -207,6 +208,29 @@ RESPONSES_CORE = _dict(
     },
 )
 RESPONSES_BODY = _junked(RESPONSES_CORE)
+COMPLETIONS_CORE = _dict(
+    {
+        "model": st.sampled_from(["auto", "m"]),
+        "prompt": st.text(max_size=20)
+        | st.lists(st.text(max_size=8), max_size=2)
+        | st.lists(st.integers(), max_size=3),
+    },
+    {
+        "max_tokens": _or_junk(st.integers(1, 10**6)),
+        "n": _or_junk(st.integers(1, 8)),
+        "best_of": _or_junk(st.integers(1, 8)),
+        "stream": _one_of(True, False),
+        "stream_options": _one_of({"include_usage": True}),
+        "suffix": _one_of("", "end"),
+        "echo": _one_of(True, False),
+        "logprobs": _one_of(None, 1),
+        "stop": _one_of("\n", ["a", "b"]),
+        "temperature": _or_junk(st.floats(0, 2)),
+        "metadata": JSON,
+        "x_unknown": JSON,
+    },
+)
+COMPLETIONS_BODY = _junked(COMPLETIONS_CORE)
 
 
 def _raw(body: Any) -> bytes:
@@ -246,7 +270,13 @@ def test_any_responses_body_is_parsed_or_refused_never_a_crash(body: dict[str, A
 
 
 @SETTINGS
+@given(COMPLETIONS_BODY)
+def test_any_completions_body_is_parsed_or_refused_never_a_crash(body: dict[str, Any]) -> None:
+    _parsed_or_refused(COMPLETIONS, body)
+
+
+@SETTINGS
 @given(JSON)
 def test_any_json_at_all_is_refused_or_parsed(body: Any) -> None:
-    _parsed_or_refused(CHAT, body)
-    _parsed_or_refused(RESPONSES, body)
+    for surface in (CHAT, RESPONSES, COMPLETIONS):
+        _parsed_or_refused(surface, body)
