@@ -269,7 +269,9 @@ async function loadRequests(q) {
   if (!resp.ok) return;
   const time = (ts) => new Date(ts * 1000).toISOString().slice(11, 19);
   fillSection("requests", (await resp.json()).data, ["requestId", "request_id"], [
-    ["ts", time], ["routed_model", (v) => v || "–"], ["tier", (v) => (v === null ? "–" : String(v))],
+    // A refused request was routed nowhere: the model it asked for says which app's call it was.
+    ["ts", time], ["endpoint", String], ["routed_model", (v, r) => v || (r.requested_model ? `asked: ${r.requested_model}` : "–")],
+    ["tier", (v) => (v === null ? "–" : String(v))],
     ["status", String], ["cache", String], ["cost_usd", usd], ["latency_ms", (v) => v.toFixed(1)],
     ["tags", (v) => v.join(", ")], ["request_id", String],
   ]);

@@ -40,6 +40,8 @@ def _seed(url: str, svc: Any) -> None:
         r = httpx.post(f"{url}/v1/feedback", json={"request_id": judged.headers["x-request-id"], "score": score})
         assert r.status_code == 201
     a.chat.completions.create(model="strict", messages=[{"role": "user", "content": "strict one"}])
+    with pytest.raises(openai.BadRequestError):  # refused, routed nowhere: on the record with the model it asked for
+        a.completions.create(model="mid", prompt="x", echo=True)
     # Earlier hours, so the charts over time have several buckets.
     now = time.time()
     for h in range(1, 6):
@@ -166,8 +168,13 @@ def test_dashboard_draws_and_its_numbers_equal_the_ledger(
         with sqlite3.connect(db) as c:
             (recorded,) = c.execute("SELECT COUNT(*) FROM requests").fetchone()
         assert page.locator("#requests tbody tr").count() == min(recorded, 50) and recorded > 10
-        direct = page.locator("#requests tbody tr", has_text="mid").first.locator("td").all_inner_texts()
-        assert direct[1:4] == ["mid", "1", "200"]
+        routed_mid = '#requests tbody tr:has(td[data-field="routed_model"]:text-is("mid"))'
+        direct = page.locator(routed_mid).first.locator("td").all_inner_texts()
+        assert direct[1:5] == ["chat.completions", "mid", "1", "200"]
+        refused = page.locator("#requests tbody tr", has_text="asked: mid").all()
+        assert [r.locator("td").all_inner_texts()[1:5] for r in refused] == [
+            ["completions", "asked: mid", "\N{EN DASH}", "400"]
+        ]
         quality = page.locator('#models tbody tr[data-model="mid"] td[data-field="mean_judgement"]')
         assert quality.inner_text() == "0.75 (2)"
         unjudged = page.locator('#models tbody tr[data-model="local-small"] td[data-field="mean_judgement"]')
