@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -82,6 +82,26 @@ class Surface:
     stream: Callable[[Any, AsyncIterator[dict[str, Any]], Mapping[str, str]], AsyncIterator[bytes]]
     # A chat field an error names (`param`), as this API's client wrote it: `messages` is a Response's `input`.
     param: Callable[[str], str] = str
+
+
+def translated(
+    model: type[BaseModel], to_chat: Callable[[Any], dict[str, Any]], param: Callable[[str], str]
+) -> Callable[[bytes], tuple[ChatCompletionRequest, Any]]:
+    """The parse of an API served by translating it to chat: its own request model first, then chat's rules on the
+    translation, whose refusal names the field as the client wrote it (`param`) and the chat field refused."""
+
+    def shown(chat: str) -> tuple[str, str]:
+        own = param(chat)
+        return own, f"'{own}' (in its chat translation, '{chat}')" if chat != own else f"'{own}'"
+
+    def parse(raw: bytes) -> tuple[ChatCompletionRequest, Any]:
+        asked = model.model_validate_json(raw)
+        try:
+            return ChatCompletionRequest.model_validate(to_chat(asked)), asked
+        except ValidationError as e:
+            raise from_validation([dict(x) for x in e.errors()], shown) from None
+
+    return parse
 
 
 CHAT = Surface(

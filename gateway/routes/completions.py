@@ -7,21 +7,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from gateway import sse
 from gateway.completions_api import CompletionRequest, from_chat, stream_chunks, to_chat
-from gateway.errors import from_validation
-from gateway.protocol import ChatCompletionRequest
-from gateway.routes.chat import Surface
-
-
-def _parse(raw: bytes) -> tuple[ChatCompletionRequest, CompletionRequest]:
-    asked = CompletionRequest.model_validate_json(raw)
-    try:
-        return ChatCompletionRequest.model_validate(to_chat(asked)), asked
-    except ValidationError as e:
-        raise from_validation([dict(x) for x in e.errors()], _in_completions_terms) from None
+from gateway.routes.chat import Surface, translated
 
 
 def _param(chat: str) -> str:
@@ -29,13 +17,8 @@ def _param(chat: str) -> str:
     return "prompt" if chat.startswith("messages") else chat
 
 
-def _in_completions_terms(chat: str) -> tuple[str, str]:
-    param = _param(chat)
-    return param, f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
-
-
 def _stream(_: CompletionRequest, chunks: AsyncIterator[dict[str, Any]], __: Mapping[str, str]) -> AsyncIterator[bytes]:
     return sse.encode(stream_chunks(chunks))
 
 
-COMPLETIONS = Surface("completions", _parse, from_chat, _stream, _param)
+COMPLETIONS = Surface("completions", translated(CompletionRequest, to_chat, _param), from_chat, _stream, _param)

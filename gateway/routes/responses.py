@@ -8,39 +8,27 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ValidationError
 
 from gateway import sse
-from gateway.errors import NotFound, from_validation
+from gateway.errors import NotFound
 from gateway.openapi import error_docs
-from gateway.protocol import ChatCompletionRequest
 from gateway.responses_api import STORED_RESPONSE_PATH, ResponsesRequest, from_chat, stream_events, to_chat
-from gateway.routes.chat import Surface
+from gateway.routes.chat import Surface, translated
 
 
-def _parse(raw: bytes) -> tuple[ChatCompletionRequest, ResponsesRequest]:
-    asked = ResponsesRequest.model_validate_json(raw)
-    try:
-        return ChatCompletionRequest.model_validate(to_chat(asked)), asked
-    except ValidationError as e:
-        raise from_validation([dict(x) for x in e.errors()], _in_responses_terms) from None
-
-
-def _in_responses_terms(chat: str) -> tuple[str, str]:
-    """A field of the chat request a Responses body was translated to, as the Responses client wrote it (chat's
+def _param(chat: str) -> str:
+    """A field of the chat request a Responses body was translated to, as the Responses client wrote it: chat's
     messages come from `input`; its tools nest under `function`, and its `response_format` under `json_schema`, what
-    Responses keeps flat), and how an error names it: that field, and the chat field it was refused at."""
+    Responses keeps flat."""
     if chat.startswith("messages"):
-        param = "input"
-    elif chat.startswith(("tools.", "tool_choice.")):
-        param = chat.replace(".function.", ".", 1).removesuffix(".function")
-    elif chat.startswith("response_format.json_schema."):  # `text.format` holds flat what chat nests
-        param = "text.format." + chat.removeprefix("response_format.json_schema.")
-    elif chat == "response_format":
-        param = "text.format"
-    else:
-        param = chat
-    return param, f"'{param}' (in its chat translation, '{chat}')" if chat != param else f"'{param}'"
+        return "input"
+    if chat.startswith(("tools.", "tool_choice.")):
+        return chat.replace(".function.", ".", 1).removesuffix(".function")
+    if chat.startswith("response_format.json_schema."):  # `text.format` holds flat what chat nests
+        return "text.format." + chat.removeprefix("response_format.json_schema.")
+    if chat == "response_format":
+        return "text.format"
+    return chat
 
 
 def _stream(
@@ -50,7 +38,7 @@ def _stream(
     return sse.encode_typed(stream_events(asked, chunks, model))
 
 
-RESPONSES = Surface("responses", _parse, from_chat, _stream, lambda chat: _in_responses_terms(chat)[0])
+RESPONSES = Surface("responses", translated(ResponsesRequest, to_chat, _param), from_chat, _stream, _param)
 
 
 router = APIRouter()
