@@ -111,3 +111,18 @@ def test_best_of_equal_to_n_is_served(gateway_factory: GatewayFactory, fresh_ups
     assert r.choices[0].text == "echo: hi"
     with pytest.raises(openai.BadRequestError):
         sdk(server.url).completions.create(model="mid", prompt="hi", best_of=2, n=1)
+
+
+def test_a_stream_the_upstream_cuts_ends_in_an_error_the_sdk_raises(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Chat's error ending passes through the translation as it is: the SDK raises it, not a short answer."""
+    fresh_upstream.script("mid", cut_stream=True)  # the body ends cleanly after one word: no finish, no [DONE]
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    got: list[str] = []
+    with pytest.raises(openai.APIError, match="failed mid-stream"):
+        for chunk in sdk(server.url).completions.create(model="mid", prompt="a b c", stream=True):
+            got.extend(c.text for c in chunk.choices)
+    assert "".join(got) == "echo:"
+    (row,) = svc.ledger.rows()
+    assert (row["endpoint"], row["status"], row["error_type"]) == ("completions", 502, "server_error")
