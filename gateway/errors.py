@@ -132,6 +132,7 @@ def _first_bad_field(loc: tuple[object, ...]) -> str | None:
 # The request field a client changes to satisfy each kind of need (router/select.py's Unmet.kind).
 _NEED_PARAM = {
     "tools": "tools",
+    "forced_call": "tool_choice",
     "vision": "messages",
     "audio_input": "messages",
     "files": "messages",

@@ -197,9 +197,11 @@ class ChatCompletionRequest(BaseModel):
         audio): cheap enough for every request, including those that name their model (router/select.py: direct)."""
         kinds = {p.get("type") for m in self.messages if type(m.content) is list for p in m.content}
         audio_out = self.modalities is not None and "audio" in self.modalities
-        if not kinds and not audio_out:
+        forced = _forces_call(self.tool_choice) or isinstance(self.function_call, dict)  # the deprecated form names one
+        if not kinds and not audio_out and not forced:
             return NO_NEEDS
         return Needs(
+            forced_call=forced,
             vision="image_url" in kinds,
             audio_input="input_audio" in kinds,
             files="file" in kinds,
@@ -223,6 +225,15 @@ class ChatCompletionRequest(BaseModel):
             expected_output_tokens=self.max_completion_tokens or self.max_tokens or 256,
             choices=self.n or 1,
         )
+
+
+def _forces_call(choice: str | dict[str, Any] | None) -> bool:
+    """Does `tool_choice` require a tool call: "required", a named function (or custom tool), or `allowed_tools` in
+    mode "required"? ("auto" and "none", as strings or as allowed_tools' mode, leave it to the model.)"""
+    if isinstance(choice, dict):
+        allowed = choice.get("allowed_tools") if choice.get("type") == "allowed_tools" else None
+        return not isinstance(allowed, dict) or allowed.get("mode") != "auto"
+    return choice == "required"
 
 
 MAX_EMBEDDING_INPUTS = 2048  # OpenAI's bound on one request's inputs

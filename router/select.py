@@ -17,6 +17,9 @@ class Needs:
     """What the request itself demands of a model, read from its body."""
 
     tools: bool = False
+    # A tool call is required (`tool_choice: "required"` or a named function): a server without tool calling answers
+    # in text instead, without a word, so even a client that names such a model is told.
+    forced_call: bool = False
     vision: bool = False
     audio_input: bool = False
     audio_output: bool = False
@@ -84,9 +87,11 @@ class Unmet:
 
 
 def unmet_content(model: ModelSpec, needs: Needs) -> Unmet | None:
-    """The first kind of content the request holds or asks for (images, audio, files, an answer in audio) that the
-    model cannot take or give, or None."""
+    """The first kind of content the request holds or asks for (images, audio, files, an answer in audio, a required
+    tool call) that the model cannot take or give, or None."""
     caps = model.capabilities
+    if needs.forced_call and not caps.tools:
+        return Unmet("forced_call", "no tool calling, and `tool_choice` requires a call")
     if needs.vision and not caps.vision:
         return Unmet("vision", "no vision")
     if needs.audio_input and not caps.audio_input:
@@ -222,9 +227,10 @@ def direct(
     """A request naming a concrete model: it goes there alone if the policy allows direct use.
 
     What the model lacks is not checked, as the client chose it, except the kinds of content in `content`
-    (`unmet_content`: images, audio, files, an answer in audio). A server that cannot take them fails such a request
-    (llama-server answers images and audio with a 500, which would count against the model's health) or drops them
-    without a word (an answer in text where audio was asked for), so it is refused as a routed one would be."""
+    (`unmet_content`: images, audio, files, an answer in audio, a required tool call). A server that cannot take them
+    fails such a request (llama-server answers images and audio with a 500, which would count against the model's
+    health) or drops them without a word (an answer in text where audio, or a tool call, was required), so it is
+    refused as a routed one would be."""
     model = config.model(name)
     if model is None:
         raise KeyError(name)

@@ -421,3 +421,26 @@ def test_tools_with_tool_choice_none_go_to_the_cheapest_model_without_them(
         assert ("tools" in sent, sent.get("tool_choice")) == (
             (False, None) if model == "local-small" else (True, choice)
         )
+
+
+@pytest.mark.parametrize(
+    ("choice", "status"),
+    [("required", 400), ({"type": "function", "function": {"name": "f"}}, 400), ("auto", 200), ("none", 200)],
+)
+def test_a_required_tool_call_is_refused_by_a_named_model_without_tool_calling(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, choice: object, status: int
+) -> None:
+    """`local-small` declares no tool calling. Named with tools it still gets them (its server may do better than
+    declared), but when a call is required the answer would be text: llama-server with SmolLM2 gives text for
+    `tool_choice: "required"`. A 400 before any call, as for an image sent to a model without vision."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+    body = {"model": "local-small", "messages": [{"role": "user", "content": "call f"}], "tools": tools}
+    r = httpx.post(f"{server.url}/v1/chat/completions", json={**body, "tool_choice": choice})
+    assert r.status_code == status, r.text
+    if status == 400:
+        err = r.json()["error"]
+        assert (err["param"], err["code"]) == ("tool_choice", "unsupported_capability"), err
+        assert "local-small" in err["message"] and fresh_upstream.received == []
+        (row,) = svc.ledger.rows()
+        assert row["status"] == 400

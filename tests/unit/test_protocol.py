@@ -371,6 +371,26 @@ def test_content_needs_read_the_parts_and_modalities(
     assert req.content_needs().context_tokens == 0  # cheap: no token estimate for a request naming its model
 
 
+@pytest.mark.parametrize(
+    ("extra", "forced"),
+    [
+        ({"tool_choice": "required"}, True),
+        ({"tool_choice": {"type": "function", "function": {"name": "f"}}}, True),
+        ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": []}}}, True),
+        ({"tool_choice": {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}}, False),
+        ({"tool_choice": "auto"}, False),
+        ({"tool_choice": "none"}, False),
+        ({}, False),
+        ({"functions": [{"name": "f"}], "function_call": {"name": "f"}}, True),
+        ({"functions": [{"name": "f"}], "function_call": "auto"}, False),
+    ],
+)
+def test_a_required_tool_call_is_a_content_need(extra: dict[str, Any], forced: bool) -> None:
+    """Checked even for a request naming its model (router/select.py: direct), as images are."""
+    req = ChatCompletionRequest.model_validate({"model": "m", "messages": USER, "tools": [TOOL], **extra})
+    assert req.content_needs().forced_call is forced and req.needs().forced_call is forced
+
+
 @pytest.mark.parametrize("modalities", [["video"], "audio", [1]])
 def test_unknown_modalities_are_refused_naming_them(modalities: Any) -> None:
     with pytest.raises(ValidationError) as e:

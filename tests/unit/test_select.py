@@ -135,22 +135,27 @@ def test_direct_requests() -> None:
         direct(cfg, pol, "nope", ())
 
 
-@pytest.mark.parametrize("need", ["vision", "audio_input", "files", "audio_output"])
-def test_direct_requests_need_the_content_they_hold(need: str) -> None:
+@pytest.mark.parametrize(
+    ("need", "capability"),
+    [("vision", "vision"), ("audio_input", "audio_input"), ("files", "files"), ("audio_output", "audio_output"),
+     ("forced_call", "tools")],
+)  # fmt: skip
+def test_direct_requests_need_the_content_they_hold(need: str, capability: str) -> None:
     """Images and audio only where the model takes them: its server would fail them (llama-server: a 500, counted
-    against it); an answer in audio only from a model that speaks (another would answer in text without a word)."""
+    against it); an answer in audio only from a model that speaks, and a required tool call only from one that calls
+    tools (another would answer in text without a word: llama-server with SmolLM2 does, under `make serve`)."""
     cfg = config()
     content = Needs(**{need: True})
     with pytest.raises(Unsatisfiable) as e:
-        direct(cfg, cfg.policies["default"], "mid", (), content)
+        direct(cfg, cfg.policies["default"], "mid-b", (), content)
     assert e.value.need == need
-    assert "'mid'" in e.value.reason
+    assert "'mid-b'" in e.value.reason
     doc = cfg.model_dump()
-    doc["models"][1]["capabilities"][need] = True
+    doc["models"][2]["capabilities"][capability] = True
     able = type(cfg).model_validate(doc)
-    assert [m.name for m in direct(able, able.policies["default"], "mid", (), content).chain] == ["mid"]
+    assert [m.name for m in direct(able, able.policies["default"], "mid-b", (), content).chain] == ["mid-b"]
     # What a named model lacks beyond content stays the client's choice (its server may do better than declared).
-    assert direct(cfg, cfg.policies["default"], "mid", (), Needs(tools=True, context_tokens=10**6)).chain
+    assert direct(cfg, cfg.policies["default"], "mid-b", (), Needs(tools=True, context_tokens=10**6)).chain
 
 
 def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
