@@ -75,7 +75,7 @@ def check(req: ChatCompletionRequest) -> None:
         _check_tool_turns(req.messages)
     for i, fn in enumerate(req.functions or ()):  # the deprecated form of `tools`, under the same rule
         if isinstance(fn.get("name"), str):
-            _check_function_name(fn["name"], f"functions.{i}.name")
+            _check_name(fn["name"], f"functions.{i}.name")
     if isinstance(req.stop, list) and len(req.stop) > MAX_STOPS:
         message = f"array too long; expected at most {MAX_STOPS} stop sequences, got {len(req.stop)}"
         raise _refuse("too_long", message, "stop", "array_above_max_length")
@@ -129,9 +129,7 @@ def _check_response_format(fmt: dict[str, Any]) -> None:
     name = spec.get("name")
     if not isinstance(name, str):
         raise _refuse("missing", "expected a string", "response_format.json_schema.name")
-    if not _FUNCTION_NAME.fullmatch(name):
-        why = "a schema's name is 1 to 64 letters (a-z, A-Z), digits, underscores or dashes"
-        raise _refuse("invalid_value", f"{why}, not {name[:80]!r}", "response_format.json_schema.name")
+    _check_name(name, "response_format.json_schema.name", "a schema's")
     if "schema" in spec and not isinstance(spec["schema"], dict):
         raise _refuse("invalid_value", "expected an object (a JSON Schema)", "response_format.json_schema.schema")
     if "strict" in spec and spec["strict"] is not None and not isinstance(spec["strict"], bool):
@@ -227,12 +225,13 @@ def _check_message_fields(extra: dict[str, Any], where: str) -> None:
                 raise _refuse("missing", f"expected {why}", f"{at}.function.{field}")
         if not fn["name"]:
             raise _refuse("too_short", "empty string; a function call names its function", f"{at}.function.name")
-        _check_function_name(fn["name"], f"{at}.function.name")
+        _check_name(fn["name"], f"{at}.function.name")
 
 
-def _check_function_name(name: str, param: str) -> None:
+def _check_name(name: str, param: str, whose: str = "a function's") -> None:
+    """OpenAI's one pattern for the names of functions and of JSON schemas (`response_format`)."""
     if not _FUNCTION_NAME.fullmatch(name):
-        why = "a function's name is 1 to 64 letters (a-z, A-Z), digits, underscores or dashes"
+        why = f"{whose} name is 1 to 64 letters (a-z, A-Z), digits, underscores or dashes"
         raise _refuse("invalid_value", f"{why}, not {name[:80]!r}", param)
 
 
@@ -328,7 +327,7 @@ def _tool_names(tools: list[dict[str, Any]]) -> set[str]:
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise _refuse("missing", "a function needs a `name` (a non-empty string)", f"tools.{i}.function.name")
-        _check_function_name(name, f"tools.{i}.function.name")
+        _check_name(name, f"tools.{i}.function.name")
         names.add(name)
     return names
 
