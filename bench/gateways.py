@@ -277,6 +277,36 @@ def write_docs(path: Path, text: str, args: argparse.Namespace) -> None:
     write_docs_block(path, f"bench.gateways w{args.workers}", cmd, text.split("\n{")[0].strip())
 
 
+def verdicts(
+    c64_ratio: float, explicit_ms: float, auto_ms: float, classifier_ms: float, hit_ratio: float, rss_mb: float
+) -> str:
+    """Each of issue 6's targets, met or missed by how much, from the numbers of one run: a ratio printed at one
+    decimal would show 2.96x as "3.0x", so the verdict compares the unrounded values."""
+
+    def one(name: str, value: str, ok: bool, by: str) -> str:
+        return f"{name} {value}: {'met' if ok else '**missed**'} (by {by})"
+
+    return "Against issue 6's targets: " + "; ".join(
+        (
+            one("c=64 vs LiteLLM's proxy >= 5x", f"{c64_ratio:.1f}x", c64_ratio >= 5.0, f"{abs(c64_ratio - 5.0):.1f}x"),
+            one(
+                "explicit added p50 <= 2 ms",
+                f"{explicit_ms:.2f} ms",
+                explicit_ms <= 2.0,
+                f"{abs(2.0 - explicit_ms):.2f} ms",
+            ),
+            one(
+                "auto added p50 <= the classifier alone + 1 ms",
+                f"{auto_ms:.2f} vs {classifier_ms + 1.0:.2f} ms",
+                auto_ms <= classifier_ms + 1.0,
+                f"{abs(classifier_ms + 1.0 - auto_ms):.2f} ms",
+            ),
+            one("hit >= 3x faster than a miss", f"{hit_ratio:.2f}x", hit_ratio >= 3.0, f"{abs(hit_ratio - 3.0):.2f}x"),
+            one("RSS per worker <= 350 MB", f"{rss_mb:.0f} MB", rss_mb <= 350.0, f"{abs(350.0 - rss_mb):.0f} MB"),
+        )
+    )
+
+
 def report(
     results: dict[str, dict[int, Result]],
     rss: dict[str, list[float]],
@@ -318,7 +348,18 @@ def report(
         f"{clf[1]:.2f}), {clf[2]:.2f} ms paced like the auto run at c=1 (idle between prompts), {inside:.2f} ms "
         f"inside the gateway on the auto run's own requests at c=1 (Server-Timing), so auto added "
         f"{auto1 - direct[1].p50_ms - inside:.2f} ms beyond its classifier's own time; "
-        f"cache hit vs miss p50 at c=1 = {miss.p50_ms / hit.p50_ms:.1f}x."
+        f"cache hit vs miss p50 at c=1 = {miss.p50_ms / hit.p50_ms:.2f}x."
+    )
+    emit(
+        "\n"
+        + verdicts(
+            tg[64].rps / lp[64].rps,
+            tg[1].p50_ms - direct[1].p50_ms,
+            auto1 - direct[1].p50_ms,
+            (clf[0] + clf[1]) / 2,
+            miss.p50_ms / hit.p50_ms,
+            max(rss["Tiergate"]),
+        )
     )
     emit("\n" + json.dumps({k: {c: r.__dict__ for c, r in v.items()} for k, v in results.items()} | {"rss": rss}))
     return "\n".join(out)
