@@ -12,6 +12,7 @@ import platform
 import re
 import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -163,15 +164,20 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         model_dir = path or minilm_path()
+        # Dynamic int8 quantisation scales activations per tensor: in a batch, one prompt's vector would depend on
+        # its batch-mates (and their padding), and so could its routing. int8 therefore encodes one text at a time.
+        self._batch = 1 if quantized else 32
+        # One prompt's matrices are too small to split across cores (a batch command's int8 run on two threads took
+        # 66 s for 2,000 prompts on a Zen 1): with several threads, int8 runs one single-threaded call per thread
+        # on different prompts instead. onnxruntime releases the GIL inside `run`, and a session serves concurrent
+        # calls.
+        self._parallel = threads if quantized and threads > 1 else 1
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
+        opts.intra_op_num_threads = threads if self._parallel == 1 else 1
         opts.inter_op_num_threads = 1
         path = int8_export(model_dir) if quantized else fp32_export(model_dir)
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._tok = tokenizer(model_dir)
-        # Dynamic int8 quantisation scales activations per tensor: in a batch, one prompt's vector would depend on
-        # its batch-mates (and their padding), and so could its routing. int8 therefore encodes one text at a time.
-        self._batch = 1 if quantized else 32
 
     @property
     def dim(self) -> int:
@@ -183,20 +189,32 @@ class OnnxEncoder:
         # Sort by length so each batch pads little, then restore the caller's order.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for s in range(0, len(order), self._batch):
-            idx = order[s : s + self._batch]
-            encs = self._tok.encode_batch([texts[i] for i in idx])
-            width = max(len(e.ids) for e in encs)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for r, e in enumerate(encs):
-                ids[r, : len(e.ids)] = e.ids
-                mask[r, : len(e.ids)] = 1
-            hidden = self._session.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0]
-            m = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
-            out[idx] = pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
+        batches = [order[s : s + self._batch] for s in range(0, len(order), self._batch)]
+
+        def run(idx: list[int]) -> None:
+            out[idx] = self._vectors([texts[i] for i in idx])  # each call writes its own rows
+
+        if self._parallel == 1 or len(batches) == 1:
+            for b in batches:
+                run(b)
+        else:
+            with ThreadPoolExecutor(self._parallel, thread_name_prefix="tiergate-encode") as pool:
+                list(pool.map(run, batches))  # list(): re-raises a failed call's exception here
         return out
+
+    def _vectors(self, texts: list[str]) -> Matrix:
+        """Mean-pooled, L2-normalised vectors of one batch."""
+        encs = self._tok.encode_batch(texts)
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(texts), width), dtype=np.int64)
+        mask = np.zeros((len(texts), width), dtype=np.int64)
+        for r, e in enumerate(encs):
+            ids[r, : len(e.ids)] = e.ids
+            mask[r, : len(e.ids)] = 1
+        hidden = self._session.run(["hidden"], {"input_ids": ids, "attention_mask": mask})[0]
+        m = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * m).sum(axis=1) / np.clip(m.sum(axis=1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)  # type: ignore[no-any-return]
 
     def count_tokens(self, text: str) -> int:
         return len(self._tok.encode(text).ids)

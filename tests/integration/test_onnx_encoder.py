@@ -66,6 +66,16 @@ def test_order_and_batching_do_not_change_vectors(encoders: tuple[TorchEncoder, 
     assert onnx_enc.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
 
 
+def test_int8_on_several_threads_gives_each_text_its_own_vector(encoders: tuple[TorchEncoder, OnnxEncoder]) -> None:
+    """A batch command's int8 encoder runs one prompt per thread: the same vectors, in the caller's order, as one
+    thread gives (each call single-threaded, so bit for bit)."""
+    texts = [f"{t} ({i})" for i in range(6) for t in TEXTS]
+    one = encoders[1].encode(texts)
+    many = OnnxEncoder(threads=2)
+    assert many._parallel == 2
+    assert np.array_equal(many.encode(texts), one)
+
+
 def test_fp32_export_matches_torch(encoders: tuple[TorchEncoder, OnnxEncoder], tmp_path: Path) -> None:
     torch_enc, _ = encoders
     fp32 = OnnxEncoder(quantized=False)
