@@ -12,7 +12,8 @@ and 64, the same POST body shape for every target. Targets, one at a time so the
   bench/litellm-proxy.sh), `--num_workers N`, the same upstream, no database.
 
 Reported: requests/s, p50 / p99 latency, added p50 over direct, and the RSS of each gateway (all its processes)
-after the run. Added latency is measured at the same concurrency against the same upstream.
+after the run. Added latency is measured at the same concurrency against the same upstream. The report ends with a
+verdict per issue-6 target, met or missed and by how much, judged on unrounded numbers (`verdicts`).
 """
 
 from __future__ import annotations
