@@ -1,9 +1,11 @@
 """The ledger writer: records leave the request path through a bounded queue and are committed in batches.
 
-Never blocks, never loses: `record()` only enqueues (when the queue is full, the record goes to the local
-spool instead). A writer thread commits batches; when the database fails, batches go to the spool and the
-thread retries with backoff, replaying the spool once the database answers. `close()` drains the queue, so a
-clean shutdown loses nothing; what is still spooled then is replayed by the next start.
+Never waits for the database, never loses: `record()` only enqueues (when the queue is full, the record goes to
+the local spool instead). When the writer falls behind while the database is up, `record()` gives way for a moment
+(below: GIVE_WAY_AT), so that the queue stays short instead of filling memory. A writer thread commits batches;
+when the database fails, batches go to the spool and the thread retries with backoff, replaying the spool once the
+database answers. `close()` drains the queue, so a clean shutdown loses nothing; what is still spooled then is
+replayed by the next start.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,19 @@ log = logging.getLogger("tiergate.ledger")
 # How much lower than the serving thread the writer runs (Linux nice, per thread). Its batch inserts are milliseconds
 # of CPU; at the same priority they took a core the request path's next hop (the loop, the upstream, the client) was
 # about to need, and at concurrency 1 one request in a hundred waited for them: p99 2.1-2.5 ms against 1.5-1.7
-# niced, and 6,594 against 7,312 req/s at 64 (docs/benchmarks.md). It still keeps up at full load (the queue peaked
-# at ~480 records), and with nothing else to run it gets the whole core.
+# niced, and 6,594 against 7,312 req/s at 64 (docs/benchmarks.md). With one worker it keeps up at full load (the
+# queue peaked at ~480 records), and with nothing else to run it gets the whole core.
 WRITER_NICE = 10
+# With one worker per core (the default) at full load, no core is left over: the niced writer fell behind, its
+# queue grew by ~2,500 records a second (31,000 after a 10 s run of cache hits at 10,000 req/s on 2 cores), and each
+# worker's RSS grew with it (by ~90 MB at the 50,000-record bound, past issue 6's 350 MB). So from this many queued
+# records on, while the database is up, each record() sleeps GIVE_WAY_S on the serving thread: that frees the core
+# and the interpreter lock for the writer, and the gateway serves only as fast as it can record, which is the real
+# rate. Measured (docs/benchmarks.md): the queue then stayed under ~2,000 and RSS under 260 MB. A time.sleep, not an
+# await, on purpose: record() is called from synchronous code, and it is the whole thread that must give way. At
+# lower load the queue never gets near this, and nothing waits.
+GIVE_WAY_AT = 2048
+GIVE_WAY_S = 0.0005
 
 
 def _lower_priority() -> None:
@@ -52,6 +64,8 @@ class Ledger:
         retry_s: float = 0.5,
         max_retry_s: float = 10.0,
         linger_s: float = 0.05,
+        give_way_at: int = GIVE_WAY_AT,
+        give_way: Callable[[float], None] = time.sleep,  # a seam for tests
     ) -> None:
         self.backend = backend
         self.reader = reader  # its own connection: dashboards read while the writer writes
@@ -59,6 +73,7 @@ class Ledger:
         self._batch = batch
         self._linger = linger_s
         self._max_queue = max_queue
+        self._give_way_at, self._give_way = give_way_at, give_way
         self._buf: deque[LedgerRecord] = deque()
         self._accepted = 0  # records record() has queued
         self._count_lock = threading.Lock()
@@ -91,6 +106,8 @@ class Ledger:
             self._accepted += 1
         if not self._wake.is_set():
             self._wake.set()
+        if len(self._buf) >= self._give_way_at and self._up:  # the writer is starved, not the database down
+            self._give_way(GIVE_WAY_S)
 
     # -- writer thread ---------------------------------------------------------------------------------------
     def _run(self) -> None:

@@ -16,7 +16,7 @@ from gateway.ledger import LedgerRecord, LedgerUnavailable
 from gateway.ledger.backends import LedgerRejected
 from gateway.ledger.record import to_line
 from gateway.ledger.schema import Dialect
-from gateway.ledger.writer import WRITER_NICE, Ledger
+from gateway.ledger.writer import GIVE_WAY_S, WRITER_NICE, Ledger
 from tests.ledger.test_backends import rec, wait_settled
 
 
@@ -152,6 +152,46 @@ def test_the_writer_thread_runs_below_the_serving_threads_priority(tmp_path: Pat
         assert _nice(writer) == _nice(threading.get_native_id()) + WRITER_NICE
     finally:
         led.close()
+
+
+def test_the_serving_thread_gives_way_once_the_writer_falls_behind(tmp_path: Path) -> None:
+    """With one worker per core at full load the niced writer fell behind and the queue (and RSS) grew for as long
+    as the load lasted. From `give_way_at` queued records on, each record() now sleeps GIVE_WAY_S, so the writer
+    gets the core and the interpreter lock; below that, nothing waits."""
+    db = FakeBackend()
+    db.gate.clear()  # the writer takes one record (batch=1) and is held in its insert: the queue only grows
+    slept: list[float] = []
+    ledger = Ledger(db, db, tmp_path / "spool", batch=1, give_way_at=10, give_way=slept.append)
+    try:
+        for i in range(9):
+            ledger.record(rec(i))
+        assert slept == []
+        for i in range(9, 30):
+            ledger.record(rec(i))
+        # The 10th or 11th record reaches 10 queued, depending on whether the writer took its one record yet.
+        assert 20 <= len(slept) <= 21 and set(slept) == {GIVE_WAY_S}
+    finally:
+        db.gate.set()
+        wait_settled(ledger, 10)
+        ledger.close()
+    assert sorted(db.rows) == sorted(f"r{i}" for i in range(30))
+
+
+def test_nothing_gives_way_while_the_database_is_down(tmp_path: Path) -> None:
+    """Down, records go to the spool as before: slowing the gateway would not bring the database back."""
+    db = FakeBackend()
+    db.down = True
+    slept: list[float] = []
+    ledger = Ledger(db, db, tmp_path / "spool", retry_s=0.05, give_way_at=1, give_way=slept.append)
+    try:
+        for i in range(50):
+            ledger.record(rec(i))
+        assert slept == []
+    finally:
+        db.down = False
+        wait_settled(ledger, 10)
+        ledger.close()
+    assert len(db.rows) == 50
 
 
 def test_a_record_the_database_refuses_is_set_aside_and_holds_nothing_back(tmp_path: Path) -> None:
