@@ -34,8 +34,10 @@ from tests.fakes.upstream import free_port
 
 
 def write_throughput(url: str, n: int) -> tuple[float, float]:
-    """(records/s until committed, µs per record() call)."""
-    ledger = open_ledger(url, Path(tempfile.mkdtemp(prefix="tiergate-spool-")))
+    """(records/s until committed, µs per record() call). The records are queued in one burst, faster than any
+    request path could, so the serving thread's giving way to a writer that falls behind (GIVE_WAY_AT) is off here:
+    with it, this would time the sleeps, not the writer."""
+    ledger = open_ledger(url, Path(tempfile.mkdtemp(prefix="tiergate-spool-")), give_way_at=n + 1)
     now = time.time()
     recs = [
         LedgerRecord(
