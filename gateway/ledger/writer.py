@@ -35,13 +35,13 @@ log = logging.getLogger("tiergate.ledger")
 WRITER_NICE = 10
 # With one worker per core (the default) at full load, no core is left over: the niced writer fell behind, its
 # queue grew by ~2,500 records a second (31,000 after a 10 s run of cache hits at 10,000 req/s on 2 cores), and each
-# worker's RSS grew with it (+54 MB at 31,000 records, with the bound at 50,000; issue 6 allows 350 MB in all,
-# and bench.gateways measured 349 and 370). So from this many queued
-# records on, while the database is up, each record() sleeps GIVE_WAY_S on the serving thread: that frees the core
-# and the interpreter lock for the writer, and the gateway serves only as fast as it can record, which is the real
-# rate. Measured (docs/benchmarks.md): the queue then peaked at 2,052 and RSS at 259 MB. A time.sleep, not an
-# await, on purpose: record() is called from synchronous code, and it is the whole thread that must give way. At
-# lower load the queue never gets near this, and nothing waits.
+# worker's RSS grew with it (+54 MB at 31,000 records, with the bound at 50,000; issue 6 allows 350 MB in all, and
+# bench.gateways measured 349 and 370). So from this many queued records on, while the database is up, each
+# record() sleeps GIVE_WAY_S on the serving thread: that frees the core and the interpreter lock for the writer, and
+# the gateway serves only as fast as it can record, which is the real rate. Measured (docs/benchmarks.md): the queue
+# then peaked at 2,052 and RSS at 259 MB. A time.sleep, not an await, on purpose: record() is called from
+# synchronous code, and it is the whole thread that must give way. At lower load the queue never gets near this,
+# and nothing waits.
 GIVE_WAY_AT = 2048
 GIVE_WAY_S = 0.0005
 
