@@ -32,8 +32,11 @@ def test_openapi_has_the_chat_and_responses_endpoints_and_the_errors_as_sent(
     assert set(schemas["ChatCompletionRequest"]["required"]) == {"model", "messages"}
     assert {"400", "404", "503"} <= set(chat["responses"])
     assert set(chat["responses"]["200"]["content"]) == {"application/json", "text/event-stream"}
-    headers = {p["name"] for p in chat["parameters"] if p["in"] == "header"}
-    assert {"x-tiergate-tags", "cache-control", "x-tiergate-cache-ttl"} <= headers
+    headers = {p["name"]: p["schema"] for p in chat["parameters"] if p["in"] == "header"}
+    assert {"x-tiergate-tags", "cache-control", "x-tiergate-cache-ttl"} <= set(headers)
+    # What the gateway accepts, as patterns (tests/unit/test_openapi_headers.py checks them against the parsers).
+    assert headers["x-tiergate-cache-ttl"]["pattern"].startswith("^(?:[1-9]")
+    assert all("pattern" in headers[h] for h in ("x-tiergate-tags", "x-tiergate-min-tier", "x-tiergate-max-cost-usd"))
     stats = {p["name"] for p in doc["paths"]["/api/stats"]["get"]["parameters"]}
     assert {"since", "from", "to", "policy", "key", "user", "tag", "bucket"} <= stats
     completions = doc["paths"]["/v1/completions"]["post"]
