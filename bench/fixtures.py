@@ -31,6 +31,20 @@ def write_one_model_config(path: Path, upstream_port: int) -> Path:
     return path
 
 
+def write_two_model_config(path: Path, upstream: str) -> Path:
+    """bench.gateways' policy YAML: `fast` (tier 0) and `strong` (tier 1, the baseline), both at the upstream base
+    URL `upstream`, unpriced; returns the path."""
+    cfg = {
+        "models": [
+            {"name": "fast", "litellm_model": "openai/fast", "api_base": upstream, "tier": 0},
+            {"name": "strong", "litellm_model": "openai/strong", "api_base": upstream, "tier": 1},
+        ],
+        "policies": {"default": {"thresholds": [0.5], "baseline_model": "strong"}},
+    }
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
 def start_upstream(port: int) -> subprocess.Popen[bytes]:
     """The fake OpenAI-compatible upstream (tests/fakes/upstream.py) on `port`; returns once it answers."""
     up = subprocess.Popen([sys.executable, "-m", "tests.fakes.upstream", str(port)], stdout=subprocess.DEVNULL)

@@ -38,12 +38,11 @@ import httpx
 import yaml
 
 from bench.fixtures import start_tiergate, start_upstream, stop, write_docs_block, write_one_model_config
-from bench.gateways import classifier_p50_ms, wrk
+from bench.gateways import PROMPT, classifier_p50_ms, wrk
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
 from tests.local_model import ALIAS, start_llama_server
 
-PROMPT = "Write a short poem about the sea and the wind at night, in four lines, please."
 BODY: dict[str, object] = {"model": "fast", "messages": [{"role": "user", "content": PROMPT}]}
 HIT_BODY: dict[str, object] = {**BODY, "temperature": 0}
 

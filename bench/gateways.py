@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.fixtures import start_tiergate, start_upstream, stop, write_docs_block
+from bench.fixtures import start_tiergate, start_upstream, stop, write_docs_block, write_two_model_config
 from gateway.settings import PACKAGE_ROOT, cache_dir
 from tests.fakes.server import wait_http
 from tests.fakes.upstream import free_port
@@ -182,14 +182,7 @@ def main() -> None:
     up_port = free_port()
     upstream = f"http://127.0.0.1:{up_port}/v1"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_OFFLINE_MODE": "true"}
-    tg_cfg = {
-        "models": [
-            {"name": "fast", "litellm_model": "openai/fast", "api_base": upstream, "tier": 0},
-            {"name": "strong", "litellm_model": "openai/strong", "api_base": upstream, "tier": 1},
-        ],
-        "policies": {"default": {"thresholds": [0.5], "baseline_model": "strong"}},
-    }
-    (work / "tiergate.yaml").write_text(yaml.safe_dump(tg_cfg))
+    write_two_model_config(work / "tiergate.yaml", upstream)
     lp_cfg = {
         "model_list": [
             {"model_name": "fast", "litellm_params": {"model": "openai/fast", "api_base": upstream, "api_key": "sk-x"}}

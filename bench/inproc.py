@@ -35,12 +35,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-from bench.fixtures import start_upstream, stop
+from bench.fixtures import start_upstream, stop, write_two_model_config
+from bench.gateways import PROMPT
 from tests.fakes.upstream import free_port
 
-PROMPT = "Write a short poem about the sea and the wind at night, in four lines, please."
 KINDS = ("hit", "explicit", "auto")
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -50,19 +49,6 @@ def body_of(kind: str) -> bytes:
     if kind == "hit":
         return orjson.dumps({"model": "fast", "messages": msgs, "temperature": 0})
     return orjson.dumps({"model": "auto" if kind == "auto" else "fast", "messages": msgs})
-
-
-def write_config(path: Path, upstream: str) -> Path:
-    """bench/gateways.py's policy: two models at the same upstream, `fast` (tier 0) and `strong` (tier 1)."""
-    cfg = {
-        "models": [
-            {"name": "fast", "litellm_model": "openai/fast", "api_base": upstream, "tier": 0},
-            {"name": "strong", "litellm_model": "openai/strong", "api_base": upstream, "tier": 1},
-        ],
-        "policies": {"default": {"thresholds": [0.5], "baseline_model": "strong"}},
-    }
-    path.write_text(yaml.safe_dump(cfg))
-    return path
 
 
 async def call(app: ASGIApp, body: bytes) -> tuple[int, dict[bytes, bytes], bytes]:
@@ -247,7 +233,7 @@ def main() -> None:
     port = free_port()
     up = start_upstream(port)
     try:
-        config = write_config(work / "tiergate.yaml", f"http://127.0.0.1:{port}/v1")
+        config = write_two_model_config(work / "tiergate.yaml", f"http://127.0.0.1:{port}/v1")
         import uvloop
 
         text = uvloop.run(run(args, config, work / "ledger.sqlite3"))

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 
+from gateway import tags
 from gateway.completions_api import COMPLETIONS_PATH, CompletionRequest
 from gateway.protocol import ChatCompletionRequest, EmbeddingRequest, ErrorResponse
 from gateway.responses_api import RESPONSES_PATH, STORED_RESPONSE_PATH, ResponsesRequest
@@ -80,20 +81,11 @@ _COMPLETIONS = (
 )
 
 
-def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
-    """An optional request header of the chat and responses endpoints, as OpenAPI declares a parameter. `pattern`:
-    what the gateway accepts, so that a client (or a fuzzer) generating values from the schema is not refused; a
-    value that matches is always accepted (tests/unit/test_openapi_headers.py), a few the gateway also takes (leading
-    zeros, spaces) do not match."""
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern is not None:
-        schema["pattern"] = pattern
-    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
-
-
-_TAG = "[A-Za-z0-9_.:/=-]{1,64}"  # gateway/tags.py
+# What the gateway accepts of a header, so that a client (or a fuzzer) generating values from the schema is not
+# refused: a value that matches is always accepted (tests/unit/test_openapi_headers.py); a few the gateway also
+# takes (leading zeros, spaces) do not match.
 PATTERNS = {
-    "x-tiergate-tags": f"^{_TAG}(?: *, *{_TAG}){{0,7}}$",
+    "x-tiergate-tags": f"^{tags.TAG}(?: *, *{tags.TAG}){{0,{tags.MAX_TAGS - 1}}}$",
     # 1 to 2592000 (30 days) without leading zeros: 1-999999, 1000000-2499999, 2500000-2589999, 2590000-2592000.
     "x-tiergate-cache-ttl": "^(?:[1-9][0-9]{0,5}|1[0-9]{6}|2[0-4][0-9]{5}|25[0-8][0-9]{4}|259[01][0-9]{3}|2592000)$",
     "x-tiergate-min-tier": "^[0-9]$",
@@ -101,28 +93,24 @@ PATTERNS = {
     # that it cannot round to 0 or overflow.
     "x-tiergate-max-cost-usd": "^(?=[^eE]*[1-9])[0-9]{0,20}(?:\\.[0-9]{0,20})?(?:[eE][+-]?[0-9]{1,2})?$",
 }
+
+
+def _header(name: str, description: str) -> dict[str, Any]:
+    """An optional request header of the chat and responses endpoints, as OpenAPI declares a parameter."""
+    schema: dict[str, Any] = {"type": "string"}
+    if name in PATTERNS:
+        schema["pattern"] = PATTERNS[name]
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
+
+
 _HEADERS: list[dict[str, Any]] = [
-    _header(
-        "x-tiergate-tags",
-        "Up to 8 comma-separated tags (1-64 of `A-Za-z0-9_.:/=-` each) to attribute spend to.",
-        PATTERNS["x-tiergate-tags"],
-    ),
+    _header("x-tiergate-tags", "Up to 8 comma-separated tags (1-64 of `A-Za-z0-9_.:/=-` each) to attribute spend to."),
     _header("cache-control", "`no-cache`: skip the cache lookup but refresh the entry; `no-store`: neither."),
+    _header("x-tiergate-cache-ttl", "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s."),
     _header(
-        "x-tiergate-cache-ttl",
-        "Seconds (1-2592000) to keep this answer cached, instead of the policy's ttl_s.",
-        PATTERNS["x-tiergate-cache-ttl"],
+        "x-tiergate-min-tier", "At least this tier (0-9) for this request; it only raises the tier the score gives."
     ),
-    _header(
-        "x-tiergate-min-tier",
-        "At least this tier (0-9) for this request; it only raises the tier the score gives.",
-        PATTERNS["x-tiergate-min-tier"],
-    ),
-    _header(
-        "x-tiergate-max-cost-usd",
-        "No model whose estimated cost for this request is higher (US dollars, > 0).",
-        PATTERNS["x-tiergate-max-cost-usd"],
-    ),
+    _header("x-tiergate-max-cost-usd", "No model whose estimated cost for this request is higher (US dollars, > 0)."),
 ]
 
 

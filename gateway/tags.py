@@ -14,7 +14,8 @@ from gateway.errors import InvalidRequest
 
 HEADER = "x-tiergate-tags"
 MAX_TAGS = 8
-_TAG = re.compile(r"[A-Za-z0-9_.:/=-]{1,64}")
+TAG = r"[A-Za-z0-9_.:/=-]{1,64}"  # also the pattern /openapi.json gives the header (gateway/openapi.py)
+_TAG = re.compile(TAG)
 
 
 def parse(value: str | None) -> tuple[str, ...]:
