@@ -35,7 +35,7 @@ class CompletionRequest(BaseModel):
     llama.cpp's `top_k`, ...) has the same name and meaning in chat and goes there as sent, to be checked by chat's
     rules (gateway/chat_rules.py), which name it as the client wrote it."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)  # kept for repeated bodies (gateway/body_memo.py)
     model: str = Field(min_length=1)
     # Token ids and several prompts are parsed to be refused by name (`to_chat`); the schema says what is served.
     prompt: Annotated[str | list[str] | list[int] | list[list[int]], WithJsonSchema(_ONE_PROMPT)]

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from gateway.activity import Activity
 from gateway.alerts import Alerter
 from gateway.auth import Gate
+from gateway.body_memo import BodyMemo
 from gateway.classify import ClassifierService
 from gateway.errors import Unavailable
 from gateway.ledger import Ledger, LedgerUnavailable
@@ -40,6 +41,7 @@ class AppServices:
     activity: Activity = field(default_factory=Activity)
     alerter: Alerter | None = None
     extra_sinks: tuple[Sink, ...] = ()  # besides ledger, metrics and limits: e.g. the per-request log line
+    bodies: BodyMemo = field(default_factory=BodyMemo)  # parsed request bodies, for repeated ones
 
 
 async def _services(request: Request) -> AppServices:  # async: a sync dependency would run in a thread

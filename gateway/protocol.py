@@ -1,18 +1,23 @@
 """OpenAI wire types for the endpoints Tiergate serves, and what a chat request needs of a model.
 
 Request bodies allow unknown keys (clients send newer parameters than we know); they are forwarded to the
-upstream untouched (`extras`) rather than dropped or rejected.
+upstream untouched (`extras`) rather than dropped or rejected. A parsed chat request is frozen: the same object
+serves every request with the same body bytes (gateway/body_memo.py).
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from dataclasses import replace
 from typing import Annotated, Any, Literal, Self
 
+import orjson
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     StrictBool,
     ValidationInfo,
     WithJsonSchema,
@@ -27,6 +32,10 @@ from router.select import NO_NEEDS, Needs
 from router.tokens import estimate_tokens
 
 _Open = ConfigDict(extra="allow")
+# A parsed chat request may serve many requests (gateway/body_memo.py): assigning to it is an error.
+_Kept = ConfigDict(extra="allow", frozen=True)
+# What an answer does not depend on: left out of the request's content digest (and so of the cache key).
+NOT_CONTENT = frozenset({"model", "stream", "stream_options", "user"})
 
 # orjson writes every body the gateway sends on (upstream calls, cache keys, echoed fields) and takes integers in
 # [-2**63, 2**64); JSON sets no bound and pydantic keeps any size. Such a number anywhere in a request is found when
@@ -108,7 +117,7 @@ _MESSAGE_RULES: dict[str, Any] = {
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra=_MESSAGE_RULES)
+    model_config = ConfigDict(extra="allow", frozen=True, json_schema_extra=_MESSAGE_RULES)
     role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[dict[str, Any]] | None = Field(default=None, validate_default=True)
 
@@ -123,12 +132,12 @@ class ChatMessage(BaseModel):
 
 
 class StreamOptions(BaseModel):
-    model_config = _Open
+    model_config = _Kept
     include_usage: StrictBool = False
 
 
 class ChatCompletionRequest(BaseModel):
-    model_config = _Open
+    model_config = _Kept
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
     # Strict, as OpenAI: lax mode read "stream": "yes" (or 1) as true.
@@ -164,8 +173,20 @@ class ChatCompletionRequest(BaseModel):
         chat_rules.check(self)
         return self
 
+    _digest: str | None = PrivateAttr(default=None)
+
     def extras(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
+        # A copy all the way down: it goes to an upstream call, which may change what it is given, and this request
+        # may serve the next one with the same body.
+        return copy.deepcopy(self.model_extra) if self.model_extra else {}
+
+    def content_digest(self) -> str:
+        """sha256 of what an answer depends on, canonical (keys sorted): the request but NOT_CONTENT. Computed once
+        per parsed request; the response cache's key is made from it."""
+        if self._digest is None:
+            body = self.model_dump(exclude_none=True, exclude=set(NOT_CONTENT))
+            self._digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+        return self._digest
 
     def sampling_params(self) -> dict[str, Any]:
         """Known OpenAI parameters that were set, as the upstream call takes them."""

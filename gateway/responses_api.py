@@ -42,7 +42,7 @@ MIN_OUTPUT_TOKENS = 16
 
 
 class ResponsesRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", frozen=True)  # kept for repeated bodies (gateway/body_memo.py)
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]]
     instructions: str | None = None

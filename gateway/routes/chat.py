@@ -127,7 +127,7 @@ async def handle_chat(
         pipeline.reject(rid, "", e, headers=headers, api_key=key, endpoint=where)  # refused unread, still on record
         raise
     try:
-        req, asked = surface.parse(raw)
+        req, asked = services.bodies.parse(surface.endpoint, raw, surface.parse)
     except (ValidationError, InvalidRequest) as e:
         err = from_validation([dict(x) for x in e.errors()]) if isinstance(e, ValidationError) else e
         pipeline.reject(rid, _requested_model(raw), err, headers=headers, api_key=key, endpoint=where)

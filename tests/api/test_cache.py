@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from gateway.cache import MemoryStore, RedisStore
@@ -202,6 +203,28 @@ def test_embedded_lru_when_no_redis(gateway_factory: GatewayFactory, fresh_upstr
         c.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0).headers["x-tiergate-cache"]
         == "hit"
     )
+
+
+def test_a_repeated_body_is_parsed_once_and_each_request_stays_its_own(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Requests with the same bytes share one parsed body (gateway/body_memo.py); their headers, answers and records
+    are still each their own, and a refused body is not kept."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    url = f"{server.url}/v1/chat/completions"
+    raw = orjson.dumps({"model": "mid", "messages": Q, "vendor_option": {"nested": [1]}})  # not cached: no temperature
+    first = httpx.post(url, content=raw, headers={"content-type": "application/json"})
+    second = httpx.post(url, content=raw, headers={"content-type": "application/json", "x-tiergate-tags": "team:a"})
+    assert first.status_code == second.status_code == 200
+    assert len(svc.bodies) == 1
+    assert [r["vendor_option"] for r in fresh_upstream.received] == [{"nested": [1]}] * 2
+    assert first.headers["x-request-id"] != second.headers["x-request-id"]
+    bad = orjson.dumps({"model": "mid", "messages": Q, "temperature": 5})
+    for _ in range(2):
+        assert httpx.post(url, content=bad, headers={"content-type": "application/json"}).status_code == 400
+    assert len(svc.bodies) == 1
+    rows = svc.ledger.rows()
+    assert [(r["status"], r["tags"]) for r in rows] == [(200, None), (200, ",team:a,"), (400, None), (400, None)]
 
 
 def test_redis_stopped_and_restarted_mid_test(
