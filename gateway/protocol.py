@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from dataclasses import replace
+from functools import cached_property
 from typing import Annotated, Any, Literal, Self
 
 import orjson
@@ -17,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     StrictBool,
     ValidationInfo,
     WithJsonSchema,
@@ -173,20 +173,18 @@ class ChatCompletionRequest(BaseModel):
         chat_rules.check(self)
         return self
 
-    _digest: str | None = PrivateAttr(default=None)
-
     def extras(self) -> dict[str, Any]:
         # A copy all the way down: it goes to an upstream call, which may change what it is given, and this request
         # may serve the next one with the same body.
         return copy.deepcopy(self.model_extra) if self.model_extra else {}
 
+    # A cached_property, not a private attribute: pydantic serves those through its __getattr__, ~2 us a read.
+    @cached_property
     def content_digest(self) -> str:
         """sha256 of what an answer depends on, canonical (keys sorted): the request but NOT_CONTENT. Computed once
         per parsed request; the response cache's key is made from it."""
-        if self._digest is None:
-            body = self.model_dump(exclude_none=True, exclude=set(NOT_CONTENT))
-            self._digest = hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
-        return self._digest
+        body = self.model_dump(exclude_none=True, exclude=set(NOT_CONTENT))
+        return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     def sampling_params(self) -> dict[str, Any]:
         """Known OpenAI parameters that were set, as the upstream call takes them."""

@@ -85,7 +85,7 @@ def routed_target(policy: str) -> str:
 def cache_key(req: ChatCompletionRequest, target: str, policy_fp: str) -> str:
     # The request's own digest is computed once per parsed body (gateway/body_memo.py): a repeated body's key costs
     # one short hash.
-    return "chat:" + hashlib.sha256(f"{req.content_digest()}\x00{target}\x00{policy_fp}".encode()).hexdigest()
+    return "chat:" + hashlib.sha256(f"{req.content_digest}\x00{target}\x00{policy_fp}".encode()).hexdigest()
 
 
 def encode(body: Mapping[str, Any]) -> bytes:

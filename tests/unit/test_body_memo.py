@@ -95,14 +95,14 @@ def test_what_goes_to_an_upstream_is_a_copy() -> None:
 
 
 def test_the_content_digest_reads_what_an_answer_depends_on() -> None:
-    digest = ChatCompletionRequest.model_validate(BODY).content_digest()
+    digest = ChatCompletionRequest.model_validate(BODY).content_digest
     reordered = dict(reversed(list(BODY.items())))
     same = [
         reordered,
         {**BODY, "model": "other", "stream": True, "stream_options": {"include_usage": True}, "user": "u"},
     ]
     for body in same:
-        assert ChatCompletionRequest.model_validate(body).content_digest() == digest
+        assert ChatCompletionRequest.model_validate(body).content_digest == digest
     other = [
         {**BODY, "temperature": 0.5},
         {**BODY, "messages": [{"role": "user", "content": "hi"}]},
@@ -110,7 +110,7 @@ def test_the_content_digest_reads_what_an_answer_depends_on() -> None:
         {k: v for k, v in BODY.items() if k != "tools"},
     ]
     for body in other:
-        assert ChatCompletionRequest.model_validate(body).content_digest() != digest
+        assert ChatCompletionRequest.model_validate(body).content_digest != digest
 
 
 def test_the_cache_key_holds_the_target_and_the_policy() -> None:
