@@ -278,9 +278,9 @@ class ChatPipeline:
     def _call_args(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         messages = [m.model_dump(exclude_none=True) for m in req.messages]
         params = req.sampling_params()
-        if req.extras():
+        if extras := req.extras():  # a deep copy since the body memo: made once
             # Parameters we don't model go to the upstream as they came; the upstream decides what they mean.
-            params["extra_body"] = req.extras()
+            params["extra_body"] = extras
         return messages, params
 
     async def _cached(
