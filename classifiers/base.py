@@ -28,3 +28,11 @@ class Complexity:
     """`score`: estimated probability that the cheapest tier's answer is not good enough (higher = harder)."""
 
     score: float
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A prompt's complexity score with the embedding it was computed from (which the policy's routes also read)."""
+
+    score: float
+    embedding: Matrix

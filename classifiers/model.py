@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from classifiers.base import Complexity, Encoder, Matrix
+from classifiers.base import Assessment, Complexity, Encoder, Matrix
 from classifiers.features import SCALAR_NAMES, clip, scalars
 
 ARTIFACT_FORMAT = "tiergate-linear-v1"
@@ -49,7 +49,12 @@ class LinearComplexityModel:
 
 def featurize(encoder: Encoder, texts: Sequence[str], turns: Sequence[int]) -> Matrix:
     clipped = [clip(t) for t in texts]
-    return np.hstack([encoder.encode(clipped), scalars(clipped, turns)]).astype(np.float32)
+    return with_scalars(encoder.encode(clipped), clipped, turns)
+
+
+def with_scalars(embeddings: Matrix, clipped: Sequence[str], turns: Sequence[int]) -> Matrix:
+    """The model's input: each clipped text's embedding, then its scalar features."""
+    return np.hstack([embeddings, scalars(clipped, turns)]).astype(np.float32)
 
 
 class ComplexityClassifier:
@@ -63,7 +68,14 @@ class ComplexityClassifier:
         self.model = model
 
     def score_batch(self, texts: Sequence[str], turns: Sequence[int] | None = None) -> list[Complexity]:
+        return [Complexity(a.score) for a in self.assess_batch(texts, turns)]
+
+    def assess_batch(self, texts: Sequence[str], turns: Sequence[int] | None = None) -> list[Assessment]:
+        """Scores with the embeddings they were computed from (featurize's steps, the embeddings kept)."""
         if not texts:
             return []
         t = list(turns) if turns is not None else [1] * len(texts)
-        return [Complexity(s) for s in self.model.score_features(featurize(self.encoder, texts, t))]
+        clipped = [clip(x) for x in texts]
+        vecs = self.encoder.encode(clipped)
+        scores = self.model.score_features(with_scalars(vecs, clipped, t))
+        return [Assessment(s, v) for s, v in zip(scores, vecs, strict=True)]

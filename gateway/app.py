@@ -10,12 +10,15 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
+from classifiers.base import Encoder
+from classifiers.route_examples import RouteExamples
 from gateway import cors, errors, openapi
 from gateway.activity import Activity
 from gateway.alerts import Alerter, BudgetWatch, cooldown_alert
@@ -37,7 +40,7 @@ from gateway.limits import KeyLimits
 from gateway.logs import LogFormat, formatter
 from gateway.metrics import Metrics
 from gateway.metrics_share import SharedSnapshots
-from gateway.pipeline import ChatPipeline, ScoreFn
+from gateway.pipeline import AssessFn, ChatPipeline, ScoreFn
 from gateway.policy_file import load
 from gateway.provider import reference_prices, unavailable_models
 from gateway.recorder import Recorder, Sink
@@ -147,8 +150,20 @@ def wire_services(
         inflight.gauges,
         cooldowns.shared,
     )
+    # With a score function given (a test's seam), the classifier is not asked, and no policy's routes are read.
+    assess = Assessing(classifier.assess, classifier.encoder) if score is None else None
     limits, recorder, pipeline = _from_policy(
-        cfg, ledger, meters, provider, score or classifier.score, cache, cooldowns, inflight, alerter, extra_sinks
+        cfg,
+        ledger,
+        meters,
+        provider,
+        score or classifier.score,
+        cache,
+        cooldowns,
+        inflight,
+        alerter,
+        extra_sinks,
+        assess,
     )
     gate = Gate(cfg.keys)
     return AppServices(
@@ -184,8 +199,11 @@ def _from_policy(
     inflight: InFlight,
     alerter: Alerter,
     extra_sinks: tuple[Sink, ...] = (),
+    assess: Assessing | None = None,
+    previous: ChatPipeline | None = None,
 ) -> tuple[KeyLimits, Recorder, ChatPipeline]:
-    """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier)."""
+    """The parts that the policy file shapes, around the ones it does not (ledger, metrics, upstreams, classifier).
+    `previous`: the pipeline this one replaces, whose route examples are kept where a policy's are unchanged."""
     alerter.url = webhook_url(cfg)
     watch = BudgetWatch(alerter, cfg.alerts.budgets_at)
     limits = KeyLimits(cfg.keys, partial(key_usage, ledger.reader), watch=watch)
@@ -214,8 +232,36 @@ def _from_policy(
         inflight,
         end_users,
         ledger.add_feedback,
+        assess.fn if assess is not None else None,
+        route_examples(cfg, assess.encoder, previous) if assess is not None else None,
     )
     return limits, recorder, pipeline
+
+
+@dataclass(frozen=True)
+class Assessing:
+    """The classifier's score-with-embedding, and its encoder for the policies' route examples."""
+
+    fn: AssessFn
+    encoder: Encoder
+
+
+def route_examples(cfg: TiergateConfig, encoder: Encoder, previous: ChatPipeline | None) -> dict[str, RouteExamples]:
+    """Each policy's route examples, embedded once however many policies share them (the shipped file gives all three
+    the same); a reload embeds again only examples the previous file did not have, since it runs on the event loop
+    (a reload is applied there, all at once)."""
+    known: dict[tuple[tuple[str, ...], ...], RouteExamples] = {}
+    if previous is not None:
+        for name, embedded in previous.route_examples.items():
+            known[tuple(tuple(r.examples) for r in previous.config.policies[name].routes)] = embedded
+    out: dict[str, RouteExamples] = {}
+    for name, policy in cfg.policies.items():
+        if policy.routes:
+            texts = tuple(tuple(r.examples) for r in policy.routes)
+            if texts not in known:
+                known[texts] = RouteExamples.embed(encoder, texts)
+            out[name] = known[texts]
+    return out
 
 
 def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
@@ -233,6 +279,8 @@ def rewire(svc: AppServices, cfg: TiergateConfig) -> None:
         old.deployments.inflight,
         svc.alerter or Alerter(None, lambda key: True),
         svc.extra_sinks,
+        Assessing(old.assess, svc.classifier.encoder) if old.assess is not None else None,
+        old,
     )
     svc.config, svc.limits, svc.recorder, svc.pipeline, svc.gate = cfg, limits, recorder, pipeline, Gate(cfg.keys)
     if pipeline.unavailable:

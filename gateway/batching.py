@@ -20,14 +20,17 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from typing import Generic, TypeVar
 
-BatchFn = Callable[[Sequence[str], Sequence[int]], list[float]]
+T = TypeVar("T")
+# One result per prompt, in order: a score, or a score with its embedding (gateway/classify.py).
+BatchFn = Callable[[Sequence[str], Sequence[int]], list[T]]
 
 
-class MicroBatcher:
+class MicroBatcher(Generic[T]):
     def __init__(
         self,
-        fn: BatchFn,
+        fn: BatchFn[T],
         executor: Executor,
         max_batch: int = 32,
         max_wait_ms: float = 0.0,
@@ -42,20 +45,20 @@ class MicroBatcher:
         self.max_wait = max_wait_ms / 1000.0
         self.slots = slots
         self._inflight = 0
-        self._pending: list[tuple[str, int, asyncio.Future[float]]] = []
+        self._pending: list[tuple[str, int, asyncio.Future[T]]] = []
         self._timer: asyncio.TimerHandle | None = None
         self._inline_if = inline_if
         # For benchmarks and tests: how full the most recent batches were (bounded: a gateway runs for months).
         self.batch_sizes: deque[int] = deque(maxlen=4096)
         self.inline_runs = 0
 
-    async def score(self, text: str, turns: int = 1) -> float:
+    async def score(self, text: str, turns: int = 1) -> T:
         if self._inline_if is not None and self._inflight == 0 and not self._pending and self._inline_if():
             self.inline_runs += 1
             self.batch_sizes.append(1)
             return self._fn([text], [turns])[0]
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[float] = loop.create_future()
+        fut: asyncio.Future[T] = loop.create_future()
         self._pending.append((text, turns, fut))
         if self.max_wait == 0 or len(self._pending) >= self.max_batch:
             self._dispatch()
@@ -75,14 +78,14 @@ class MicroBatcher:
             batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
             self._start(batch)
 
-    def _start(self, batch: list[tuple[str, int, asyncio.Future[float]]]) -> None:
+    def _start(self, batch: list[tuple[str, int, asyncio.Future[T]]]) -> None:
         self._inflight += 1
         self.batch_sizes.append(len(batch))
         texts = [t for t, _, _ in batch]
         turns = [n for _, n, _ in batch]
         job = asyncio.get_running_loop().run_in_executor(self._executor, self._fn, texts, turns)
 
-        def deliver(done: asyncio.Future[list[float]]) -> None:
+        def deliver(done: asyncio.Future[list[T]]) -> None:
             self._inflight -= 1
             err = done.exception()
             for i, (_, _, fut) in enumerate(batch):

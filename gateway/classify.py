@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from classifiers.base import Encoder, Matrix
+from classifiers.base import Assessment, Encoder, Matrix
 from classifiers.model import ComplexityClassifier, LinearComplexityModel
 from gateway.batching import MicroBatcher
 
@@ -55,12 +55,16 @@ class ClassifierService:
         self.encoder = encoder
         self.classifier = ComplexityClassifier(encoder, model)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tiergate-classify")
-        self.batcher = MicroBatcher(self._scores, self._pool, max_batch, max_wait_ms, threads, inline_if)
-
-    def _scores(self, texts: Sequence[str], turns: Sequence[int]) -> list[float]:
-        return [c.score for c in self.classifier.score_batch(texts, turns)]
+        # Each prompt's embedding comes back with its score: a policy's routes read it (router/routes.py), so a
+        # routed prompt is encoded once either way.
+        self.batcher = MicroBatcher(
+            self.classifier.assess_batch, self._pool, max_batch, max_wait_ms, threads, inline_if
+        )
 
     async def score(self, text: str, turns: int = 1) -> float:
+        return (await self.batcher.score(text, turns)).score
+
+    async def assess(self, text: str, turns: int = 1) -> Assessment:
         return await self.batcher.score(text, turns)
 
     async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:

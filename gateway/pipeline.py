@@ -14,7 +14,9 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from classifiers.base import Assessment
 from classifiers.features import prompt_from_messages
+from classifiers.route_examples import RouteExamples
 from gateway import privacy, steering, tags
 from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
@@ -42,9 +44,11 @@ from gateway.usage import answer_usage, usage_of
 from router import cascade
 from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
+from router.routes import RouteMatch, match
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
 
 ScoreFn = Callable[[str, int], Awaitable[float]]
+AssessFn = Callable[[str, int], Awaitable[Assessment]]
 COOLING = "cooling down after repeated failures"
 FULL = "full (max_concurrency calls in flight)"
 T = TypeVar("T")
@@ -96,10 +100,13 @@ class ChatPipeline:
         inflight: InFlight | None = None,
         end_users: EndUserBudgets | None = None,
         feedback: AddFeedback | None = None,
+        assess: AssessFn | None = None,
+        route_examples: Mapping[str, RouteExamples] | None = None,
     ) -> None:
         """`cooldowns` and `inflight` are the worker's record of failing servers and its count of calls in flight
         to each, handed on from pipeline to pipeline on reload; `env` says which servers' key variables are set
-        (default: none needs one)."""
+        (default: none needs one). A policy with routes is matched against them through `assess` (the score with
+        its embedding) and `route_examples` (by policy name); without both, its routes are not read."""
         self.config = config
         self.cooldowns = cooldowns or Cooldowns(config.cooldown)
         self.deployments = Deployments(config, env or {}, inflight)
@@ -112,6 +119,8 @@ class ChatPipeline:
         self.cache = cache or ChatCache(None, config)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
+        self.assess = assess
+        self.route_examples = dict(route_examples or {})
         self._provider = provider
         self._ledger = ledger
         self.unavailable = frozenset(unavailable)
@@ -198,7 +207,8 @@ class ChatPipeline:
         try:
             text, turns = prompt_from_messages(messages)
             t0 = time.perf_counter()
-            trace.score = await self.score(text, turns)
+            score, route = await self._classify(trace.policy, policy, text, turns)
+            trace.score, trace.route = score, route
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
             over = self._passed_over()
@@ -206,7 +216,7 @@ class ChatPipeline:
             down = self.unavailable | spent if spent else self.unavailable  # a model past its budget is passed over
             if trace.private_data:
                 down = down | self._hosted  # kept on local models (`_keep_private` refused what it had to)
-            decision = select(self.config, policy, trace.score, needs, self.prices, down, over, trace.steering)
+            decision = select(self.config, policy, score, needs, self.prices, down, over, trace.steering, route)
         except NotAllowed as e:
             raise PermissionDenied(str(e), "model", "model_not_allowed") from e
         except NoModelAvailable as e:
@@ -223,12 +233,22 @@ class ChatPipeline:
                     decision.skipped[name] = (
                         f"hosted, and the request holds private data ({', '.join(trace.private_data)})"
                     )
+        # A route is the operator's own call for prompts of its kind: such a prompt is not drafted and escalated.
         plan = (
-            cascade.plan(self.config, policy, trace.score, needs, self.prices, down, decision, over, trace.steering)
-            if cascading
+            cascade.plan(self.config, policy, score, needs, self.prices, down, decision, over, trace.steering)
+            if cascading and route is None
             else None
         )
         return decision, plan
+
+    async def _classify(self, name: str, policy: Policy, text: str, turns: int) -> tuple[float, RouteMatch | None]:
+        """The prompt's score and, under a policy (`name`) with routes, the route it matches, if any: both from one
+        encoder call."""
+        examples = self.route_examples.get(name) if policy.routes else None
+        if examples is None or self.assess is None:
+            return await self.score(text, turns), None
+        found = await self.assess(text, turns)
+        return found.score, match(policy.routes, examples.similarities(found.embedding))
 
     def _passed_over(self) -> dict[str, str]:
         """Models routing passes over for now, unless nothing else is left, and why."""
@@ -258,6 +278,7 @@ class ChatPipeline:
         return {
             "policy": trace.policy,
             "score": trace.score,
+            "route": None if trace.route is None else {"name": trace.route.name, "similarity": trace.route.similarity},
             "min_tier": decision.min_tier,
             "degraded": decision.degraded,
             "reason": decision.reason,

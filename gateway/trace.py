@@ -16,6 +16,7 @@ from gateway.protocol import ChatCompletionRequest
 from gateway.usage import estimate_usage
 from router.policy import ApiKey, ModelSpec
 from router.pricing import PriceTable, Usage
+from router.routes import RouteMatch
 from router.select import NO_STEERING, Steering
 
 
@@ -33,6 +34,7 @@ class Trace:
     baseline_model: str | None = None
     routed: ModelSpec | None = None
     score: float | None = None
+    route: RouteMatch | None = None  # the policy's route the prompt matched (router/routes.py), if any
     degraded: bool = False
     fallbacks: list[str] = field(default_factory=list)
     server: str = ""  # the cooldown key of the server that answered (gateway/balancer.py)
@@ -133,6 +135,8 @@ def response_headers(trace: Trace, prices: PriceTable, with_cost: bool) -> dict[
     }
     if trace.score is not None:
         h["x-tiergate-score"] = f"{trace.score:.4f}"
+    if trace.route is not None:
+        h["x-tiergate-route"] = trace.route.name
     h["x-tiergate-cache"] = trace.cache
     if trace.cache_similarity is not None:
         h["x-tiergate-cache-match"] = f"semantic {trace.cache_similarity:.3f}"
@@ -193,4 +197,5 @@ def ledger_record(trace: Trace, prices: PriceTable) -> LedgerRecord:
         draft_confidence=trace.draft_confidence,
         draft_cost_usd=trace.draft_cost,
         usage_estimated=trace.usage_estimated,
+        route=trace.route.name if trace.route else None,
     )

@@ -204,6 +204,18 @@ class PrivateData(_Frozen):
     action: Literal["local_only", "reject"] = "local_only"
 
 
+class Route(_Frozen):
+    """A kind of prompt the operator routes by example, as LiteLLM's auto-router and semantic-router do: a prompt
+    whose embedding (the classifier's own) has a cosine of at least `min_similarity` with one of `examples` gets
+    `tier` as its minimum tier, in place of the one its complexity score gives. For what the classifier's training
+    data lacks, such as small talk, which it scores as hard (classifiers/MODEL_CARD.md: known failures)."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
+    examples: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(min_length=1, max_length=200)]
+    tier: Annotated[int, Field(ge=0, le=9)]
+    min_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+
+
 class OnUnavailable(StrEnum):
     best_effort = "best_effort"
     reject = "reject"
@@ -228,12 +240,19 @@ class Policy(_Frozen):
     cascade: Cascade | None = None
     private_data: PrivateData | None = None  # off unless set
     judge: Judge | None = None  # off unless set
+    # Tried before the thresholds; when several match, the most similar wins (router/routes.py).
+    routes: list[Route] = []
 
     @model_validator(mode="after")
     def _increasing(self) -> Policy:
         t = self.thresholds
         if any(b <= a for a, b in pairwise(t)):
             raise ValueError(f"thresholds must be strictly increasing, got {t}")
+        names = [r.name for r in self.routes]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"routes: duplicate names {twice}")
+        if over := [r.name for r in self.routes if r.tier > len(t)]:
+            raise ValueError(f"routes {over}: tier above the policy's highest ({len(t)}, one per threshold)")
         return self
 
     def min_tier(self, score: float) -> int:

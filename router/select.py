@@ -8,6 +8,7 @@ from types import MappingProxyType
 
 from router.policy import ModelSpec, OnUnavailable, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
+from router.routes import RouteMatch
 
 _NONE: Mapping[str, str] = MappingProxyType({})  # nothing passed over (immutable, so safe as a default)
 
@@ -147,8 +148,10 @@ def select(
     unavailable: Collection[str],
     passed_over: Mapping[str, str] = _NONE,
     steering: Steering = NO_STEERING,
+    route: RouteMatch | None = None,
 ) -> Decision:
-    """Route on the score: adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
+    """Route on the score (or on the policy's `route` the prompt matched, whose tier then stands in for the
+    score's): adequate models cheapest first; with best_effort, the strongest weaker ones if none is up.
     Raises Unsatisfiable if no allowed model could serve the request even when up, NoModelAvailable if none is up.
 
     Models `passed_over` for now (name: why; cooling down after repeated failures, full with overflow on) are
@@ -158,12 +161,12 @@ def select(
     """
     if passed_over:
         try:
-            return _select(config, policy, score, needs, prices, unavailable, passed_over, steering)
+            return _select(config, policy, score, needs, prices, unavailable, passed_over, steering, route)
         except NoModelAvailable:
-            d = _select(config, policy, score, needs, prices, unavailable, _NONE, steering)
+            d = _select(config, policy, score, needs, prices, unavailable, _NONE, steering, route)
             why = " or ".join(sorted(set(passed_over.values())))
             return replace(d, reason=f"{d.reason} (every other choice is passed over for now too: {why})")
-    return _select(config, policy, score, needs, prices, unavailable, _NONE, steering)
+    return _select(config, policy, score, needs, prices, unavailable, _NONE, steering, route)
 
 
 def _select(
@@ -175,8 +178,10 @@ def _select(
     unavailable: Collection[str],
     passed_over: Mapping[str, str],
     steering: Steering = NO_STEERING,
+    route: RouteMatch | None = None,
 ) -> Decision:
-    min_tier = max(policy.min_tier(score), steering.min_tier)
+    own = policy.min_tier(score) if route is None else route.tier
+    min_tier = max(own, steering.min_tier)
     expected = Usage(needs.context_tokens, needs.expected_output_tokens)
     cap = steering.max_cost_usd
     skipped: dict[str, str] = {}
@@ -203,7 +208,7 @@ def _select(
     if adequate:
         first = adequate[0]
         chosen = f"{first.name} (tier {first.tier}) is the cheapest adequate"
-        reason = f"{_needs(score, policy, steering)} tier >= {min_tier}; {chosen}"
+        reason = f"{_needs(own, score, steering, route)} tier >= {min_tier}; {chosen}"
         return Decision(tuple(adequate), min_tier, False, reason, skipped)
     if policy.on_unavailable is OnUnavailable.reject or not usable:
         raise NoModelAvailable(
@@ -211,14 +216,17 @@ def _select(
             + (f" (skipped: {', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))})" if skipped else "")
         )
     weaker = sorted(usable, key=lambda m: (-m.tier, prices.cost(m.name, expected), m.name))
-    reason = f"{_needs(score, policy, steering)} tier >= {min_tier}; none available, best effort with {weaker[0].name}"
+    reason = (
+        f"{_needs(own, score, steering, route)} tier >= {min_tier}; none available, best effort with {weaker[0].name}"
+    )
     return Decision(tuple(weaker), min_tier, True, reason, skipped)
 
 
-def _needs(score: float, policy: Policy, steering: Steering) -> str:
-    if steering.min_tier > policy.min_tier(score):
-        return f"score {score:.3f} and the request's min tier need"
-    return f"score {score:.3f} needs"
+def _needs(own: int, score: float, steering: Steering, route: RouteMatch | None) -> str:
+    what = f"score {score:.3f}" if route is None else f"route '{route.name}' (similarity {route.similarity:.3f})"
+    if steering.min_tier > own:
+        return f"{what} and the request's min tier need"
+    return f"{what} needs"
 
 
 def direct(

@@ -43,6 +43,7 @@ class LedgerRecord:
     tags: str | None = None  # the request's x-tiergate-tags as ",a,b," (gateway/tags.py)
     cached_tokens: int = 0  # of prompt_tokens, those read from the provider's prompt cache (billed at its price)
     private_data: str | None = None  # kinds of private data the policy found in the request, as ",email,card,"
+    route: str | None = None  # the policy's route the prompt matched (README: routes by example), if any
 
 
 END_USER_MAX = 256  # OpenAI's own bound on `user`; a longer one is cut, not refused

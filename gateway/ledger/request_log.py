@@ -36,6 +36,7 @@ COLUMNS = [
     "tags",
     "private_data",
     "cascade",
+    "route",
 ]
 MAX_LIMIT = 1000
 

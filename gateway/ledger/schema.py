@@ -81,6 +81,11 @@ _STEPS: list[list[str]] = [
         # Alerts sent (gateway/alerts.py): the first worker to claim an alert's key sends it, the others do not.
         "CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, ts {real} NOT NULL)",
     ],
+    [
+        # The policy's route (router/policy.py: Route) that placed the prompt, when one did: what routing by
+        # example took, beside what the score did.
+        "ALTER TABLE requests ADD COLUMN route TEXT",
+    ],
 ]
 
 SCHEMA_VERSION = len(_STEPS)
