@@ -13,6 +13,8 @@ from classifiers.features import clip
 
 
 class RouteExamples:
+    """One matrix of example embeddings per route, in the policy's order."""
+
     def __init__(self, per_route: Sequence[Matrix]) -> None:
         self._per_route = list(per_route)
 
