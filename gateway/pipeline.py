@@ -27,7 +27,6 @@ from gateway.end_users import EndUserBudgets
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
-    NotFound,
     PermissionDenied,
     Unavailable,
     from_unsatisfiable,
@@ -35,6 +34,7 @@ from gateway.errors import (
 from gateway.inflight import InFlight
 from gateway.judge import AddFeedback, Judging
 from gateway.ledger import LedgerRecord
+from gateway.model_names import resolve
 from gateway.protocol import ChatCompletionRequest
 from gateway.provider import UpstreamError
 from gateway.relay import each, prepend, relay_stream
@@ -52,6 +52,16 @@ AssessFn = Callable[[str, int], Awaitable[Assessment]]
 COOLING = "cooling down after repeated failures"
 FULL = "full (max_concurrency calls in flight)"
 T = TypeVar("T")
+
+
+def call_args(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The messages and parameters a model is called with, dumped once: classified, then sent."""
+    messages = [m.model_dump(exclude_none=True) for m in req.messages]
+    params = req.sampling_params()
+    if extras := req.extras():  # a deep copy since the body memo: made once
+        # Parameters we don't model go to the upstream as they came; the upstream decides what they mean.
+        params["extra_body"] = extras
+    return messages, params
 
 
 class Provider(Protocol):
@@ -126,38 +136,6 @@ class ChatPipeline:
         self.unavailable = frozenset(unavailable)
 
     # -- routing ---------------------------------------------------------------------------------------------
-    def resolve(self, model: str, api_key: ApiKey | None = None) -> tuple[str, Policy, str | None]:
-        """(policy name, policy, concrete model or None) for the request's `model` field, as the caller's key
-        allows: a key held to some policies routes `auto` and named models by the first of them."""
-        cfg = self.config
-        home = api_key.home_policy(cfg.default_policy) if api_key else cfg.default_policy
-        if model == "auto":
-            return home, cfg.policies[home], None
-        if cfg.aliases and model not in cfg.policies and (target := cfg.alias(model)) is not None:
-            # The operator's mapping, not the app's choice: a policy this key may not use means its own, as `auto`.
-            if target in cfg.policies and api_key and not api_key.may_use(target):
-                return home, cfg.policies[home], None
-            model = target  # what the app asked for stays the record's requested_model
-        if model in cfg.policies:
-            if api_key and not api_key.may_use(model):
-                raise PermissionDenied(
-                    f"The key '{api_key.name}' may use the policies {api_key.policies}, not '{model}'.",
-                    "model",
-                    "policy_not_allowed",
-                )
-            return model, cfg.policies[model], None
-        if cfg.model(model) is not None:
-            return home, cfg.policies[home], model
-        if model in cfg.embedding_names:
-            raise NotFound(
-                f"'{model}' is an embedding model: it serves /v1/embeddings, not chat.", "model", "model_not_found"
-            )
-        exact = sorted(a for a in cfg.aliases if a not in {p for p, _ in cfg.alias_patterns})
-        known = ["auto", *sorted(cfg.policies), *sorted(m.name for m in cfg.models), *exact]
-        raise NotFound(
-            f"The model '{model}' does not exist. Use one of: {', '.join(known)}.", "model", "model_not_found"
-        )
-
     def begin(
         self,
         req: ChatCompletionRequest,
@@ -167,7 +145,7 @@ class ChatPipeline:
     ) -> tuple[Policy, Decision | None, str]:
         """Resolve the policy; for a named model, its decision (permissions checked before any cache lookup).
         Returns (policy, decision or None if the request is to be classified, cache target)."""
-        trace.policy, policy, concrete = self.resolve(req.model, api_key)
+        trace.policy, policy, concrete = resolve(self.config, req.model, api_key)
         trace.steering = steering.parse(headers)  # after the policy: a refusal is booked under it
         trace.baseline_model = policy.baseline_model
         if policy.record_prompts:
@@ -257,53 +235,13 @@ class ChatPipeline:
             over.setdefault(name, FULL)
         return over
 
-    async def explain(
-        self, req: ChatCompletionRequest, api_key: ApiKey | None = None, headers: Mapping[str, str] | None = None
-    ) -> dict[str, Any]:
-        """What routing would do with this request now, calling no model and recording nothing: the policy, the
-        score, the chain with each candidate's estimated cost (tokens estimated as the router does), the reason and
-        what was passed over. Raises what the request itself would get (404, 403, 400, 429, 503)."""
-        trace = start_trace(req, "explain", False, None, api_key, "route")
-        policy, decision, _ = self.begin(req, trace, api_key, headers)
-        if decision is not None and self.budgets.active:
-            await self._within_budget(trace, decision)
-        if decision is None:
-            decision, _ = await self.route(req, trace, policy, self._call_args(req)[0])
-        needs = req.needs()
-        expected = Usage(needs.context_tokens, needs.expected_output_tokens)
-
-        def priced(name: str) -> float:
-            return round(self.prices.cost(name, expected), 10)
-
-        return {
-            "policy": trace.policy,
-            "score": trace.score,
-            "route": None if trace.route is None else {"name": trace.route.name, "similarity": trace.route.similarity},
-            "min_tier": decision.min_tier,
-            "degraded": decision.degraded,
-            "reason": decision.reason,
-            "estimated_tokens": {"prompt": expected.prompt_tokens, "completion": expected.completion_tokens},
-            "chain": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.chain],
-            "skipped": decision.skipped,
-            "baseline": {"model": policy.baseline_model, "estimated_cost_usd": priced(policy.baseline_model)},
-        }
-
-    async def _within_budget(self, trace: Trace, decision: Decision) -> None:
+    async def within_budget(self, trace: Trace, decision: Decision) -> None:
         """A request naming a model past its budget is refused (a hit from the cache, which costs nothing, is not)."""
         name = decision.chain[0].name
         if name in await self.budgets.spent():
             raise trace.fail(self.budgets.refusal(name))
 
     # -- calling ---------------------------------------------------------------------------------------------
-    @staticmethod
-    def _call_args(req: ChatCompletionRequest) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        messages = [m.model_dump(exclude_none=True) for m in req.messages]
-        params = req.sampling_params()
-        if extras := req.extras():  # a deep copy since the body memo: made once
-            # Parameters we don't model go to the upstream as they came; the upstream decides what they mean.
-            params["extra_body"] = extras
-        return messages, params
-
     async def _cached(
         self, req: ChatCompletionRequest, trace: Trace, target: str, cd: CacheDecision, key: str
     ) -> dict[str, Any] | None:
@@ -342,7 +280,7 @@ class ChatPipeline:
             if watch is not None:
                 watch.arm()
             if decision is not None and self.budgets.active:
-                await self._within_budget(trace, decision)
+                await self.within_budget(trace, decision)
         return policy, decision, target, cd, key, hit
 
     async def complete(
@@ -360,7 +298,7 @@ class ChatPipeline:
             if hit is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
             plan = None
-            messages, params = self._call_args(req)  # dumped once: classified, then sent
+            messages, params = call_args(req)  # dumped once: classified, then sent
             if decision is None:
                 # A draft is judged by one answer's confidence, so a request for several answers is not cascaded.
                 decision, plan = await self.route(req, trace, policy, messages, cascading=(req.n or 1) == 1)
@@ -426,7 +364,7 @@ class ChatPipeline:
                 return ChatResult(
                     response_headers(trace, self.prices, with_cost=False), chunks=replay(hit, req.wants_usage_chunk())
                 )
-            messages, params = self._call_args(req)
+            messages, params = call_args(req)
             if decision is None:
                 decision, _ = await self.route(req, trace, policy, messages)  # streams are never cascaded
 
@@ -512,6 +450,6 @@ class ChatPipeline:
         # Its tags too, when they are well formed: a team's refused requests are its own to see.
         trace = Trace(request_id, requested_model, stream, endpoint, key_id=key_id(h, api_key), tags=tags.column(h))
         with suppress(GatewayError):  # an unknown or forbidden name, or none: no policy to book it under
-            trace.policy = self.resolve(requested_model, api_key)[0]
+            trace.policy = resolve(self.config, requested_model, api_key)[0]
         trace.fail(err)
         self._ledger.record(ledger_record(trace, self.prices))

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from gateway.auth import checked_key
 from gateway.deps import Services
 from gateway.errors import from_validation
+from gateway.explain import explain as explain_route
 from gateway.openapi import error_docs, json_body
 from gateway.protocol import ChatCompletionRequest
 
@@ -30,4 +31,4 @@ async def explain(request: Request, services: Services) -> dict[str, Any]:
         req = ChatCompletionRequest.model_validate_json(await request.body())
     except ValidationError as e:
         raise from_validation([dict(x) for x in e.errors()]) from None
-    return await services.pipeline.explain(req, checked_key(request.scope), request.headers)
+    return await explain_route(services.pipeline, req, checked_key(request.scope), request.headers)
