@@ -226,7 +226,7 @@ class ChatPipeline:
         if examples is None or self.assess is None:
             return await self.score(text, turns), None
         found = await self.assess(text, turns)
-        return found.score, match(policy.routes, examples.similarities(found.embedding))
+        return found.score, match(policy.routes, examples.similarities(found.embedding), turns)
 
     def _passed_over(self) -> dict[str, str]:
         """Models routing passes over for now, unless nothing else is left, and why."""

@@ -208,12 +208,17 @@ class Route(_Frozen):
     """A kind of prompt the operator routes by example, as LiteLLM's auto-router and semantic-router do: a prompt
     whose embedding (the classifier's own) has a cosine of at least `min_similarity` with one of `examples` gets
     `tier` as its minimum tier, in place of the one its complexity score gives. For what the classifier's training
-    data lacks, such as small talk, which it scores as hard (classifiers/MODEL_CARD.md: known failures)."""
+    data lacks, such as small talk, which it scores as hard (classifiers/MODEL_CARD.md: known failures).
+
+    `max_turns` reads the route only while the conversation holds at most that many user turns (1: its opening
+    message). Later in a conversation a short reply can carry the work before it: "ok" after "Shall I write the
+    whole parser?" asks for the parser, so an opening-shaped route must not send it to the cheap tier."""
 
     name: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")]
     examples: Annotated[list[Annotated[str, Field(min_length=1, max_length=2000)]], Field(min_length=1, max_length=200)]
     tier: Annotated[int, Field(ge=0, le=9)]
     min_similarity: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    max_turns: Annotated[int, Field(ge=1)] | None = None  # None: any turn
 
 
 class OnUnavailable(StrEnum):

@@ -63,6 +63,24 @@ def test_a_prompt_like_a_routes_example_goes_to_its_tier(
     assert ask(plain.url, "hello").headers["x-tiergate-tier"] == "1"
 
 
+def test_a_route_held_to_the_opening_leaves_later_turns_to_the_score(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    cfg = routed(api_config(fresh_upstream.base_url), ["ok"])
+    cfg["policies"]["default"]["routes"][0]["max_turns"] = 1
+    server, _ = gateway_factory(cfg, score=None)
+    assert ask(server.url, "ok").headers["x-tiergate-route"] == "greeting"
+    later = [
+        {"role": "user", "content": "Write a parser for arithmetic expressions."},
+        {"role": "assistant", "content": "Shall I write the whole recursive-descent parser, with tests?"},
+        {"role": "user", "content": "ok"},
+    ]
+    answer = sdk(server.url).chat.completions.with_raw_response.create(model="auto", messages=later)  # type: ignore[arg-type]
+    assert answer.headers["x-tiergate-tier"] == "1" and "x-tiergate-route" not in answer.headers
+    why = httpx.post(f"{server.url}/api/route", json={"model": "auto", "messages": later}).json()
+    assert why["route"] is None and why["min_tier"] == 1
+
+
 def test_a_reload_embeds_changed_routes_again_and_keeps_the_rest(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:

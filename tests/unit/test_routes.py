@@ -44,13 +44,25 @@ def test_a_policy_refuses_duplicate_route_names_and_tiers_it_does_not_have() -> 
 
 def test_the_most_similar_route_at_or_above_its_own_bar_wins() -> None:
     routes = [route("a", 0, 0.9), route("b", 1, 0.5), route("c", 2, 0.5)]
-    assert match(routes, [0.95, 0.6, 0.7]) == RouteMatch("a", 0, 0.95)
-    assert match(routes, [0.85, 0.6, 0.7]) == RouteMatch("c", 2, 0.7)  # a is the closest, but under its own 0.9
-    assert match(routes, [0.1, 0.6, 0.6]) == RouteMatch("b", 1, 0.6)  # a tie: the first in the file
-    assert match(routes, [0.1, 0.2, 0.3]) is None
-    assert match([], []) is None
+    assert match(routes, [0.95, 0.6, 0.7], 1) == RouteMatch("a", 0, 0.95)
+    assert match(routes, [0.85, 0.6, 0.7], 1) == RouteMatch("c", 2, 0.7)  # a is the closest, but under its own 0.9
+    assert match(routes, [0.1, 0.6, 0.6], 1) == RouteMatch("b", 1, 0.6)  # a tie: the first in the file
+    assert match(routes, [0.1, 0.2, 0.3], 1) is None
+    assert match([], [], 1) is None
     with pytest.raises(ValueError):
-        match(routes, [0.1])
+        match(routes, [0.1], 1)
+
+
+def test_a_route_held_to_the_opening_is_not_read_later_in_the_conversation() -> None:
+    opening = Route(name="greeting", examples=["ok"], tier=0, min_similarity=0.5, max_turns=1)
+    anywhere = route("farewell", 1, 0.5)
+    assert match([opening, anywhere], [0.99, 0.6], 1) == RouteMatch("greeting", 0, 0.99)
+    # "ok" after the assistant's offer asks for the work offered: the opening's route is passed over.
+    assert match([opening, anywhere], [0.99, 0.6], 2) == RouteMatch("farewell", 1, 0.6)
+    assert match([opening], [0.99], 3) is None
+    assert Route(name="a", examples=["x"], tier=0, max_turns=3).max_turns == 3
+    with pytest.raises(ValidationError):
+        Route(name="a", examples=["x"], tier=0, max_turns=0)
 
 
 def config() -> TiergateConfig:
