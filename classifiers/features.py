@@ -18,6 +18,8 @@ _CODE = re.compile(r"```|\bdef |\bclass |\breturn\b|[{};]\s*$|#include|\bfunctio
 _MATH = re.compile(r"\\frac|\\sum|\\int|\$[^$]+\$|\d+\s*[-+*/^=]\s*\d+|\bprove\b|\bsolve\b", re.I)
 
 SCALAR_NAMES = ("log_chars", "n_turns", "code", "math")
+# A later user turn shorter than this is scored with the turns before it (scoring_text).
+FOLLOW_UP_CHARS = 40
 
 
 def content_text(content: Any) -> str:
@@ -35,6 +37,23 @@ def prompt_from_messages(messages: Sequence[Mapping[str, Any]]) -> tuple[str, in
     if not user:
         user = [content_text(m.get("content")) for m in messages]
     return (user[-1] if user else ""), max(1, len(user))
+
+
+def scoring_text(messages: Sequence[Mapping[str, Any]], last: str, turns: int) -> str:
+    """The text to score: the last user turn (`last`, of `turns`, from `prompt_from_messages`), or, when that is a
+    short reply later in a conversation (under FOLLOW_UP_CHARS: "ok", "go on", "and the second part?"), every user
+    turn joined, oldest first. Such a reply carries the work before it, and alone it scores as what it says, which
+    is almost nothing: on conversations made of a benchmark prompt and such a reply, the reply alone ranked the
+    prompts at chance (docs/benchmarks.md, "Short replies later in a conversation")."""
+    if turns < 2 or len(last.strip()) >= FOLLOW_UP_CHARS:
+        return last
+    return "\n".join(content_text(m.get("content")) for m in messages if m.get("role") == "user")
+
+
+def scored_prompt(messages: Sequence[Mapping[str, Any]]) -> tuple[str, int]:
+    """The text the gateway scores for these messages (scoring_text), and the number of user turns."""
+    last, turns = prompt_from_messages(messages)
+    return scoring_text(messages, last, turns), turns
 
 
 def clip(text: str) -> str:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from classifiers.features import prompt_from_messages
+from classifiers.features import scored_prompt
 
 # (id prefix, weak model, strong model): the weak side is a mid-size open model, the strong side GPT-4 class
 # (for llmrouter_uiuc, which has none, the Nemotron 51B, as its README suggests).
@@ -58,9 +58,11 @@ def weakest_model(rows: list[Mapping[str, Any]]) -> str:
 
 
 def row_text(row: Mapping[str, Any]) -> tuple[str, int]:
-    """RouterBench rows carry their question without the few-shot examples in `query`: real traffic looks so."""
+    """What the gateway would score for the row (a conversation's text as in classifiers/features.py:
+    scoring_text). RouterBench rows carry their question without the few-shot examples in `query`: real traffic
+    looks so."""
     if isinstance(row.get("messages"), list):
-        return prompt_from_messages(row["messages"])
+        return scored_prompt(row["messages"])
     return str(row.get("query") or row.get("prompt") or ""), 1
 
 

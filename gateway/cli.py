@@ -195,7 +195,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
-    from classifiers.features import prompt_from_messages
+    from classifiers.features import scored_prompt
     from classifiers.model import ComplexityClassifier
     from gateway.classify import load_model
     from gateway.datasets import read_jsonl
@@ -212,7 +212,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
         if "id" not in r or not ("prompt" in r or "messages" in r):
             print(f"{args.input}:{n}: needs 'id' and 'prompt' or 'messages'", file=sys.stderr)
             return 1
-        text, t = prompt_from_messages(r["messages"]) if "messages" in r else (str(r["prompt"]), 1)
+        text, t = scored_prompt(r["messages"]) if "messages" in r else (str(r["prompt"]), 1)
         texts.append(text)
         turns.append(t)
         ids.append(r["id"])

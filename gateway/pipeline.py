@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from classifiers.base import Assessment
-from classifiers.features import prompt_from_messages
+from classifiers.features import prompt_from_messages, scored_prompt, scoring_text
 from classifiers.route_examples import RouteExamples
 from gateway import privacy, steering, tags
 from gateway.balancer import Deployments
@@ -148,8 +148,8 @@ class ChatPipeline:
         trace.policy, policy, concrete = resolve(self.config, req.model, api_key)
         trace.steering = steering.parse(headers)  # after the policy: a refusal is booked under it
         trace.baseline_model = policy.baseline_model
-        if policy.record_prompts:
-            trace.prompt = prompt_from_messages([m.model_dump() for m in req.messages])[0]
+        if policy.record_prompts:  # the text the classifier scores: a training row's prompt, if it is judged
+            trace.prompt = scored_prompt([m.model_dump() for m in req.messages])[0]
         if policy.private_data is not None:
             privacy.screen(self.config, policy, trace, concrete, [m.model_dump() for m in req.messages])
         if concrete is None:
@@ -185,7 +185,7 @@ class ChatPipeline:
         try:
             text, turns = prompt_from_messages(messages)
             t0 = time.perf_counter()
-            score, route = await self._classify(trace.policy, policy, text, turns)
+            score, route = await self._classify(trace.policy, policy, text, scoring_text(messages, text, turns), turns)
             trace.score, trace.route = score, route
             trace.classify_ms = (time.perf_counter() - t0) * 1000.0
             needs = req.needs()
@@ -219,14 +219,21 @@ class ChatPipeline:
         )
         return decision, plan
 
-    async def _classify(self, name: str, policy: Policy, text: str, turns: int) -> tuple[float, RouteMatch | None]:
-        """The prompt's score and, under a policy (`name`) with routes, the route it matches, if any: both from one
-        encoder call."""
+    async def _classify(
+        self, name: str, policy: Policy, text: str, scored: str, turns: int
+    ) -> tuple[float, RouteMatch | None]:
+        """The score of `scored` (the last user turn `text`, or a short one with the turns before it) and, under a
+        policy (`name`) with routes, the route `text` matches, if any: one encoder call when both are the same."""
         examples = self.route_examples.get(name) if policy.routes else None
         if examples is None or self.assess is None:
-            return await self.score(text, turns), None
-        found = await self.assess(text, turns)
-        return found.score, match(policy.routes, examples.similarities(found.embedding), turns)
+            return await self.score(scored, turns), None
+        if scored == text:
+            found = await self.assess(text, turns)
+            return found.score, match(policy.routes, examples.similarities(found.embedding), turns)
+        # A route matches a reply by its own words ("thanks" closes whatever came before); the score reads the
+        # conversation. Both go to the classifier's batcher at once.
+        found, score = await asyncio.gather(self.assess(text, turns), self.score(scored, turns))
+        return score, match(policy.routes, examples.similarities(found.embedding), turns)
 
     def _passed_over(self) -> dict[str, str]:
         """Models routing passes over for now, unless nothing else is left, and why."""
