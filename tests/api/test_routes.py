@@ -81,6 +81,25 @@ def test_a_route_held_to_the_opening_leaves_later_turns_to_the_score(
     assert why["route"] is None and why["min_tier"] == 1
 
 
+def test_a_short_later_reply_is_matched_by_its_own_words_through_the_classifier_service(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    # "hello" later in a conversation is scored with the turn before it and matched alone: two calls at once to
+    # the classifier's own service (its batcher and inline path), which must both answer. (Which text each call
+    # scored is tests/unit/test_follow_ups.py's to check: here every prompt scores 0.5.)
+    server, svc = gateway_factory(routed(api_config(fresh_upstream.base_url), ["hello"]), score=None)
+    later = [
+        {"role": "user", "content": "Write a parser for arithmetic expressions."},
+        {"role": "assistant", "content": "Here it is."},
+        {"role": "user", "content": "hello"},
+    ]
+    answer = sdk(server.url).chat.completions.with_raw_response.create(model="auto", messages=later)  # type: ignore[arg-type]
+    assert answer.headers["x-tiergate-route"] == "greeting" and answer.headers["x-tiergate-tier"] == "0"
+    assert answer.headers["x-tiergate-score"] == "0.5000"
+    row = {r["request_id"]: r for r in svc.ledger.rows()}[answer.headers["x-request-id"]]
+    assert (row["route"], row["tier"]) == ("greeting", 0)
+
+
 def test_a_reload_embeds_changed_routes_again_and_keeps_the_rest(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
