@@ -43,9 +43,12 @@ OFFER = {"role": "assistant", "content": "Sure. Here is a first part; shall I go
 
 def sample(per_file: int, rng: random.Random) -> list[Example]:
     out: list[Example] = []
-    for name, n in (("arena_hard_v01.jsonl", 500), ("mmlu_gpt4_vs_mixtral.jsonl", per_file)):
+    for name, n in (
+        ("arena_hard_v01.jsonl", 500),
+        ("mmlu_gpt4_vs_mixtral.jsonl", per_file),
+        ("llmrouter_uiuc.jsonl", per_file),
+    ):
         out += rng.sample(examples(read_jsonl(DATA / name)), n)
-    out += rng.sample(examples(read_jsonl(DATA / "llmrouter_uiuc.jsonl")), per_file)
     return out
 
 

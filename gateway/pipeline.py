@@ -148,10 +148,12 @@ class ChatPipeline:
         trace.policy, policy, concrete = resolve(self.config, req.model, api_key)
         trace.steering = steering.parse(headers)  # after the policy: a refusal is booked under it
         trace.baseline_model = policy.baseline_model
-        if policy.record_prompts:  # the text the classifier scores: a training row's prompt, if it is judged
-            trace.prompt = scored_prompt([m.model_dump() for m in req.messages])[0]
-        if policy.private_data is not None:
-            privacy.screen(self.config, policy, trace, concrete, [m.model_dump() for m in req.messages])
+        if policy.record_prompts or policy.private_data is not None:
+            dumped = [m.model_dump() for m in req.messages]
+            if policy.record_prompts:  # the text the classifier scores: a training row's prompt, if it is judged
+                trace.prompt = scored_prompt(dumped)[0]
+            if policy.private_data is not None:
+                privacy.screen(self.config, policy, trace, concrete, dumped)
         if concrete is None:
             return policy, None, routed_target(trace.policy)
         if (cap := trace.steering.max_cost_usd) is not None:
