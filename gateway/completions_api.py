@@ -39,11 +39,11 @@ class CompletionRequest(BaseModel):
     model: str = Field(min_length=1)
     # Token ids and several prompts are parsed to be refused by name (`to_chat`); the schema says what is served.
     prompt: Annotated[str | list[str] | list[int] | list[list[int]], WithJsonSchema(_ONE_PROMPT)]
-    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    max_tokens: int | None = Field(default=DEFAULT_MAX_TOKENS, strict=True)  # as chat's: not `true` or "16"
     stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
     suffix: Annotated[str | None, refused_unless("fill-in-the-middle has no chat form", "")] = None
     echo: Annotated[StrictBool | None, refused_unless("the prompt is not echoed", False)] = None
-    best_of: int | None = None
+    best_of: int | None = Field(default=None, strict=True)
     logprobs: Annotated[int | None, refused_unless("the legacy per-token layout is not served")] = None
 
     @model_validator(mode="after")

@@ -156,6 +156,21 @@ _MEMBER = re.compile(r"(str|int|float|bool|list|dict|tuple)(\[.*\])?|function-\w
 _KIND = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "list": "an array"}
 
 
+# A value of the wrong JSON type, where a field takes one (strict, as OpenAI: `"max_tokens": true` is not 1).
+_TYPE_ERRORS = {"int_type": "an integer", "float_type": "a number", "bool_type": "a boolean", "string_type": "a string"}
+
+
+def _json_kind(value: object) -> str:
+    """What a parsed JSON value is, in OpenAI's words ("but got a boolean instead")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):  # before int: a subclass
+        return "a boolean"
+    if isinstance(value, float):
+        return "a decimal number"
+    return _KIND.get(type(value).__name__, "an object")
+
+
 def _union_failure(errors: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The first error as a client should read it when it comes from a union whose every member failed: pydantic
     lists one error per member, each located under the member's name. If the value had one member's shape and failed
@@ -199,6 +214,11 @@ def from_validation(
         why = first.get("msg")
         text = f": {why}." if why and why != "Field required" else "."  # pydantic's own words add nothing
         return InvalidRequest(f"Missing required parameter {shown}{text}", param, "missing_required_parameter")
+    if (want := _TYPE_ERRORS.get(first.get("type", ""))) is not None:  # as OpenAI words it, with its code
+        got = _json_kind(first.get("input"))
+        return InvalidRequest(
+            f"Invalid type for {shown}: expected {want}, but got {got} instead.", param, "invalid_type"
+        )
     code = (first.get("ctx") or {}).get("code") or "invalid_value"  # a rule may name OpenAI's own (empty_array)
     return InvalidRequest(f"Invalid value for {shown}: {first.get('msg', 'invalid')}", param, code)
 

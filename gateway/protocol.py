@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
@@ -143,18 +144,19 @@ class ChatCompletionRequest(BaseModel):
     # Strict, as OpenAI: lax mode read "stream": "yes" (or 1) as true.
     stream: StrictBool = False
     stream_options: StreamOptions | None = None
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
-    max_tokens: int | None = Field(default=None, ge=1, le=_INT_MAX)
-    max_completion_tokens: int | None = Field(default=None, ge=1, le=_INT_MAX)
-    n: int | None = Field(default=None, ge=1, le=128)  # OpenAI's own bounds
+    # Numbers strict, as OpenAI: lax mode read `"max_tokens": true` as 1 and `"temperature": "0.5"` as 0.5.
+    temperature: float | None = Field(default=None, strict=True, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, strict=True, ge=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, strict=True, ge=1, le=_INT_MAX)
+    max_completion_tokens: int | None = Field(default=None, strict=True, ge=1, le=_INT_MAX)
+    n: int | None = Field(default=None, strict=True, ge=1, le=128)  # OpenAI's own bounds
     stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=_INT_MIN, le=_INT_MAX)
-    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
-    logit_bias: dict[str, float] | None = None
+    seed: int | None = Field(default=None, strict=True, ge=_INT_MIN, le=_INT_MAX)
+    presence_penalty: float | None = Field(default=None, strict=True, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, strict=True, ge=-2.0, le=2.0)
+    logit_bias: dict[str, StrictFloat] | None = None
     logprobs: StrictBool | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, strict=True, ge=0, le=20)
     user: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -277,7 +279,7 @@ class EmbeddingRequest(BaseModel):
     # minItems and maxItems apply only when `input` is an array, so a string stays valid.
     input: Annotated[str | list[str] | list[int] | list[list[int]], WithJsonSchema(_EMBEDDING_INPUT)]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: int | None = Field(default=None, ge=1, strict=True)
     user: str | None = None
 
     @model_validator(mode="after")

@@ -46,15 +46,15 @@ class ResponsesRequest(BaseModel):
     model: str = Field(min_length=1)
     input: str | list[dict[str, Any]]
     instructions: str | None = None
-    max_output_tokens: int | None = Field(default=None, json_schema_extra={"minimum": MIN_OUTPUT_TOKENS})
-    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    top_p: float | None = Field(default=None, ge=0.0, le=1.0)
+    max_output_tokens: int | None = Field(default=None, strict=True, json_schema_extra={"minimum": MIN_OUTPUT_TOKENS})
+    temperature: float | None = Field(default=None, strict=True, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, strict=True, ge=0.0, le=1.0)
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
     parallel_tool_calls: StrictBool | None = None
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
-    top_logprobs: int | None = Field(default=None, ge=0, le=20)
+    top_logprobs: int | None = Field(default=None, strict=True, ge=0, le=20)
     stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
     # Declared to be refused by name (`to_chat`); the schema says only what is accepted.
     previous_response_id: Annotated[str | None, refused_unless("the gateway stores no responses")] = None

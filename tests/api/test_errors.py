@@ -339,6 +339,69 @@ def test_an_integer_past_64_bits_is_a_400_naming_it_before_any_upstream_call(
     assert client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], seed=7).choices
 
 
+@pytest.mark.parametrize(
+    ("call", "param", "got"),
+    [
+        (
+            lambda c: c.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": "x"}], max_tokens=True
+            ),
+            "max_tokens",
+            "a boolean",
+        ),
+        (
+            lambda c: c.chat.completions.create(model="auto", messages=[{"role": "user", "content": "x"}], n=True),
+            "n",
+            "a boolean",
+        ),
+        (
+            lambda c: c.chat.completions.create(
+                model="auto", messages=[{"role": "user", "content": "x"}], extra_body={"temperature": "0.5"}
+            ),
+            "temperature",
+            "a string",
+        ),
+        (
+            lambda c: c.responses.create(model="auto", input="x", max_output_tokens=True),
+            "max_output_tokens",
+            "a boolean",
+        ),
+        (lambda c: c.completions.create(model="auto", prompt="x", max_tokens=True), "max_tokens", "a boolean"),
+        (lambda c: c.completions.create(model="auto", prompt="x", seed=True), "seed", "a boolean"),
+        (
+            lambda c: c.embeddings.create(model="all-minilm-l6-v2", input="x", extra_body={"dimensions": True}),
+            "dimensions",
+            "a boolean",
+        ),
+    ],
+    ids=[
+        "chat-max-tokens",
+        "chat-n",
+        "chat-temperature",
+        "responses",
+        "completions",
+        "completions-extra",
+        "embeddings",
+    ],
+)
+def test_a_number_of_the_wrong_type_is_a_400_before_any_upstream_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, call: Any, param: str, got: str
+) -> None:
+    """Lax parsing read `max_tokens: true` as 1 (and `n: true`, `seed: true`, "0.5"...) and sent it on: the local
+    model answered what OpenAI refuses. Now every API refuses it as OpenAI does, naming the field and the type."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    with pytest.raises(openai.BadRequestError) as e:
+        call(client)
+    assert isinstance(e.value.body, dict)
+    assert (e.value.body["param"], e.value.body["code"]) == (param, "invalid_type")
+    assert f"but got {got} instead" in e.value.body["message"]
+    assert fresh_upstream.received == []
+    if param != "dimensions":  # embeddings refused at parse are not chat traffic (as above)
+        (row,) = svc.ledger.rows()
+        assert (row["status"], row["error_type"]) == (400, "invalid_request_error")
+
+
 TOOL_FN = {"name": "f", "arguments": "{}"}
 
 
@@ -360,7 +423,7 @@ TOOL_FN = {"name": "f", "arguments": "{}"}
             "invalid_value",
         ),
         ({"tools": [{"type": "function"}]}, "tools.0.function", "missing_required_parameter"),
-        ({"stream": "yes"}, "stream", "invalid_value"),
+        ({"stream": "yes"}, "stream", "invalid_type"),
         (
             {
                 "messages": [

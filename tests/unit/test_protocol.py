@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -51,9 +52,13 @@ def test_an_integer_past_64_bits_is_refused_naming_it(body: dict[str, Any], para
     [
         ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content", "expected a string or an array"),
         ({"messages": [{"role": "user", "content": [5]}]}, "messages.0.content.0", "valid dictionary"),
-        ({"stop": ["a", 5]}, "stop.1", "valid string"),
+        ({"stop": ["a", 5]}, "stop.1", "expected a string, but got an integer"),
         ({"tool_choice": 5}, "tool_choice", "expected a string or an object"),
-        ({"logit_bias": {"str": "x"}}, "logit_bias.str", "valid number"),  # a key that looks like a union's member
+        (
+            {"logit_bias": {"str": "x"}},
+            "logit_bias.str",
+            "expected a number, but got a string",
+        ),  # a key that looks like a union's member
     ],
 )
 def test_a_union_that_fails_is_named_as_the_client_wrote_it(body: dict[str, Any], param: str, says: str) -> None:
@@ -183,10 +188,21 @@ def _answer(call_id: str) -> dict[str, Any]:
             "tool_choice.function.name",
             "missing_required_parameter",
         ),
-        ({"stream": "yes"}, "stream", "invalid_value"),
-        ({"stream": 1}, "stream", "invalid_value"),
-        ({"stream_options": {"include_usage": "true"}}, "stream_options.include_usage", "invalid_value"),
-        ({"parallel_tool_calls": "false", "tools": [TOOL]}, "parallel_tool_calls", "invalid_value"),
+        ({"stream": "yes"}, "stream", "invalid_type"),
+        ({"stream": 1}, "stream", "invalid_type"),
+        ({"stream_options": {"include_usage": "true"}}, "stream_options.include_usage", "invalid_type"),
+        ({"parallel_tool_calls": "false", "tools": [TOOL]}, "parallel_tool_calls", "invalid_type"),
+        # Numbers too: lax mode read `true` as 1 and "0.5" as 0.5, and sent them on; OpenAI refuses each.
+        ({"max_tokens": True}, "max_tokens", "invalid_type"),
+        ({"max_completion_tokens": "8"}, "max_completion_tokens", "invalid_type"),
+        ({"n": 2.0}, "n", "invalid_type"),
+        ({"seed": False}, "seed", "invalid_type"),
+        ({"temperature": "0.5"}, "temperature", "invalid_type"),
+        ({"top_p": True}, "top_p", "invalid_type"),
+        ({"presence_penalty": True}, "presence_penalty", "invalid_type"),
+        ({"frequency_penalty": "1"}, "frequency_penalty", "invalid_type"),
+        ({"logprobs": True, "top_logprobs": True}, "top_logprobs", "invalid_type"),
+        ({"logit_bias": {"50256": True}}, "logit_bias.50256", "invalid_type"),
         # Companions OpenAI refuses alone ("only allowed when 'stream' is enabled" / "when 'tools' are specified").
         ({"stream_options": {"include_usage": True}}, "stream_options", "invalid_value"),
         ({"parallel_tool_calls": False}, "parallel_tool_calls", "invalid_value"),
@@ -434,3 +450,28 @@ def test_unknown_modalities_are_refused_naming_them(modalities: Any) -> None:
 def test_what_the_gateway_passes_on_unchecked_is_known(body: dict[str, Any], unchecked: bool) -> None:
     req = ChatCompletionRequest.model_validate({"model": "m", "messages": USER, **body})
     assert req.carries_unchecked() is unchecked
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "says"),
+    [
+        ("max_tokens", True, "expected an integer, but got a boolean instead"),
+        ("max_tokens", 5.0, "expected an integer, but got a decimal number instead"),
+        ("temperature", "0.5", "expected a number, but got a string instead"),
+        ("model", 3, "expected a string, but got an integer instead"),
+        ("stream", None, "expected a boolean, but got null instead"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_worded_as_openai_words_it(field: str, value: Any, says: str) -> None:
+    """As the gateway parses a body (JSON mode), and as OpenAI answers: code `invalid_type`."""
+    raw = json.dumps({"model": "m", "messages": USER, field: value})
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate_json(raw)
+    err = from_validation([dict(x) for x in e.value.errors()])
+    assert (err.param, err.code, err.message) == (field, "invalid_type", f"Invalid type for '{field}': {says}.")
+
+
+def test_a_whole_number_is_a_number() -> None:
+    """Strict does not mean fussy: an integer is a valid temperature, as in OpenAI's API."""
+    req = ChatCompletionRequest.model_validate_json(json.dumps({"model": "m", "messages": USER, "temperature": 1}))
+    assert req.temperature == 1.0
