@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 TOOL_CHOICES = ("none", "auto", "required")
 LOGIT_BIAS_BOUND = 100.0  # OpenAI's: -100 bans a token, 100 forces it
 MAX_STOPS = 4  # OpenAI's bound on `stop` sequences; llama-server takes any number
+MAX_TOOLS = 128  # OpenAI's bound on `tools` (and the deprecated `functions`); llama-server takes any number
 MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512  # OpenAI's bounds on `metadata`
 # OpenAI's (and Anthropic's) rule for a function's name, in `tools` and in the calls of a history; local servers take
 # any name, so a tool named "web search" or "fs.read" was served by one route and a 400 from another.
@@ -81,6 +82,10 @@ def check(req: ChatCompletionRequest) -> None:
         raise _refuse("too_long", message, "stop", "array_above_max_length")
     if req.tools is not None and not req.tools:
         raise _empty("tools")  # OpenAI's answer to `tools: []`; leave the key out to send no tools
+    for field, listed in (("tools", req.tools), ("functions", req.functions)):
+        if listed is not None and len(listed) > MAX_TOOLS:
+            message = f"array too long; expected at most {MAX_TOOLS} {field}, got {len(listed)}"
+            raise _refuse("too_long", message, field, "array_above_max_length")
     if req.top_logprobs is not None and req.logprobs is not True:
         # OpenAI's documented rule; llama-server refuses it too, but only after the request was classified.
         raise _refuse("invalid_value", "`top_logprobs` needs `logprobs: true`", "top_logprobs")

@@ -105,6 +105,12 @@ def _answer(call_id: str) -> dict[str, Any]:
         ),
         ({"tools": []}, "tools", "empty_array"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "array_above_max_length"),  # OpenAI: "array too long"
+        (
+            {"tools": [{"type": "function", "function": {"name": f"f{i}"}} for i in range(129)]},
+            "tools",
+            "array_above_max_length",
+        ),
+        ({"functions": [{"name": f"f{i}"} for i in range(129)]}, "functions", "array_above_max_length"),
         # A function's name: OpenAI's pattern, "string does not match pattern" (llama-server and vLLM take any).
         (
             {"tools": [{"type": "function", "function": {"name": "web search"}}]},
