@@ -18,9 +18,16 @@ class Encoder(Protocol):
     @property
     def dim(self) -> int: ...
 
+    @property
+    def max_tokens(self) -> int:
+        """How many tokens of a text `encode` reads; it ignores the rest."""
+        ...
+
     def encode(self, texts: Sequence[str]) -> Matrix: ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def count_tokens(self, text: str) -> int:
+        """The text's length in the encoder's tokens, special ones included, past `max_tokens` too."""
+        ...
 
 
 @dataclass(frozen=True)

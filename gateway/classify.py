@@ -67,24 +67,26 @@ class ClassifierService:
     async def assess(self, text: str, turns: int = 1) -> Assessment:
         return await self.batcher.score(text, turns)
 
-    async def embed(self, texts: list[str]) -> tuple[list[list[float]], int]:
-        """Embeddings for the /v1/embeddings endpoint and the token count it bills.
+    async def count_tokens(self, texts: list[str]) -> list[int]:
+        """Each text's length in the encoder's tokens, untruncated (off the event loop: 2,048 long texts take long)."""
+        count = self.encoder.count_tokens
+        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: [count(t) for t in texts])
+
+    async def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embeddings for the /v1/embeddings endpoint (each of a text's first `encoder.max_tokens` tokens).
 
         Encoded a chunk at a time (`embedding_chunks`), each handed to the encoder's pool when the one before is
         done, so prompts that routing needs scored meanwhile queue behind one chunk, not the whole request: one
         request of 2,048 long inputs held the encoder ~54 s, and every `auto` request on that worker waited for it."""
         loop = asyncio.get_running_loop()
 
-        def work(chunk: list[str]) -> tuple[list[list[float]], int]:
-            return self.encoder.encode(chunk).tolist(), sum(self.encoder.count_tokens(t) for t in chunk)
+        def work(chunk: list[str]) -> list[list[float]]:
+            return self.encoder.encode(chunk).tolist()  # type: ignore[no-any-return]
 
         vecs: list[list[float]] = []
-        tokens = 0
         for chunk in embedding_chunks(texts):
-            v, n = await loop.run_in_executor(self._pool, work, chunk)
-            vecs += v
-            tokens += n
-        return vecs, tokens
+            vecs += await loop.run_in_executor(self._pool, work, chunk)
+        return vecs
 
     async def embed_one(self, text: str) -> Matrix:
         """One L2-normalised vector, off the event loop (the semantic cache's encoder)."""

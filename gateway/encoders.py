@@ -31,10 +31,15 @@ class TorchEncoder:
         self._batch = batch_size
         self._tok = self._model.tokenizer
         self._dim = int(self._model.get_embedding_dimension() or 384)
+        self._max_tokens = int(self._model.max_seq_length or 256)  # None only for a model with no limit set
 
     @property
     def dim(self) -> int:
         return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         out = self._model.encode(

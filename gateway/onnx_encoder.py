@@ -178,10 +178,16 @@ class OnnxEncoder:
         path = int8_export(model_dir) if quantized else fp32_export(model_dir)
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self._tok = tokenizer(model_dir)
+        self._counter = tokenizer(model_dir)  # the same, untruncated: count_tokens measures the whole text
+        self._counter.no_truncation()
 
     @property
     def dim(self) -> int:
         return 384
+
+    @property
+    def max_tokens(self) -> int:
+        return MAX_TOKENS
 
     def encode(self, texts: Sequence[str]) -> Matrix:
         if not texts:
@@ -217,4 +223,4 @@ class OnnxEncoder:
         return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)  # type: ignore[no-any-return]
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tok.encode(text).ids)
+        return len(self._counter.encode(text).ids)

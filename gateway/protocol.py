@@ -281,6 +281,9 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1, strict=True)
     user: str | None = None
+    # Text Embeddings Inference's parameter: embed the first tokens of an input longer than the built-in model reads,
+    # instead of refusing it. Not OpenAI's (extra_body with its SDK).
+    truncate: StrictBool = False
 
     @model_validator(mode="after")
     def _ints_fit(self) -> Self:

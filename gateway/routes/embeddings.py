@@ -119,7 +119,22 @@ async def _embed(req: EmbeddingRequest, services: Services) -> dict[str, Any]:
         raise InvalidRequest(
             f"'{MINILM_NAME}' has {services.classifier.encoder.dim} dimensions.", "dimensions", "invalid_value"
         )
-    vecs, tokens = await services.classifier.embed([str(x) for x in inputs])
+    texts = [str(x) for x in inputs]
+    counts = await services.classifier.count_tokens(texts)
+    limit = services.classifier.encoder.max_tokens
+    if not req.truncate and (long := next((i for i, n in enumerate(counts) if n > limit), None)) is not None:
+        # As OpenAI and Text Embeddings Inference answer a text past the model's window. The encoder would read the
+        # first `limit` tokens and return their embedding as the text's, and a search index built on it would
+        # miss everything past them without a sign.
+        where = "input" if isinstance(req.input, str) else f"input.{long}"
+        raise InvalidRequest(
+            f"'{where}' is {counts[long]} tokens long; '{MINILM_NAME}' reads at most {limit}, so its embedding would "
+            f"be of the first {limit} only. Send shorter texts, or `truncate: true` to embed the first {limit}.",
+            where,
+            "context_length_exceeded",
+        )
+    vecs = await services.classifier.embed(texts)
+    tokens = sum(min(n, limit) for n in counts)  # what the encoder read
     data = [
         {"object": "embedding", "index": i, "embedding": _b64(v) if req.encoding_format == "base64" else v}
         for i, v in enumerate(vecs)

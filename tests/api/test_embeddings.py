@@ -48,3 +48,24 @@ def test_embedding_errors(gateway_factory: GatewayFactory, fresh_upstream: FakeU
         client.embeddings.create(model="all-minilm-l6-v2", input="x", dimensions=64)
     assert e.value.param == "dimensions"
     assert [r["status"] for r in svc.ledger.rows()] == [404, 400, 400]
+
+
+def test_a_text_longer_than_the_encoder_reads_is_refused_unless_truncation_is_asked_for(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """The encoder reads its first 256 tokens (the fake: words + 2); past that, an embedding would silently be of a
+    prefix. Refused as OpenAI refuses a text past its window, naming the input; `truncate: true` (as Text
+    Embeddings Inference takes it) embeds the prefix and bills what was read."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = sdk(server.url)
+    fits, long = "word " * 254, "word " * 300  # 256 and 302 tokens
+    assert len(client.embeddings.create(model="all-minilm-l6-v2", input=fits).data) == 1
+    with pytest.raises(openai.BadRequestError) as e:
+        client.embeddings.create(model="all-minilm-l6-v2", input=["short", long])
+    assert isinstance(e.value.body, dict)
+    assert (e.value.body["param"], e.value.body["code"]) == ("input.1", "context_length_exceeded")
+    assert "302 tokens long" in e.value.body["message"] and "at most 256" in e.value.body["message"]
+    r = client.embeddings.create(model="all-minilm-l6-v2", input=["short", long], extra_body={"truncate": True})
+    assert len(r.data) == 2 and r.usage.prompt_tokens == 3 + 256
+    assert [row["status"] for row in svc.ledger.rows()] == [200, 400, 200]
+    assert svc.ledger.rows()[-1]["prompt_tokens"] == 259

@@ -20,6 +20,10 @@ class HashEncoder:
     def dim(self) -> int:
         return self._dim
 
+    @property
+    def max_tokens(self) -> int:
+        return 256  # as MiniLM's; count_tokens counts words
+
     def encode(self, texts: Sequence[str]) -> Matrix:
         rows = []
         for t in texts:

@@ -66,6 +66,16 @@ def test_order_and_batching_do_not_change_vectors(encoders: tuple[TorchEncoder, 
     assert onnx_enc.count_tokens("hello world") == 4  # [CLS] hello world [SEP]
 
 
+def test_both_backends_count_a_long_text_whole_and_read_the_same_window(
+    encoders: tuple[TorchEncoder, OnnxEncoder],
+) -> None:
+    """/v1/embeddings refuses a text past `max_tokens` from these counts: int8 counted with its truncating
+    tokenizer, so a 402-token text counted 256 there and 402 under torch."""
+    torch_enc, onnx_enc = encoders
+    assert torch_enc.max_tokens == onnx_enc.max_tokens == 256
+    assert torch_enc.count_tokens(TEXTS[-1]) == onnx_enc.count_tokens(TEXTS[-1]) == 402
+
+
 def test_int8_on_several_threads_gives_each_text_its_own_vector(encoders: tuple[TorchEncoder, OnnxEncoder]) -> None:
     """A batch command's int8 encoder runs one prompt per thread: the same vectors, in the caller's order, as one
     thread gives (each call single-threaded, so bit for bit)."""

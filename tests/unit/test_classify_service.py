@@ -52,12 +52,11 @@ async def test_a_prompt_to_route_waits_for_one_chunk_of_a_long_embeddings_reques
                 break
             await asyncio.sleep(0.001)
         enc.gate.set()
-        vecs, tokens = await embedding
+        vecs = await embedding
         await scoring
     finally:
         svc.close()
     assert len(vecs) == 40 and np.allclose(vecs, enc.encode(texts))  # the same vectors, in order
-    assert tokens == sum(enc.count_tokens(t) for t in texts)
     chunks = embedding_chunks(texts)
     assert len(chunks) == 14
     routed = next(i for i, call in enumerate(enc.calls) if any("Route me" in t for t in call))
