@@ -28,6 +28,25 @@ PASS = 0.5
 EXCLUDED_MODELS = frozenset({"llama3-chatqa-1.5-70b", "llama3-chatqa-1.5-8b"})
 
 
+class BadRows(ValueError):
+    """Rows that cannot be labelled: no model's outcome in any of them, or an outcome that is not a number."""
+
+
+def outcomes(row: Mapping[str, Any]) -> dict[str, float]:
+    """A row's `scores` (model -> outcome in [0, 1]) as numbers, those left out (None, EXCLUDED_MODELS) dropped."""
+    scores = row.get("scores") or {}
+    if not isinstance(scores, Mapping):
+        raise BadRows(f"row {row.get('id', '?')}: `scores` is not an object of model -> outcome")
+    out: dict[str, float] = {}
+    for m, v in scores.items():
+        if v is None or m in EXCLUDED_MODELS:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise BadRows(f"row {row.get('id', '?')}: the outcome of {m} is {v!r}, not a number")
+        out[m] = float(v)
+    return out
+
+
 @dataclass(frozen=True)
 class Example:
     id: str
@@ -49,11 +68,10 @@ def weakest_model(rows: list[Mapping[str, Any]]) -> str:
     """For a file of unknown origin: the model with the lowest mean score is the weak side."""
     totals: dict[str, list[float]] = {}
     for r in rows:
-        for m, s in (r.get("scores") or {}).items():
-            if s is not None:
-                totals.setdefault(m, []).append(float(s))
+        for m, s in outcomes(r).items():
+            totals.setdefault(m, []).append(s)
     if not totals:
-        raise ValueError("no row has any scores")
+        raise BadRows("no row has a model's outcome in `scores`, so there are no labels to learn from")
     return min(totals, key=lambda m: (sum(totals[m]) / len(totals[m]), m))
 
 
@@ -74,7 +92,7 @@ def examples(rows: Iterable[Mapping[str, Any]], weak: str | None = None) -> list
     for r in rows:
         src = source_of(r)
         name, weak_model = (src[0], weak or src[1]) if src else ("custom", fallback_weak)
-        scores = {m: float(v) for m, v in (r.get("scores") or {}).items() if v is not None and m not in EXCLUDED_MODELS}
+        scores = outcomes(r)
         score = scores.get(weak_model)
         text, turns = row_text(r)
         if score is None or not text:

@@ -16,9 +16,8 @@ from pathlib import Path
 import yaml
 
 from classifiers.calibrate import min_confidence_for_keep, thresholds_for_shares
-from classifiers.labels import examples
 from gateway.classify import load_model
-from gateway.datasets import read_jsonl
+from gateway.datasets import labelled
 from gateway.ledger.backends import make_backend
 from gateway.policy_file import PolicyFileError, load, parse
 from gateway.train_cmd import features
@@ -27,7 +26,7 @@ from router.policy import TiergateConfig
 
 def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], list[float]]:
     """Scores of the reference prompts, each source weighted equally (as in training)."""
-    exs = [e for p in paths for e in examples(read_jsonl(p))]
+    exs = [e for p in paths for e in labelled(p)]
     if not exs:
         raise ValueError("no usable prompts in the reference files")
     scores = load_model(artifact).score_features(features(exs))

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from classifiers.labels import BadRows, Example, examples
 
 
 class BadInput(ValueError):
@@ -31,3 +34,18 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                 yield obj
         except UnicodeDecodeError as e:
             raise BadInput(f"{path}: not UTF-8 text ({e.reason})") from e
+
+
+@contextmanager
+def labelling(path: Path) -> Iterator[None]:
+    """Rows of `path` that cannot be labelled (classifiers/labels.py: BadRows) are BadInput naming the file."""
+    try:
+        yield
+    except BadRows as e:
+        raise BadInput(f"{path}: {e}") from e
+
+
+def labelled(path: Path, weak: str | None = None) -> list[Example]:
+    """The training examples of an outcome file."""
+    with labelling(path):
+        return examples(read_jsonl(path), weak)

@@ -26,7 +26,7 @@ from classifiers.labels import Example, examples
 from classifiers.splits import group_of
 from classifiers.train import fit
 from gateway import plots
-from gateway.datasets import read_jsonl
+from gateway.datasets import labelled, labelling, read_jsonl
 from gateway.train_cmd import features
 
 EMB = 384  # the first columns of the features are the raw MiniLM embedding
@@ -46,7 +46,8 @@ def canon(task: str) -> str:
 
 def eval_rows(path: Path, strong: str, weak: str) -> list[EvalRow]:
     rows = list(read_jsonl(path))
-    exs = {e.id: e for e in examples(rows, weak)}
+    with labelling(path):
+        exs = {e.id: e for e in examples(rows, weak)}
     out = []
     for r in rows:
         sc = r.get("scores") or {}
@@ -94,7 +95,7 @@ def run(data: Path, extra: list[Path], strong: str, weak: str, out_dir: Path) ->
     if not test_rows:
         print(f"no row of {data} has outcomes for both {strong!r} and {weak!r}", file=sys.stderr)
         return 1
-    pool = [e for p in [data, *extra] for e in examples(read_jsonl(p))]
+    pool = [e for p in [data, *extra] for e in labelled(p)]
     xp = features(pool)
     xt = features([r.example for r in test_rows])
     out_dir.mkdir(parents=True, exist_ok=True)

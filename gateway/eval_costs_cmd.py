@@ -30,7 +30,7 @@ from classifiers.costquality import Mat, Point, aiq, cost_to_match, hull, oracle
 from classifiers.labels import Example, examples
 from classifiers.train import fit
 from gateway import plots
-from gateway.datasets import read_jsonl
+from gateway.datasets import labelled, labelling, read_jsonl
 from gateway.eval_cmd import EMB, canon, excluded, knn
 from gateway.train_cmd import features
 
@@ -47,7 +47,8 @@ class Table:
 
 def load_table(path: Path) -> Table:
     raw = list(read_jsonl(path))
-    exs = {e.id: e for e in examples(raw)}
+    with labelling(path):
+        exs = {e.id: e for e in examples(raw)}
     models = sorted(
         set.intersection(*[set((r.get("scores") or {}).keys()) & set((r.get("cost_usd") or {}).keys()) for r in raw])
     )
@@ -126,7 +127,7 @@ def run(data: Path, extra: list[Path], reference: str, out_dir: Path) -> int:
     if reference not in t.models:
         print(f"{reference!r} is not among the priced models of {data}: {t.models}", file=sys.stderr)
         return 1
-    pool = [e for p in [data, *extra] for e in examples(read_jsonl(p))]
+    pool = [e for p in [data, *extra] for e in labelled(p)]
     xp, xt = features(pool), features(t.rows)
     test = [i for i, v in enumerate(t.test_row) if v]
     splits: list[tuple[str, list[int], str | None]] = [("original test rows", test, None)]

@@ -106,8 +106,7 @@ def load_artifact(path: Path = ARTIFACT) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     from classifiers.features import clip
-    from classifiers.labels import examples
-    from gateway.datasets import read_jsonl
+    from gateway.datasets import labelled
     from gateway.encoders import minilm_path
     from gateway.onnx_encoder import fp32_export, tokenizer
 
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=300, help="calibration prompts, sampled with a fixed seed")
     ap.add_argument("--out", type=Path, default=ARTIFACT)
     args = ap.parse_args(argv)
-    texts = [clip(e.text) for p in args.data for e in examples(read_jsonl(p))]
+    texts = [clip(e.text) for p in args.data for e in labelled(p)]
     pick = np.random.default_rng(1).choice(len(texts), min(args.n, len(texts)), replace=False)
     tok = tokenizer(minilm_path())
     ids = [tok.encode(texts[i]).ids for i in sorted(pick)]

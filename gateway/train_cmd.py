@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from classifiers.base import Encoder, Matrix
 from classifiers.labels import Example, examples, source_of
 from classifiers.train import fit
-from gateway.datasets import read_jsonl
+from gateway.datasets import labelling, read_jsonl
 from gateway.encoders import MINILM_NAME
 from gateway.feature_cache import FeatureCache
 from gateway.onnx_encoder import OnnxEncoder
@@ -47,7 +47,8 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
         rows = list(read_jsonl(p))
         # `--weak` names the weak side of files of unknown origin (e.g. exported traffic); the known sources keep
         # their own, so one command can train on both.
-        exs.extend(examples(rows, weak if any(source_of(r) is None for r in rows) else None))
+        with labelling(p):
+            exs.extend(examples(rows, weak if any(source_of(r) is None for r in rows) else None))
     if not exs:
         print("no labelled rows found", file=sys.stderr)
         return 1

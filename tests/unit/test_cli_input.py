@@ -34,3 +34,37 @@ def test_a_bad_input_file_is_one_line_and_status_1(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"tiergate {command}: {data}") and says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        (b'{"id": "c1", "prompt": "hi"}\n', "no row has a model's outcome in `scores`"),
+        (
+            b'{"id": "c1", "prompt": "hi", "scores": {"m": "good"}}\n',
+            "row c1: the outcome of m is 'good', not a number",
+        ),
+        (b'{"id": "c1", "prompt": "hi", "scores": {"m": true}}\n', "row c1: the outcome of m is True, not a number"),
+        (b'{"id": "c1", "prompt": "hi", "scores": [1]}\n', "row c1: `scores` is not an object"),
+    ],
+    ids=["no-outcomes", "text-outcome", "bool-outcome", "scores-not-an-object"],
+)
+@pytest.mark.parametrize("command", ["train", "eval-router", "eval-costs", "calibrate"])
+def test_rows_that_cannot_be_labelled_are_one_line_and_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, says: str, command: str
+) -> None:
+    """JSON lines that are objects but hold no usable outcome: a ValueError's traceback before (train), or a
+    crash deep in labelling for the files a command only trains on (eval-router's --train-extra)."""
+    data = tmp_path / "out.jsonl"
+    data.write_bytes(content)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"id": "g1", "prompt": "x", "scores": {"s": 1, "w": 0}, "cost_usd": {"s": 1, "w": 0}}\n')
+    argv = {
+        "train": ["train", "--data", str(data), "--out", str(tmp_path / "a.json")],
+        "eval-router": ["eval-router", "--data", str(good), "--strong", "s", "--weak", "w", "--train-extra", str(data)],
+        "eval-costs": ["eval-costs", "--data", str(data), "--reference", "s"],
+        "calibrate": ["calibrate", "--reference", str(data), "--shares", "0.5,0.3,0.2"],
+    }[command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"tiergate {command}: {data}: ") and says in err and err.count("\n") == 1
