@@ -10,9 +10,9 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import cached_property
 from itertools import pairwise
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from router.durations import duration_s
 from router.private import DEFAULT_KINDS, Kind
@@ -21,8 +21,25 @@ NonNegFloat = Annotated[float, Field(ge=0.0)]
 Unit = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
+def _mentions(annotation: Any, kinds: tuple[Any, ...]) -> bool:
+    """Whether a field's type is, or holds anywhere (a union's member, a list's item), one of `kinds`."""
+    return annotation in kinds or any(_mentions(a, kinds) for a in get_args(annotation))
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, v: Any, info: ValidationInfo) -> Any:
+        # YAML reads true/false/yes/no/on/off as booleans, and pydantic then reads one as 1 or 0 where a number is
+        # due: `context_window: true` was a one-token window, `tier: yes` tier 1. A number field takes numbers only.
+        if info.field_name is None or not (isinstance(v, bool) or (isinstance(v, list) and bool in map(type, v))):
+            return v
+        annotation = cls.model_fields[info.field_name].annotation
+        if _mentions(annotation, (int, float)) and not _mentions(annotation, (bool, Any)):
+            raise ValueError(f"expected a number, got a boolean ({v!r}; YAML reads yes/no/on/off as booleans too)")
+        return v
 
 
 class Price(_Frozen):

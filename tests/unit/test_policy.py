@@ -35,6 +35,27 @@ def test_bad_value_names_path() -> None:
     assert any(e.startswith("models[2].tier") and "greater than or equal to 0" in e for e in _errors(d))
 
 
+@pytest.mark.parametrize(
+    ("where", "text"),
+    [
+        ("tier", "  tier: yes\n"),
+        ("capabilities.context_window", "  capabilities: {context_window: true}\n"),
+        ("price.input_per_mtok", "  price: {input_per_mtok: off, output_per_mtok: 0}\n"),
+    ],
+)
+def test_a_yaml_boolean_is_not_a_number(where: str, text: str) -> None:
+    """YAML reads yes/no/on/off/true as booleans, and lax parsing took one as 1 or 0: `context_window: true` was a
+    one-token window, `tier: yes` tier 1. A flag still takes them (`local: true`)."""
+    head = "models:\n- name: m\n  litellm_model: openai/m\n  local: yes\n"
+    body = "policies:\n  default: {thresholds: [0.5], baseline_model: m}\n"
+    extra = "" if where == "tier" else "  tier: 0\n"
+    with pytest.raises(PolicyFileError) as e:
+        parse(head + extra + text + body, Path("p.yaml"))
+    (err,) = e.value.errors
+    assert err.startswith(f"models[0].{where} (line ") and "expected a number, got a boolean" in err
+    assert parse(head + "  tier: 0\n" + body, Path("p.yaml")).models[0].local is True
+
+
 def test_thresholds_must_increase_and_lie_inside_unit_interval() -> None:
     assert any("strictly increasing" in e for e in _errors(config_dict(thresholds=[0.7, 0.3])))
     assert any(e.startswith("policies.default.thresholds[1]") for e in _errors(config_dict(thresholds=[0.3, 1.5])))
