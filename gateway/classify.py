@@ -68,9 +68,17 @@ class ClassifierService:
         return await self.batcher.score(text, turns)
 
     async def count_tokens(self, texts: list[str]) -> list[int]:
-        """Each text's length in the encoder's tokens, untruncated (off the event loop: 2,048 long texts take long)."""
-        count = self.encoder.count_tokens
-        return await asyncio.get_running_loop().run_in_executor(self._pool, lambda: [count(t) for t in texts])
+        """Each text's length in the encoder's tokens, untruncated: off the event loop, and a chunk at a time as
+        `embed` encodes, so that prompts to route are not held behind 2,048 long texts' tokenising either."""
+        loop = asyncio.get_running_loop()
+
+        def work(chunk: list[str]) -> list[int]:
+            return [self.encoder.count_tokens(t) for t in chunk]
+
+        counts: list[int] = []
+        for chunk in embedding_chunks(texts):
+            counts += await loop.run_in_executor(self._pool, work, chunk)
+        return counts
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         """Embeddings for the /v1/embeddings endpoint (each of a text's first `encoder.max_tokens` tokens).
