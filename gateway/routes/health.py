@@ -1,11 +1,13 @@
-"""GET /healthz (the process answers) and GET /readyz (its parts are usable)."""
+"""GET /healthz (the process answers) and GET /readyz (its parts are usable); HEAD of each for probes and uptime
+monitors that send HEAD (`curl -I`): the same status, no body. FastAPI, unlike Starlette, answers HEAD on a GET route
+with a 405."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from gateway.deps import Services
 
@@ -15,6 +17,11 @@ router = APIRouter()
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+@router.head("/healthz", include_in_schema=False)
+async def healthz_head() -> Response:
+    return Response()
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready: the ledger writer has stopped."}})
@@ -37,3 +44,8 @@ async def readyz(services: Services) -> JSONResponse:
     degraded = not cache_ok or services.ledger.status()["state"] != "up"
     status = "not_ready" if not ready else ("degraded" if degraded else "ready")
     return JSONResponse({"status": status, "checks": checks}, status_code=200 if ready else 503)
+
+
+@router.head("/readyz", include_in_schema=False)
+async def readyz_head(services: Services) -> Response:
+    return Response(status_code=(await readyz(services)).status_code)

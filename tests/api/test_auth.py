@@ -66,6 +66,8 @@ def test_a_known_key_is_served_and_its_calls_are_booked_under_it(
     # The health checks and the API description stay open, for orchestrators and SDK generators.
     for path in ("/healthz", "/readyz", "/openapi.json"):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
+    for path in ("/healthz", "/readyz"):
+        assert httpx.head(f"{server.url}{path}").status_code == 200, path
 
 
 def test_the_books_need_an_admin_key_and_a_browser_is_asked_for_one(

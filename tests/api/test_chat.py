@@ -306,6 +306,19 @@ def test_healthz_and_readyz(gateway_factory: GatewayFactory, fresh_upstream: Fak
     assert ready.status_code == 200 and ready.json()["checks"]["unavailable_models"] == ["keyless"]
 
 
+def test_health_checks_answer_head_with_their_status(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Probes and uptime monitors that send HEAD (`curl -I`) got a 405 from FastAPI's GET routes."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    for path in ("/healthz", "/readyz"):
+        r = httpx.head(f"{server.url}{path}")
+        assert (r.status_code, r.content) == (200, b""), path
+    monkeypatch.setattr(svc.ledger, "alive", lambda: False)  # the writer thread gone: not ready
+    assert httpx.get(f"{server.url}/readyz").status_code == httpx.head(f"{server.url}/readyz").status_code == 503
+    assert httpx.head(f"{server.url}/healthz").status_code == 200
+
+
 @pytest.mark.parametrize("transport", ["auto", "litellm"])
 @pytest.mark.parametrize("stream", [False, True])
 def test_prompt_tokens_from_the_providers_cache_are_billed_at_its_cached_price(
