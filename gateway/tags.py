@@ -18,6 +18,15 @@ TAG = r"[A-Za-z0-9_.:/=-]{1,64}"  # also the pattern /openapi.json gives the hea
 _TAG = re.compile(TAG)
 
 
+def _as_sent(text: str) -> str:
+    """A header's text as the client wrote it: headers reach the app as bytes, read as Latin-1, and clients send
+    UTF-8, so "tëam" was quoted back as "tÃ«am"."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 after all (or not Latin-1-encodable): quote it as read
+        return text
+
+
 def parse(value: str | None) -> tuple[str, ...]:
     """The tags of a header value, in order, each once; InvalidRequest (a 400 naming the header) if malformed."""
     if value is None or not value.strip():
@@ -25,9 +34,8 @@ def parse(value: str | None) -> tuple[str, ...]:
     tags = tuple(dict.fromkeys(t.strip() for t in value.split(",") if t.strip()))
     bad = next((t for t in tags if _TAG.fullmatch(t) is None), None)
     if bad is not None:
-        raise InvalidRequest(
-            f"'{HEADER}': the tag {bad[:80]!r} must be 1 to 64 letters, digits or _ . : / = -", HEADER, "invalid_value"
-        )
+        why = f"'{HEADER}': the tag {_as_sent(bad)[:80]!r} must be 1 to 64 letters, digits or _ . : / = -"
+        raise InvalidRequest(why, HEADER, "invalid_value")
     if len(tags) > MAX_TAGS:
         raise InvalidRequest(f"'{HEADER}': at most {MAX_TAGS} tags, got {len(tags)}.", HEADER, "invalid_value")
     return tags

@@ -24,3 +24,14 @@ def test_malformed_tags_are_a_400_naming_the_header(value: str) -> None:
 
 def test_a_like_pattern_matches_the_tag_and_not_what_its_underscore_would() -> None:
     assert tags.like("team_a") == "%,team\\_a,%"
+
+
+def test_a_refused_tag_is_quoted_as_the_client_wrote_it() -> None:
+    """Headers arrive as bytes and are read as Latin-1; a client's UTF-8 "tëam" was quoted back as "tÃ«am"."""
+    as_read = "tëam".encode().decode("latin-1")
+    with pytest.raises(InvalidRequest) as e:
+        tags.parse(as_read)
+    assert "'tëam'" in e.value.message
+    with pytest.raises(InvalidRequest) as e:
+        tags.parse("caf\xe9")  # a Latin-1 byte that is not UTF-8: quoted as read
+    assert "'café'" in e.value.message
