@@ -12,16 +12,22 @@ from gateway.ledger.backends import LedgerUnavailable, migrated
 from gateway.ledger.stats import CASCADE_COLUMNS, MODEL_COLUMNS, TAG_COLUMNS, USER_COLUMNS, StatsQuery, report
 
 
-def _cell(v: Any) -> str:
+def _cell(v: Any, column: str = "") -> str:
+    """A value as the text table shows it: dollars to the millionth (a local call costs that little), milliseconds
+    to a tenth, shares and means to three places."""
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.6f}" if abs(v) < 1000 else f"{v:.2f}"
+        if column.endswith("_ms"):
+            return f"{v:.1f}"
+        if column.endswith("usd"):
+            return f"{v:.6f}" if abs(v) < 1000 else f"{v:.2f}"
+        return f"{v:.3f}"
     return str(v)
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
-    cells = [columns, *[[_cell(r.get(c)) for c in columns] for r in rows]]
+    cells = [columns, *[[_cell(r.get(c), c) for c in columns] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
     lines = [
         "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
