@@ -215,10 +215,10 @@ def from_validation(
         text = f": {why}." if why and why != "Field required" else "."  # pydantic's own words add nothing
         return InvalidRequest(f"Missing required parameter {shown}{text}", param, "missing_required_parameter")
     if (want := _TYPE_ERRORS.get(first.get("type", ""))) is not None:  # as OpenAI words it, with its code
-        got = _json_kind(first.get("input"))
-        return InvalidRequest(
-            f"Invalid type for {shown}: expected {want}, but got {got} instead.", param, "invalid_type"
-        )
+        # A rule of the gateway's (ctx names its param) raises from the whole body's check: its `input` is the
+        # body, not the value, so what the value was is not said.
+        got = "" if (first.get("ctx") or {}).get("param") else f", but got {_json_kind(first.get('input'))} instead"
+        return InvalidRequest(f"Invalid type for {shown}: expected {want}{got}.", param, "invalid_type")
     code = (first.get("ctx") or {}).get("code") or "invalid_value"  # a rule may name OpenAI's own (empty_array)
     return InvalidRequest(f"Invalid value for {shown}: {first.get('msg', 'invalid')}", param, code)
 

@@ -477,6 +477,17 @@ def test_a_value_of_the_wrong_type_is_worded_as_openai_words_it(field: str, valu
     assert (err.param, err.code, err.message) == (field, "invalid_type", f"Invalid type for '{field}': {says}.")
 
 
+def test_a_rule_of_the_gateways_says_the_type_without_guessing_what_came() -> None:
+    """The message's `name` is checked by gateway/chat_rules.py, whose error carries the whole body as its input:
+    it was worded "but got an object instead" for `"name": 5`."""
+    raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": "x", "name": 5}]})
+    with pytest.raises(ValidationError) as e:
+        ChatCompletionRequest.model_validate_json(raw)
+    err = from_validation([dict(x) for x in e.value.errors()])
+    assert (err.param, err.code) == ("messages.0.name", "invalid_type")
+    assert err.message == "Invalid type for 'messages.0.name': expected a string."
+
+
 def test_a_whole_number_is_a_number() -> None:
     """Strict does not mean fussy: an integer is a valid temperature, as in OpenAI's API."""
     req = ChatCompletionRequest.model_validate_json(json.dumps({"model": "m", "messages": USER, "temperature": 1}))
