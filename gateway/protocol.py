@@ -191,9 +191,19 @@ class ChatCompletionRequest(BaseModel):
     def sampling_params(self) -> dict[str, Any]:
         """Known OpenAI parameters that were set, as the upstream call takes them."""
         skip = {"model", "messages", "stream", "stream_options"}
-        return {
+        params = {
             k: v for k, v in self.model_dump(exclude_none=True, exclude=skip).items() if k in type(self).model_fields
         }
+        if "stop" in params:
+            # An empty stop sequence matches before the first token: llama-server answered `stop: ""` (or [""], or
+            # ["", "x"]) with an empty message at once, a call that could only waste the client's time. It stops
+            # nothing, so it is left out; so is a list left empty, which some servers read as "no default stops".
+            stops = [s for s in ([params["stop"]] if isinstance(params["stop"], str) else params["stop"]) if s]
+            if stops:
+                params["stop"] = stops if isinstance(params["stop"], list) else stops[0]
+            else:
+                del params["stop"]
+        return params
 
     def carries_unchecked(self) -> bool:
         """Does the request carry anything passed on without the gateway knowing what it means: parameters it does not

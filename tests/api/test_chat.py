@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import litellm
@@ -266,6 +267,20 @@ def test_unknown_params_pass_through_to_upstream(gateway_factory: GatewayFactory
     )
     sent = fresh_upstream.received[-1]
     assert sent["top_k"] == 5 and sent["min_p"] == 0.1 and sent["temperature"] == 0
+
+
+@pytest.mark.parametrize(
+    ("stop", "sent"),
+    [("", None), ([""], None), ([], None), (["", "\n\n"], ["\n\n"]), ("END", "END"), (["a", "b"], ["a", "b"])],
+)
+def test_an_empty_stop_sequence_is_not_sent_on(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, stop: Any, sent: Any
+) -> None:
+    """An empty stop sequence matches before the first token: llama-server answered each such request with an empty
+    message at once. It stops nothing, so it is left out (and an empty list with it); the rest go as sent."""
+    server, _ = gateway_factory(api_config(fresh_upstream.base_url))
+    sdk(server.url).chat.completions.create(model="mid", messages=[{"role": "user", "content": "x"}], stop=stop)
+    assert fresh_upstream.received[-1].get("stop") == sent
 
 
 def test_unavailable_model_listed_and_skipped(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
