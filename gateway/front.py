@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import random
 
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect
@@ -22,6 +20,7 @@ from gateway.auth import STATE_KEY, Refused, header
 from gateway.completions_api import COMPLETIONS_PATH
 from gateway.deps import AppServices
 from gateway.errors import GatewayError, InvalidRequest, error_response, internal_error, server_stopping
+from gateway.request_ids import RequestIds
 from gateway.responses_api import RESPONSES_PATH
 from gateway.routes.chat import CHAT, CHAT_PATH, handle_chat
 from gateway.routes.completions import COMPLETIONS
@@ -35,12 +34,10 @@ class Front:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self.state = app.state
-        # Request ids need uniqueness, not secrecy: os.urandom costs ~20 us a call here (a system call), a seeded
-        # generator well under one.
-        self._ids = random.Random(os.urandom(16))
+        self._ids = RequestIds()
 
     def new_request_id(self) -> str:
-        return f"tg-{self._ids.getrandbits(128):032x}"
+        return self._ids.new()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
