@@ -293,6 +293,8 @@ def _call_item(call: dict[str, Any], status: str = "completed") -> dict[str, Any
 
 
 def _ending(finish_reason: str | None) -> tuple[str, dict[str, Any] | None]:
+    """The response's status and `incomplete_details` for a chat answer's finish reason. Where it is incomplete, so
+    is its last output item, the one the cut fell in, as OpenAI marks it; the items before it are whole."""
     if finish_reason == "length":
         return "incomplete", {"reason": "max_output_tokens"}
     if finish_reason == "content_filter":
@@ -309,6 +311,8 @@ def from_chat(req: ResponsesRequest, chat: dict[str, Any]) -> dict[str, Any]:
     if msg.get("content"):
         out["output"].append(_message_item(str(msg["content"])))
     out["output"].extend(_call_item(c) for c in msg.get("tool_calls") or [])
+    if status == "incomplete" and out["output"]:
+        out["output"][-1]["status"] = "incomplete"
     out["usage"], out["incomplete_details"] = _usage(chat.get("usage")), incomplete
     return out
 
@@ -343,14 +347,14 @@ async def stream_events(
     finish: str | None = None
     usage: dict[str, Any] | None = None
 
-    def close_text() -> list[dict[str, Any]]:
+    def close_text(status: str = "completed") -> list[dict[str, Any]]:
         nonlocal text_item
         if text_item is None:
             return []
         item, text_item = text_item, None
         idx = len(items)
         part = item["content"][0]
-        item["status"] = "completed"
+        item["status"] = status
         items.append(item)
         at = {"item_id": item["id"], "output_index": idx, "content_index": 0}
         return [
@@ -359,12 +363,13 @@ async def stream_events(
             ev("response.output_item.done", output_index=idx, item=item),
         ]
 
-    def close_calls() -> list[dict[str, Any]]:
+    def close_calls(status: str = "completed") -> list[dict[str, Any]]:
+        """`status` is the last call's (the one being streamed); the calls before it are whole."""
         out = []
         for i in sorted(calls):
             item = calls.pop(i)
             idx = len(items)
-            item["status"] = "completed"
+            item["status"] = status if not calls else "completed"
             items.append(item)
             at = {"item_id": item["id"], "output_index": idx}
             out.append(ev("response.function_call_arguments.done", **at, arguments=item["arguments"]))
@@ -373,7 +378,7 @@ async def stream_events(
 
     async for chunk in chunks:
         if "error" in chunk:
-            for e in close_text() + close_calls():
+            for e in close_text("incomplete") + close_calls("incomplete"):  # cut short by the break
                 yield e
             err = chunk["error"]
             yield ev("error", code=err.get("code"), message=err.get("message"), param=err.get("param"))
@@ -425,8 +430,8 @@ async def stream_events(
                     yield ev(
                         "response.function_call_arguments.delta", item_id=calls[i]["id"], output_index=idx, delta=piece
                     )
-    for e in close_text() + close_calls():
-        yield e
     status, incomplete = _ending(finish)
+    for e in close_text(status) + close_calls(status):  # at most one kind is open: each closes the other
+        yield e
     resp.update(status=status, output=items, usage=_usage(usage), incomplete_details=incomplete)
     yield ev(f"response.{'completed' if status == 'completed' else 'incomplete'}", response=resp)

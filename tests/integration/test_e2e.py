@@ -145,6 +145,7 @@ def test_the_responses_api_on_local_llama_cpp(tiergate: Gateway) -> None:
     r = raw.parse()
     assert r.output_text.strip() and r.usage is not None and 0 < r.usage.output_tokens <= 16
     assert r.status in ("completed", "incomplete")  # incomplete when it used all 16 tokens, as OpenAI says
+    assert r.output[-1].status == r.status  # and so is the item the cut fell in
     row = _ledger(tiergate, raw.headers["x-request-id"])
     assert (row["endpoint"], row["completion_tokens"]) == ("responses", r.usage.output_tokens)
     # A schema-constrained answer, streamed: text.format becomes llama.cpp's grammar.

@@ -190,6 +190,20 @@ def test_a_chat_answer_becomes_a_response() -> None:
     assert r["usage"]["input_tokens"] == 7 and r["usage"]["output_tokens"] == 2 and r["usage"]["total_tokens"] == 9
     cut = from_chat(_req(), {**chat, "choices": [{"message": {"content": "Par"}, "finish_reason": "length"}]})
     assert cut["status"] == "incomplete" and cut["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert [o["status"] for o in r["output"]] == ["completed", "completed"]
+    assert [o["status"] for o in cut["output"]] == ["incomplete"]  # the item the cut fell in says so, as OpenAI's
+
+
+def test_a_cut_answer_marks_the_item_it_fell_in_incomplete_and_only_that_one() -> None:
+    call = {"id": "call_9", "type": "function", "function": {"name": "f", "arguments": '{"q": "x'}}
+    msg = {"role": "assistant", "content": "Looking", "tool_calls": [call]}
+    for finish, reason in (("length", "max_output_tokens"), ("content_filter", "content_filter")):
+        r = from_chat(_req(), {"model": "m", "choices": [{"message": msg, "finish_reason": finish}]})
+        assert (r["status"], r["incomplete_details"]) == ("incomplete", {"reason": reason})
+        assert [(o["type"], o["status"]) for o in r["output"]] == [
+            ("message", "completed"),
+            ("function_call", "incomplete"),
+        ]
 
 
 async def _chunks(items: list[dict[str, Any]]) -> AsyncIterator[dict[str, Any]]:
@@ -271,3 +285,36 @@ def test_a_broken_stream_ends_with_an_error_and_response_failed() -> None:
     failed = events[-1]["response"]
     assert failed["status"] == "failed" and failed["error"]["code"] == "upstream_error"
     assert failed["output"][0]["content"][0]["text"] == "par"
+    assert failed["output"][0]["status"] == "incomplete"  # the text the break cut short
+    assert events[-3]["item"]["status"] == "incomplete"
+
+
+def test_a_stream_cut_by_max_output_tokens_closes_its_last_item_incomplete() -> None:
+    def tc(i: int, **f: Any) -> dict[str, Any]:
+        return {"choices": [{"delta": {"tool_calls": [{"index": i, **f}]}}]}
+
+    text_cut = _events(
+        [
+            {"choices": [{"delta": {"role": "assistant", "content": "Once upon"}}]},
+            {"choices": [{"delta": {}, "finish_reason": "length"}]},
+        ]
+    )
+    done = [e for e in text_cut if e["type"] == "response.output_item.done"]
+    assert [e["item"]["status"] for e in done] == ["incomplete"]
+    assert text_cut[-1]["type"] == "response.incomplete"
+    assert [o["status"] for o in text_cut[-1]["response"]["output"]] == ["incomplete"]
+
+    call_cut = _events(
+        [
+            {"choices": [{"delta": {"content": "Calling"}}]},
+            tc(0, id="call_a", function={"name": "f", "arguments": "{}"}),
+            tc(1, id="call_b", function={"name": "g", "arguments": '{"q": "x'}),
+            {"choices": [{"delta": {}, "finish_reason": "length"}]},
+        ]
+    )
+    done = [e for e in call_cut if e["type"] == "response.output_item.done"]
+    assert [e["item"]["status"] for e in done] == ["completed", "completed", "incomplete"]
+    assert [o["status"] for o in call_cut[-1]["response"]["output"]] == ["completed", "completed", "incomplete"]
+
+    whole = _events([{"choices": [{"delta": {"content": "Hi"}, "finish_reason": "stop"}]}])
+    assert whole[-1]["type"] == "response.completed" and whole[-1]["response"]["output"][0]["status"] == "completed"
