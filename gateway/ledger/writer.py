@@ -51,7 +51,7 @@ GIVE_WAY_S = 0.0005
 # 50 ms build): p99 of a cache hit 0.53-1.06 ms against 1.63-2.17, of a miss 0.89-1.46 against 1.65-2.08 (0.21-0.34
 # with recording off). The price: batches up to ten times as often, so more requests meet a small one: a miss's p90
 # ~95 us higher (medians 449 and 355 us), its p50 ~20 (308 and 288); a hit's p50 and p90 unchanged
-# (docs/benchmarks.md). Under load the queue holds a batch's worth at once and batches stay full, linger or not.
+# (docs/benchmarks.md). Throughput at 64 with two workers, where the writer is busiest, was unchanged.
 LINGER_S = 0.005
 
 
