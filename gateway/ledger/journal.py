@@ -1,6 +1,6 @@
 """A write-ahead journal of accepted ledger records, so that a process killed without warning loses none of them.
 
-The writer thread commits records in batches, up to ~50 ms after the request path accepted them
+The writer thread commits records in batches, a few milliseconds after the request path accepted them
 (gateway/ledger/writer.py); a process killed meanwhile (SIGKILL, the OOM killer) took those records with it. So
 `append` also copies each record, as a spool line, into this process's current journal segment: a file of 1 MiB,
 allocated on disk beforehand and mapped into memory, so an append is a memory copy (~1 us with the encoding), no
