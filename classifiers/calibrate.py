@@ -34,6 +34,19 @@ def thresholds_for_shares(
     return out
 
 
+def achieved_shares(
+    scores: Sequence[float], thresholds: Sequence[float], weights: Sequence[float] | None = None
+) -> list[float]:
+    """The (weighted) share of these scores each tier gets under `thresholds`, by the policy's rule (a score at a
+    threshold needs the tier above it: router/policy.py `min_tier`). Ties and rounding keep it from the shares
+    asked for whenever many prompts share a score, so calibration reports it beside them."""
+    s = np.asarray(scores, dtype=np.float64)
+    w = np.ones_like(s) if weights is None else np.asarray(weights, dtype=np.float64)
+    tiers = np.searchsorted(np.asarray(thresholds, dtype=np.float64), s, side="right")
+    got = np.bincount(tiers, weights=w, minlength=len(thresholds) + 1) / w.sum()
+    return [float(x) for x in got]
+
+
 def min_confidence_for_keep(confidences: Sequence[float], keep_share: float) -> float:
     """The confidence at or above which `keep_share` of these drafts lie: the cascade keeps that share.
 

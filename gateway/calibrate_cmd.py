@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from classifiers.calibrate import min_confidence_for_keep, thresholds_for_shares
+from classifiers.calibrate import achieved_shares, min_confidence_for_keep, thresholds_for_shares
 from gateway.classify import load_model
 from gateway.datasets import labelled
 from gateway.ledger.backends import make_backend
@@ -147,9 +147,40 @@ def run(
     else:
         scores, w = reference_scores(reference, artifact)
         weights, source = w, f"{len(scores)} reference prompts from {', '.join(p.name for p in reference)}"
-    new = thresholds_for_shares(scores, shares, weights)
+    try:
+        new = thresholds_for_shares(scores, shares, weights)
+    except ValueError as e:
+        print(f"tiergate calibrate: {e} ({source})", file=sys.stderr)
+        return 1
     old_text = config.read_text(encoding="utf-8")
     new_text = rewrite_thresholds(old_text, policy, new)
     print(f"# {policy}: shares {shares} on {source} -> thresholds {new}", file=sys.stderr)
+    for line in _caveats(scores, shares, new, weights):
+        print(f"# warning: {line}", file=sys.stderr)
     _show(config, old_text, new_text, write)
     return 0
+
+
+# Below this many scores a share is known to worse than +-2.5 points (one standard error of a proportion near 0.5).
+FEW_SCORES = 400
+# A tier's share this far from the one asked for is worth a look before the thresholds are written.
+SHARE_OFF_BY = 0.05
+
+
+def _caveats(scores: list[float], shares: list[float], new: list[float], weights: list[float] | None) -> list[str]:
+    """What an operator should weigh before writing these thresholds: too few scores, or shares they do not give
+    (many prompts with one score, as repeated prompts have, cannot be split between tiers)."""
+    out = []
+    if len(scores) < FEW_SCORES:
+        se = (0.25 / len(scores)) ** 0.5
+        out.append(
+            f"only {len(scores)} scores: each share is known to about +-{se:.2f}; {FEW_SCORES} or more make it "
+            f"+-{(0.25 / FEW_SCORES) ** 0.5:.3f}"
+        )
+    got = achieved_shares(scores, new, weights)
+    if any(abs(g - want) > SHARE_OFF_BY for g, want in zip(got, shares, strict=True)):
+        out.append(
+            f"on these scores the new thresholds give shares {[round(g, 3) for g in got]}, not {shares}: "
+            "prompts that share a score cannot be split between tiers"
+        )
+    return out

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from classifiers.calibrate import min_confidence_for_keep, thresholds_for_shares
+from classifiers.calibrate import achieved_shares, min_confidence_for_keep, thresholds_for_shares
 from gateway.calibrate_cmd import rewrite_thresholds
 from gateway.ledger import LedgerRecord, open_ledger
 from gateway.policy_file import load, parse
 from gateway.settings import PACKAGE_ROOT
+from router.policy import Policy
 
 
 def test_thresholds_split_traffic_by_the_requested_shares() -> None:
@@ -33,6 +34,17 @@ def test_weights_count_sources_equally() -> None:
 def test_thresholds_stay_strictly_increasing_inside_the_unit_interval() -> None:
     t = thresholds_for_shares([0.5] * 10, [0.3, 0.3, 0.4])
     assert 0 < t[0] < t[1] < 1
+
+
+def test_achieved_shares_follow_the_policys_rule_at_a_threshold() -> None:
+    scores = [0.1, 0.3, 0.5, 0.6, 0.9]
+    policy = Policy(thresholds=[0.3, 0.6], baseline_model="m")
+    tiers = [policy.min_tier(x) for x in scores]
+    assert achieved_shares(scores, [0.3, 0.6]) == pytest.approx([tiers.count(t) / 5 for t in range(3)])
+    assert achieved_shares(scores, [0.3, 0.6]) == pytest.approx([0.2, 0.4, 0.4])
+    assert achieved_shares(scores, [0.3, 0.6], [1, 1, 1, 1, 6]) == pytest.approx([0.1, 0.2, 0.7])
+    evenly = [i / 1000 for i in range(1000)]
+    assert achieved_shares(evenly, thresholds_for_shares(evenly, [0.4, 0.5, 0.1])) == pytest.approx([0.4, 0.5, 0.1])
 
 
 @pytest.mark.parametrize("shares", [[1.0], [0.5, 0.6], [-0.1, 1.1]])
@@ -73,9 +85,33 @@ def test_calibrate_on_ledger_traffic_prints_a_diff_and_writes_on_request(tmp_pat
     dry = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "+    thresholds: [0.5, 0.8]" in dry.stdout and "100 routed requests" in dry.stderr
+    # Few scores are said to be few; shares these thresholds do give are not flagged.
+    assert "warning: only 100 scores: each share is known to about +-0.05" in dry.stderr
+    assert "not [0.5, 0.3, 0.2]" not in dry.stderr
     assert load(cfg).policies["default"].thresholds == [0.2263, 0.5603]  # not written without --write
     assert subprocess.run([*cmd, "--write"], capture_output=True, timeout=120).returncode == 0
     assert load(cfg).policies["default"].thresholds == [0.5, 0.8]
+
+
+def test_calibrate_says_when_its_thresholds_miss_the_shares_or_it_has_nothing_to_go_on(tmp_path: Path) -> None:
+    cfg = tmp_path / "tiergate.yaml"
+    cfg.write_text((PACKAGE_ROOT / "config" / "tiergate.yaml").read_text())
+    ledger = open_ledger(tmp_path / "l.sqlite3")
+    now = time.time()
+    # A repeated prompt: 300 requests with one score, 200 spread out. Half the traffic cannot be split 0.3 / 0.3.
+    scores = [0.42] * 300 + [0.5 + i / 400 for i in range(200)]
+    for i, x in enumerate(scores):
+        ledger.record(LedgerRecord(ts=now, request_id=f"r{i}", policy="default", requested_model="auto", score=x))
+    ledger.close()
+    cmd = [*_calibrate(cfg, tmp_path / "l.sqlite3"), "--since", "24h", "--shares", "0.3,0.3,0.4"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "give shares [0.0, 0.6, 0.4], not [0.3, 0.3, 0.4]: prompts that share a score" in r.stderr
+    assert "only 500" not in r.stderr  # enough of them
+    empty = subprocess.run([*cmd[:-4], "--since", "1s", "--shares", "0.3,0.3,0.4"], capture_output=True, text=True)
+    assert empty.returncode == 1 and "Traceback" not in empty.stderr
+    assert empty.stderr.startswith("tiergate calibrate: no scores to calibrate on (0 routed requests")
+    assert load(cfg).policies["default"].thresholds == [0.2263, 0.5603]
 
 
 def test_min_confidence_keeps_the_requested_share_of_drafts() -> None:
