@@ -117,6 +117,16 @@ def run_cascade(config: Path, policy: str, keep_share: float, ledger: str, since
         f"{since_s / 3600:g} h -> min_confidence {new:g}",
         file=sys.stderr,
     )
+    kept = sum(c >= new for c in confs) / len(confs)
+    for line in _few(len(confs), "drafts") + (
+        [
+            f"on these drafts min_confidence {new:g} keeps {kept:.3f}, not {keep_share:g}: drafts that share a "
+            "confidence cannot be split"
+        ]
+        if abs(kept - keep_share) > SHARE_OFF_BY
+        else []
+    ):
+        print(f"# warning: {line}", file=sys.stderr)
     _show(config, old_text, new_text, write)
     return 0
 
@@ -167,16 +177,17 @@ FEW_SCORES = 400
 SHARE_OFF_BY = 0.05
 
 
+def _few(n: int, what: str) -> list[str]:
+    if n >= FEW_SCORES:
+        return []
+    se = (0.25 / n) ** 0.5
+    return [f"only {n} {what}: each share is known to about +-{se:.2f}; {FEW_SCORES} or more make it +-0.025"]
+
+
 def _caveats(scores: list[float], shares: list[float], new: list[float], weights: list[float] | None) -> list[str]:
     """What an operator should weigh before writing these thresholds: too few scores, or shares they do not give
     (many prompts with one score, as repeated prompts have, cannot be split between tiers)."""
-    out = []
-    if len(scores) < FEW_SCORES:
-        se = (0.25 / len(scores)) ** 0.5
-        out.append(
-            f"only {len(scores)} scores: each share is known to about +-{se:.2f}; {FEW_SCORES} or more make it "
-            f"+-{(0.25 / FEW_SCORES) ** 0.5:.3f}"
-        )
+    out = _few(len(scores), "scores")
     got = achieved_shares(scores, new, weights)
     if any(abs(g - want) > SHARE_OFF_BY for g, want in zip(got, shares, strict=True)):
         out.append(

@@ -162,9 +162,31 @@ def test_calibrate_cascade_on_ledger_drafts(tmp_path: Path) -> None:
     judged = sorted(((i + 1) / 50 for i in range(40) if i % 4 != 2), reverse=True)  # 30 drafts with a confidence
     want = judged[14]  # the 15th highest keeps 15 of 30
     assert f"min_confidence: {want:g}}}  # keep this comment" in dry.stdout and "30 drafts" in dry.stderr
+    assert "warning: only 30 drafts: each share is known to about +-0.09" in dry.stderr
+    assert "keeps" not in dry.stderr  # 15 of 30 kept: the share asked for
     assert load(cfg).policies["careful"].cascade.min_confidence == 0.5  # type: ignore[union-attr]
     assert subprocess.run([*cmd, "--write"], capture_output=True, timeout=120).returncode == 0
     assert load(cfg).policies["careful"].cascade.min_confidence == want  # type: ignore[union-attr]
+    tied = open_ledger(tmp_path / "tied.sqlite3")
+    for i in range(20):  # one confidence for every draft: no threshold keeps 30% of them
+        tied.record(
+            LedgerRecord(
+                ts=now,
+                request_id=f"t{i}",
+                policy="careful",
+                requested_model="auto",
+                cascade="kept",
+                draft_confidence=0.5,
+            )
+        )
+    tied.close()
+    r = subprocess.run(
+        [*_calibrate(cfg, tmp_path / "tied.sqlite3"), "--policy", "careful", "--keep-share", "0.3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0 and "min_confidence 0.5 keeps 1.000, not 0.3: drafts that share a confidence" in r.stderr
     nocascade = subprocess.run([*base, "--keep-share", "0.5"], capture_output=True, text=True, timeout=120)
     assert nocascade.returncode == 1 and "no cascade block" in nocascade.stderr
     both = subprocess.run([*cmd, "--shares", "0.5,0.5"], capture_output=True, text=True, timeout=120)
