@@ -117,15 +117,7 @@ def run_cascade(config: Path, policy: str, keep_share: float, ledger: str, since
         f"{since_s / 3600:g} h -> min_confidence {new:g}",
         file=sys.stderr,
     )
-    kept = sum(c >= new for c in confs) / len(confs)
-    for line in _few(len(confs), "drafts") + (
-        [
-            f"on these drafts min_confidence {new:g} keeps {kept:.3f}, not {keep_share:g}: drafts that share a "
-            "confidence cannot be split"
-        ]
-        if abs(kept - keep_share) > SHARE_OFF_BY
-        else []
-    ):
+    for line in _keep_caveats(confs, keep_share, new):
         print(f"# warning: {line}", file=sys.stderr)
     _show(config, old_text, new_text, write)
     return 0
@@ -180,8 +172,20 @@ SHARE_OFF_BY = 0.05
 def _few(n: int, what: str) -> list[str]:
     if n >= FEW_SCORES:
         return []
-    se = (0.25 / n) ** 0.5
-    return [f"only {n} {what}: each share is known to about +-{se:.2f}; {FEW_SCORES} or more make it +-0.025"]
+    se, enough = (0.25 / n) ** 0.5, (0.25 / FEW_SCORES) ** 0.5
+    return [f"only {n} {what}: each share is known to about +-{se:.2f}; {FEW_SCORES} or more make it +-{enough:.3f}"]
+
+
+def _keep_caveats(confs: list[float], keep_share: float, new: float) -> list[str]:
+    """The cascade's counterpart of _caveats: too few drafts, or a share kept that ties move from the one asked."""
+    out = _few(len(confs), "drafts")
+    kept = sum(c >= new for c in confs) / len(confs)
+    if abs(kept - keep_share) > SHARE_OFF_BY:
+        out.append(
+            f"on these drafts min_confidence {new:g} keeps {kept:.3f}, not {keep_share:g}: drafts that share a "
+            "confidence cannot be split"
+        )
+    return out
 
 
 def _caveats(scores: list[float], shares: list[float], new: list[float], weights: list[float] | None) -> list[str]:
