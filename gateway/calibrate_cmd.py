@@ -18,7 +18,7 @@ import yaml
 from classifiers.calibrate import achieved_shares, min_confidence_for_keep, thresholds_for_shares
 from gateway.classify import load_model
 from gateway.datasets import labelled
-from gateway.ledger.backends import make_backend
+from gateway.ledger.backends import LedgerUnavailable, migrated
 from gateway.policy_file import PolicyFileError, load, parse
 from gateway.train_cmd import features
 from router.policy import TiergateConfig
@@ -36,14 +36,11 @@ def reference_scores(paths: list[Path], artifact: Path) -> tuple[list[float], li
 
 def _ledger_values(url: str, column: str, condition: str, since_s: float, policy: str) -> list[float]:
     """One numeric column of this policy's requests in the window, where `condition` holds."""
-    backend = make_backend(url)
-    try:
+    with migrated(url) as backend:  # raises LedgerUnavailable
         rows = backend.query(
             f"SELECT {column} FROM requests WHERE {column} IS NOT NULL AND {condition} AND ts >= ? AND policy = ?",
             (time.time() - since_s, policy),
         )
-    finally:
-        backend.close()
     return [float(r[0]) for r in rows]
 
 
@@ -104,10 +101,10 @@ def run_cascade(config: Path, policy: str, keep_share: float, ledger: str, since
     if policy not in cfg.policies or cfg.policies[policy].cascade is None:
         print(f"policy {policy!r} has no cascade block to calibrate", file=sys.stderr)
         return 1
-    confs = ledger_confidences(ledger, since_s, policy)
     try:
+        confs = ledger_confidences(ledger, since_s, policy)
         new = min_confidence_for_keep(confs, keep_share)
-    except ValueError as e:
+    except (ValueError, LedgerUnavailable) as e:
         print(f"tiergate calibrate: {e}", file=sys.stderr)
         return 1
     old_text = config.read_text(encoding="utf-8")
@@ -144,7 +141,11 @@ def run(
         print(f"policy {policy!r} has {tiers} tiers: give {tiers} shares", file=sys.stderr)
         return 1
     if ledger is not None:
-        scores, weights = ledger_scores(ledger, since_s, policy), None
+        try:
+            scores, weights = ledger_scores(ledger, since_s, policy), None
+        except LedgerUnavailable as e:
+            print(f"tiergate calibrate: {e}", file=sys.stderr)
+            return 1
         source = f"{len(scores)} routed requests in {ledger} from the last {since_s / 3600:g} h"
     else:
         scores, w = reference_scores(reference, artifact)

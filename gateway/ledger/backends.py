@@ -222,9 +222,13 @@ class PostgresBackend:
 
 @contextmanager
 def migrated(url: str) -> Iterator[Backend]:
-    """The ledger at `url` for a command that reads it, migrated first (a new or older ledger reads as the current
-    schema, empty where it has nothing); closed afterwards. Raises LedgerUnavailable."""
+    """The ledger at `url` for a command that reads it, migrated first (an older ledger reads as the current schema,
+    empty where it has nothing); closed afterwards. Raises LedgerUnavailable, also for a SQLite file that is not
+    there: opening it would make an empty ledger at a mistyped path and report no traffic, where the user meant
+    another file (the gateway makes its ledger itself, on its first start)."""
     db = make_backend(url)
+    if isinstance(db, SqliteBackend) and not db.path.exists():
+        raise LedgerUnavailable(f"no SQLite ledger at {db.path}")
     try:
         db.migrate()
         yield db

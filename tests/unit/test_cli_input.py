@@ -68,3 +68,31 @@ def test_rows_that_cannot_be_labelled_are_one_line_and_status_1(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"tiergate {command}: {data}: ") and says in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report"],
+        ["export-requests", "--out", "{tmp}/out.csv"],
+        ["export-labels", "--out", "{tmp}/out.jsonl"],
+        ["prune-ledger", "--older-than", "30d", "--dry-run"],
+        ["calibrate", "--shares", "0.5,0.3,0.2"],
+        ["calibrate", "--policy", "careful", "--keep-share", "0.5", "--config", "{tmp}/cascade.yaml"],
+    ],
+    ids=["report", "export-requests", "export-labels", "prune-ledger", "calibrate", "calibrate-keep-share"],
+)
+def test_a_ledger_that_is_not_there_is_one_line_and_status_1_and_stays_not_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """A mistyped --ledger path made an empty SQLite ledger there and reported no traffic (calibrate: a traceback)."""
+    (tmp_path / "cascade.yaml").write_text(
+        "models: [{name: m, litellm_model: openai/m, tier: 0}]\n"
+        "default_policy: careful\npolicies:\n  careful:\n    thresholds: [0.5]\n    baseline_model: m\n"
+        "    cascade: {below_score: 0.5, min_confidence: 0.5}\n"
+    )
+    ledger = tmp_path / "typo.sqlite3"
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in argv] + ["--ledger", str(ledger)]) == 1
+    err = capsys.readouterr().err
+    assert err == f"tiergate {argv[0]}: no SQLite ledger at {ledger}\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cascade.yaml"]  # no ledger, spool or output made
