@@ -9,14 +9,30 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gateway.datasets import BadInput
 from gateway.settings import DEFAULT_ARTIFACT, Settings
 
 
+def _settings(**given: Any) -> Settings:
+    """The process settings, from TIERGATE_* variables: one that does not parse is a line naming it (BadInput), not
+    pydantic's traceback from whichever command first read them."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**given)
+    except ValidationError as e:
+        wrong = "; ".join(
+            f"TIERGATE_{'_'.join(str(p) for p in x['loc']).upper()}={x['input']!r}: {x['msg']}" for x in e.errors()
+        )
+        raise BadInput(f"the environment: {wrong}") from None
+
+
 def _config_path(arg: str | None) -> Path:
-    return Path(arg or os.environ.get("TIERGATE_CONFIG") or Settings().config)
+    return Path(arg or os.environ.get("TIERGATE_CONFIG") or _settings().config)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -67,7 +83,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from gateway.logs import uvicorn_config
     from gateway.policy_file import PolicyFileError, load
 
-    settings = Settings(config=_config_path(args.config), host=args.host, port=args.port)
+    settings = _settings(config=_config_path(args.config), host=args.host, port=args.port)
     try:
         load(settings.config)
     except PolicyFileError as e:
@@ -134,7 +150,7 @@ def _duration_s(text: str) -> float:
 
 
 def _ledger_url(arg: str | None) -> str:
-    s = Settings()
+    s = _settings()
     return arg or s.ledger_url or str(s.ledger_path)
 
 
@@ -225,6 +241,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _whole(lo: int, hi: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from lo to hi. Defaults from the environment are strings, so argparse reads
+    them through it too: a bad TIERGATE_PORT is this usage error for `serve`, not a traceback for every command."""
+
+    def read(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi}, got {text!r}") from None
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {lo} to {hi}, got {n}")
+        return n
+
+    return read
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tiergate", description="OpenAI-compatible gateway routing to the cheapest adequate model."
@@ -233,11 +265,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="serve the gateway")
     s.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")
     s.add_argument("--host", default=os.environ.get("TIERGATE_HOST", "127.0.0.1"))
-    s.add_argument("--port", type=int, default=int(os.environ.get("TIERGATE_PORT", "8000")))
+    s.add_argument("--port", type=_whole(0, 65535), default=os.environ.get("TIERGATE_PORT", "8000"))
     s.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("TIERGATE_WORKERS", "0")),
+        type=_whole(0, 1024),
+        default=os.environ.get("TIERGATE_WORKERS", "0"),
         help="worker processes; 0 (default) = one per core. Each loads its own classifier (~250 MB resident "
         "with the default int8 encoder, ~500 MB with torch)",
     )

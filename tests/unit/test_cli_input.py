@@ -96,3 +96,32 @@ def test_a_ledger_that_is_not_there_is_one_line_and_status_1_and_stays_not_there
     err = capsys.readouterr().err
     assert err == f"tiergate {argv[0]}: no SQLite ledger at {ledger}\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cascade.yaml"]  # no ledger, spool or output made
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "says"),
+    [
+        (["serve", "--port", "99999"], {}, "argument --port: expected a whole number from 0 to 65535, got 99999"),
+        (["serve", "--workers", "-1"], {}, "argument --workers: expected a whole number from 0 to 1024, got -1"),
+        (["serve"], {"TIERGATE_PORT": "abc"}, "argument --port: expected a whole number from 0 to 65535, got 'abc'"),
+    ],
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_use_before_loading_anything(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], env: dict[str, str], says: str
+) -> None:
+    """A port past 65535 was an OverflowError traceback once the app had loaded; -1 workers served as one."""
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_a_setting_in_the_environment_that_does_not_parse_is_one_line_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TIERGATE_LEDGER_PRUNE_EVERY_S", "-5")
+    assert main(["report"]) == 1  # any command that reads the settings: here, for the ledger's path
+    assert capsys.readouterr().err == (
+        "tiergate report: the environment: TIERGATE_LEDGER_PRUNE_EVERY_S='-5': Input should be greater than 0\n"
+    )
