@@ -216,25 +216,45 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from gateway.classify import load_model
     from gateway.datasets import read_jsonl
     from gateway.encoders import make_encoder
-    from gateway.policy_file import load
+    from gateway.policy_file import PolicyFileError, load
 
-    cfg = load(_config_path(args.config))
-    policy = cfg.policies[args.policy or cfg.default_policy]
-    # A batch job, not a worker among others: every core goes to the encoder.
-    clf = ComplexityClassifier(make_encoder(args.encoder, os.cpu_count() or 1), load_model(Path(args.artifact)))
+    try:
+        cfg = load(_config_path(args.config))
+    except PolicyFileError as e:
+        for line in e.errors:
+            print(f"{e.path}: {line}", file=sys.stderr)
+        return 1
+    name = args.policy or cfg.default_policy
+    if name not in cfg.policies:
+        raise BadInput(f"no policy {name!r} in the policy file (it has: {', '.join(sorted(cfg.policies))})")
+    policy = cfg.policies[name]
     rows = list(read_jsonl(Path(args.input)))
     texts, turns, ids = [], [], []
     for n, r in enumerate(rows, 1):
         if "id" not in r or not ("prompt" in r or "messages" in r):
             print(f"{args.input}:{n}: needs 'id' and 'prompt' or 'messages'", file=sys.stderr)
             return 1
-        text, t = scored_prompt(r["messages"]) if "messages" in r else (str(r["prompt"]), 1)
+        msgs = r.get("messages")
+        try:
+            if msgs is not None and not (isinstance(msgs, list) and all(isinstance(m, dict) for m in msgs)):
+                raise TypeError
+            text, t = scored_prompt(msgs) if msgs is not None else (str(r["prompt"]), 1)
+        except (TypeError, AttributeError):  # a message whose fields are not chat's shapes
+            print(f"{args.input}:{n}: 'messages' is not a list of chat messages", file=sys.stderr)
+            return 1
         texts.append(text)
         turns.append(t)
         ids.append(r["id"])
-    started = time.perf_counter()
-    scores = clf.score_batch(texts, turns)
-    with Path(args.output).open("w", encoding="utf-8") as f:
+    # Opened before the encoder loads and scores, so a path that cannot be written is known at once.
+    try:
+        out = Path(args.output).open("w", encoding="utf-8")  # noqa: SIM115
+    except OSError as e:
+        raise BadInput(f"{args.output}: cannot write: {e.strerror}") from None
+    with out as f:
+        # A batch job, not a worker among others: every core goes to the encoder.
+        clf = ComplexityClassifier(make_encoder(args.encoder, os.cpu_count() or 1), load_model(Path(args.artifact)))
+        started = time.perf_counter()
+        scores = clf.score_batch(texts, turns)
         for i, s in zip(ids, scores, strict=True):
             f.write(json.dumps({"id": i, "score": round(s.score, 6), "tier": policy.min_tier(s.score)}) + "\n")
     print(f"classified {len(ids)} prompts in {time.perf_counter() - started:.1f}s", file=sys.stderr)

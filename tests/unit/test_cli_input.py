@@ -125,3 +125,33 @@ def test_a_setting_in_the_environment_that_does_not_parse_is_one_line_naming_it(
     assert capsys.readouterr().err == (
         "tiergate report: the environment: TIERGATE_LEDGER_PRUNE_EVERY_S='-5': Input should be greater than 0\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("rows", "extra", "says"),
+    [
+        ('{"id": 1, "messages": "hi"}\n', [], "in.jsonl:1: 'messages' is not a list of chat messages\n"),
+        ('{"id": 1, "messages": [["user", "hi"]]}\n', [], "in.jsonl:1: 'messages' is not a list of chat messages\n"),
+        ('{"id": 1, "prompt": "hi"}\n', ["--policy", "nope"], "no policy 'nope' in the policy file (it has: "),
+        ('{"id": 1, "prompt": "hi"}\n', ["--output", "{tmp}/no/such/dir/out.jsonl"], "out.jsonl: cannot write: "),
+    ],
+    ids=["messages-a-string", "messages-not-objects", "unknown-policy", "unwritable-output"],
+)
+def test_classify_refuses_what_it_cannot_use_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rows: str, extra: list[str], says: str
+) -> None:
+    """Each was a traceback (AttributeError, KeyError, FileNotFoundError after the whole file was scored)."""
+    data = tmp_path / "in.jsonl"
+    data.write_text(rows)
+    argv = ["classify", "--input", str(data), "--output", str(tmp_path / "out.jsonl")]
+    assert main(argv + [a.replace("{tmp}", str(tmp_path)) for a in extra]) == 1
+    err = capsys.readouterr().err
+    assert says in err and err.count("\n") == 1
+
+
+def test_classify_on_a_broken_policy_file_says_where(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, cfg = tmp_path / "in.jsonl", tmp_path / "bad.yaml"
+    data.write_text('{"id": 1, "prompt": "hi"}\n')
+    cfg.write_text("models: []\npolicies: {}\n")
+    assert main(["classify", "--input", str(data), "--output", str(tmp_path / "o.jsonl"), "--config", str(cfg)]) == 1
+    assert capsys.readouterr().err.startswith(f"{cfg}: ")
