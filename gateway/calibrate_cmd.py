@@ -79,7 +79,7 @@ def _load(config: Path) -> TiergateConfig | None:
     try:
         return load(config)
     except PolicyFileError as e:
-        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        print(e.lines(), file=sys.stderr)
         return None
 
 

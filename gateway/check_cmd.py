@@ -88,7 +88,7 @@ def run(path: Path, only: str | None, fmt: str, timeout_s: float) -> int:
     try:
         cfg_models = [m.name for m in load(path).models]
     except PolicyFileError as e:
-        print("\n".join(f"{e.path}: {x}" for x in e.errors))
+        print(e.lines())
         return 2
     if only is not None and only not in cfg_models:
         print(f"no model '{only}' in {path} (models: {', '.join(cfg_models)})")

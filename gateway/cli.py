@@ -41,8 +41,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     try:
         load(Path(args.path))
     except PolicyFileError as e:
-        for line in e.errors:
-            print(f"{e.path}: {line}", file=sys.stderr)
+        print(e.lines(), file=sys.stderr)
         return 1
     print("ok")
     return 0
@@ -87,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         load(settings.config)
     except PolicyFileError as e:
-        print("\n".join(f"{e.path}: {x}" for x in e.errors), file=sys.stderr)
+        print(e.lines(), file=sys.stderr)
         return 1
     workers = args.workers or os.cpu_count() or 1
     if workers == 1:
@@ -221,8 +220,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     try:
         cfg = load(_config_path(args.config))
     except PolicyFileError as e:
-        for line in e.errors:
-            print(f"{e.path}: {line}", file=sys.stderr)
+        print(e.lines(), file=sys.stderr)
         return 1
     name = args.policy or cfg.default_policy
     if name not in cfg.policies:

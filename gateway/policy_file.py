@@ -22,6 +22,10 @@ class PolicyFileError(Exception):
         self.path = path
         self.errors = errors
 
+    def lines(self) -> str:
+        """What the command line prints: one line per problem, each naming the file."""
+        return "\n".join(f"{self.path}: {x}" for x in self.errors)
+
 
 def _yaml_path(loc: tuple[int | str, ...]) -> str:
     out = ""
