@@ -27,7 +27,6 @@ IGNORED = frozenset(
     {
         "store",
         "metadata",
-        "include",
         "service_tier",
         "prompt_cache_key",
         "truncation",
@@ -35,6 +34,20 @@ IGNORED = frozenset(
     }
 )
 
+
+# What `include` may name (OpenAI's list). Only the output's log-probabilities concern what a chat answer carries; the
+# others belong to built-in tools, stored images and reasoning items, which this gateway refuses or never returns.
+LOGPROBS = "message.output_text.logprobs"
+Includable = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
 
 # OpenAI's floor for `max_output_tokens` (its code `integer_below_min_value`); llama-server takes less, so the same
 # body was answered or refused depending on where it was routed.
@@ -55,6 +68,7 @@ class ResponsesRequest(BaseModel):
     text: dict[str, Any] | None = None
     reasoning: dict[str, Any] | None = None
     top_logprobs: int | None = Field(default=None, strict=True, ge=0, le=20)
+    include: list[Includable] | None = None
     stream: StrictBool = False  # strict, as OpenAI: not "yes" or 1
     # Declared to be refused by name (`to_chat`); the schema says only what is accepted.
     previous_response_id: Annotated[str | None, refused_unless("the gateway stores no responses")] = None
@@ -222,12 +236,37 @@ def to_chat(req: ResponsesRequest) -> dict[str, Any]:
         "parallel_tool_calls": req.parallel_tool_calls if tools else None,
         "response_format": _response_format(req.text),
         "reasoning_effort": _field(req.reasoning or {}, "effort", "reasoning", str, "") or None,
-        "logprobs": True if req.top_logprobs else None,
-        "top_logprobs": req.top_logprobs or None,  # 0 asks for no alternatives: chat without logprobs refuses it
+        # Asked for only when `include` wants them: without it OpenAI answers `logprobs: []` whatever top_logprobs says.
+        "logprobs": True if wants_logprobs(req) else None,
+        "top_logprobs": (req.top_logprobs or None) if wants_logprobs(req) else None,  # 0: chat's default, none
         "user": req.safety_identifier or req.user,  # chat's `user`: the ledger's end user, and the upstream's
     }
     body.update({k: v for k, v in optional.items() if v is not None})
     return body
+
+
+def wants_logprobs(req: ResponsesRequest) -> bool:
+    return LOGPROBS in (req.include or ())
+
+
+def _logprobs(choice: dict[str, Any]) -> list[dict[str, Any]]:
+    """A chat choice's token log-probabilities (whole answer or one chunk's) as the Responses API lays them out; []
+    when it has none, as OpenAI answers when `include` does not ask for them."""
+    out = []
+    for t in (choice.get("logprobs") or {}).get("content") or []:
+        top = [
+            {"token": x.get("token", ""), "bytes": x.get("bytes") or [], "logprob": x.get("logprob", 0.0)}
+            for x in t.get("top_logprobs") or []
+        ]
+        out.append(
+            {
+                "token": t.get("token", ""),
+                "bytes": t.get("bytes") or [],
+                "logprob": t.get("logprob", 0.0),
+                "top_logprobs": top,
+            }
+        )
+    return out
 
 
 def _id(prefix: str) -> str:
@@ -275,8 +314,8 @@ def _shell(req: ResponsesRequest, rid: str, model: str, status: str, created: fl
     }
 
 
-def _message_item(text: str, status: str = "completed") -> dict[str, Any]:
-    part = {"type": "output_text", "text": text, "annotations": []}
+def _message_item(text: str, status: str = "completed", logprobs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
     return {"type": "message", "id": _id("msg"), "status": status, "role": "assistant", "content": [part]}
 
 
@@ -309,7 +348,7 @@ def from_chat(req: ResponsesRequest, chat: dict[str, Any]) -> dict[str, Any]:
     status, incomplete = _ending(choice.get("finish_reason"))
     out = _shell(req, _id("resp"), str(chat.get("model", req.model)), status, chat.get("created"))
     if msg.get("content"):
-        out["output"].append(_message_item(str(msg["content"])))
+        out["output"].append(_message_item(str(msg["content"]), logprobs=_logprobs(choice)))
     out["output"].extend(_call_item(c) for c in msg.get("tool_calls") or [])
     if status == "incomplete" and out["output"]:
         out["output"][-1]["status"] = "incomplete"
@@ -358,7 +397,7 @@ async def stream_events(
         items.append(item)
         at = {"item_id": item["id"], "output_index": idx, "content_index": 0}
         return [
-            ev("response.output_text.done", **at, text=part["text"], logprobs=[]),
+            ev("response.output_text.done", **at, text=part["text"], logprobs=part["logprobs"]),
             ev("response.content_part.done", **at, part=part),
             ev("response.output_item.done", output_index=idx, item=item),
         ]
@@ -403,16 +442,18 @@ async def stream_events(
                         item_id=text_item["id"],
                         output_index=idx,
                         content_index=0,
-                        part={**part, "text": ""},
+                        part={**part, "text": "", "logprobs": []},  # its own list: the item's grows as deltas come
                     )
                 text_item["content"][0]["text"] += delta["content"]
+                logprobs = _logprobs(choice)
+                text_item["content"][0]["logprobs"].extend(logprobs)
                 yield ev(
                     "response.output_text.delta",
                     item_id=text_item["id"],
                     output_index=len(items),
                     content_index=0,
                     delta=delta["content"],
-                    logprobs=[],
+                    logprobs=logprobs,
                 )
             for tc in delta.get("tool_calls") or []:
                 i = int(tc.get("index", 0))

@@ -164,6 +164,23 @@ def test_the_responses_api_on_local_llama_cpp(tiergate: Gateway) -> None:
         deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
         final = stream.get_final_response()
     assert "".join(deltas) == final.output_text and isinstance(json.loads(final.output_text)["colour"], str)
+    # Log-probabilities when `include` asks for them, per token of the text, streamed on the deltas as well.
+    asked = client.responses.create(
+        model="smollm2-local",
+        input=EASY,
+        max_output_tokens=16,
+        include=["message.output_text.logprobs"],
+        top_logprobs=2,
+    )
+    part = asked.output[0].content[0]
+    assert part.type == "output_text" and part.logprobs and asked.usage is not None
+    assert len(part.logprobs) == asked.usage.output_tokens and "".join(t.token for t in part.logprobs) == part.text
+    assert all(t.logprob <= 0 and len(t.top_logprobs) == 2 for t in part.logprobs)
+    with client.responses.stream(
+        model="smollm2-local", input=EASY, max_output_tokens=16, include=["message.output_text.logprobs"]
+    ) as stream:
+        per_delta = [e.logprobs for e in stream if e.type == "response.output_text.delta"]
+    assert per_delta and all(per_delta)
 
 
 def test_the_completions_api_on_local_llama_cpp(tiergate: Gateway) -> None:

@@ -135,12 +135,57 @@ def test_what_chat_cannot_carry_is_a_400_naming_it(kw: dict[str, Any], param: st
     assert refused.value.param == param and refused.value.status == 400
 
 
-@pytest.mark.parametrize(("top", "chat"), [(3, {"logprobs": True, "top_logprobs": 3}), (0, {}), (None, {})])
-def test_top_logprobs_asks_chat_for_logprobs(top: int | None, chat: dict[str, Any]) -> None:
-    """Chat takes `top_logprobs` only with `logprobs: true` (gateway/chat_rules.py); Responses has no `logprobs`."""
-    body = to_chat(_req(top_logprobs=top))
+WITH_LOGPROBS = ["message.output_text.logprobs"]
+
+
+@pytest.mark.parametrize(
+    ("include", "top", "chat"),
+    [
+        (WITH_LOGPROBS, 3, {"logprobs": True, "top_logprobs": 3}),
+        (WITH_LOGPROBS, 0, {"logprobs": True}),
+        (WITH_LOGPROBS, None, {"logprobs": True}),
+        (["reasoning.encrypted_content"], 3, {}),
+        (None, 3, {}),  # OpenAI answers `logprobs: []` unless `include` asks: nothing to ask the model for
+        (None, None, {}),
+    ],
+)
+def test_include_asks_chat_for_logprobs(include: list[str] | None, top: int | None, chat: dict[str, Any]) -> None:
+    """Chat takes `top_logprobs` only with `logprobs: true` (gateway/chat_rules.py); Responses has no `logprobs`:
+    `include: ["message.output_text.logprobs"]` asks for them, `top_logprobs` for alternatives."""
+    body = to_chat(_req(top_logprobs=top, include=include))
     assert {k: body[k] for k in ("logprobs", "top_logprobs") if k in body} == chat
     ChatCompletionRequest.model_validate(body)  # the translation passes chat's rules
+
+
+def test_an_include_openai_does_not_know_is_a_400_naming_it() -> None:
+    with pytest.raises(ValidationError) as e:
+        _req(include=["message.output_text.logprobs", "output_text.logprobs"])
+    refused = from_validation([dict(x) for x in e.value.errors()])
+    assert refused.param == "include.1" and "message.output_text.logprobs" in refused.message
+
+
+def _token(t: str, lp: float, *top: tuple[str, float]) -> dict[str, Any]:
+    """A chat logprobs entry as llama-server sends it (with its own `id`, which the Responses API has not)."""
+    alts = [{"id": 1, "token": a, "bytes": list(a.encode()), "logprob": x} for a, x in top]
+    return {"id": 0, "token": t, "bytes": list(t.encode()), "logprob": lp, "top_logprobs": alts}
+
+
+def test_a_chat_answers_logprobs_become_the_output_texts() -> None:
+    lp = {"content": [_token("Par", -0.1, ("Par", -0.1), ("Lon", -2.5)), _token("is", -0.01)]}
+    choice = {"message": {"content": "Paris"}, "finish_reason": "stop", "logprobs": lp}
+    part = from_chat(_req(include=WITH_LOGPROBS, top_logprobs=2), {"choices": [choice]})["output"][0]["content"][0]
+    assert part["logprobs"] == [
+        {
+            "token": "Par",
+            "bytes": [80, 97, 114],
+            "logprob": -0.1,
+            "top_logprobs": [
+                {"token": "Par", "bytes": [80, 97, 114], "logprob": -0.1},
+                {"token": "Lon", "bytes": [76, 111, 110], "logprob": -2.5},
+            ],
+        },
+        {"token": "is", "bytes": [105, 115], "logprob": -0.01, "top_logprobs": []},
+    ]
 
 
 @pytest.mark.parametrize(("tools", "chat"), [(None, None), ([{"type": "function", "name": "f"}], False)])
@@ -184,7 +229,7 @@ def test_a_chat_answer_becomes_a_response() -> None:
     assert r["id"].startswith("resp_")
     text, fn = r["output"]
     assert text["type"] == "message" and text["content"] == [
-        {"type": "output_text", "text": "Paris", "annotations": []}
+        {"type": "output_text", "text": "Paris", "annotations": [], "logprobs": []}  # [] as OpenAI's, never null
     ]
     assert (fn["type"], fn["call_id"], fn["name"], fn["arguments"]) == ("function_call", "call_9", "f", "{}")
     assert r["usage"]["input_tokens"] == 7 and r["usage"]["output_tokens"] == 2 and r["usage"]["total_tokens"] == 9
@@ -263,6 +308,22 @@ def test_a_chat_stream_becomes_the_responses_events() -> None:
     assert [o["type"] for o in done["output"]] == ["message", "function_call", "function_call"]
     assert done["output"][1]["arguments"] == '{"q": "x"}' and done["output"][2]["call_id"] == "call_b"
     assert done["usage"]["output_tokens"] == 4
+
+
+def test_a_streams_logprobs_ride_on_its_deltas_and_add_up_in_the_item() -> None:
+    def chunk(text: str, *tokens: dict[str, Any]) -> dict[str, Any]:
+        return {"choices": [{"delta": {"content": text}, "logprobs": {"content": list(tokens)}}]}
+
+    events = _events([chunk("Par", _token("Par", -0.1, ("Lon", -2.5))), chunk("is", _token("is", -0.01))])
+    deltas = [e for e in events if e["type"] == "response.output_text.delta"]
+    assert [[t["token"] for t in d["logprobs"]] for d in deltas] == [["Par"], ["is"]]
+    assert deltas[0]["logprobs"][0]["top_logprobs"][0]["token"] == "Lon"
+    added = next(e for e in events if e["type"] == "response.content_part.added")
+    assert added["part"]["logprobs"] == []  # what was known when the part opened, not what came after
+    (done,) = [e for e in events if e["type"] == "response.output_text.done"]
+    assert [t["token"] for t in done["logprobs"]] == ["Par", "is"]
+    final = events[-1]["response"]["output"][0]["content"][0]
+    assert [(t["token"], t["logprob"]) for t in final["logprobs"]] == [("Par", -0.1), ("is", -0.01)]
 
 
 def test_a_broken_stream_ends_with_an_error_and_response_failed() -> None:
