@@ -29,6 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from classifiers.features import content_text
 from gateway import chat_rules
+from gateway.request_ids import PATTERN, is_request_id
 from router.select import NO_NEEDS, Needs
 from router.tokens import estimate_tokens
 
@@ -305,9 +306,19 @@ class FeedbackRequest(BaseModel):
     """A judgement of one answer: `request_id` is the answer's `x-request-id`; `score` 1 = good enough, 0 = not."""
 
     model_config = ConfigDict(extra="forbid")
-    request_id: str = Field(min_length=1, max_length=200)
+    request_id: str = Field(min_length=1, max_length=200, json_schema_extra={"pattern": f"^{PATTERN.pattern}$"})
     # Strict: a number, not `true` or "1" (lax mode read `false` as a judgement of 0, a label for retraining).
     score: float = Field(ge=0.0, le=1.0, strict=True)
+
+    @field_validator("request_id")
+    @classmethod
+    def _ours(cls, v: str) -> str:
+        # Any other id can match no request: stored, it would be a label lost in silence. The likeliest one is the
+        # answer body's `id` (chatcmpl-..., resp_...), which is the model server's, not the gateway's.
+        if not is_request_id(v):
+            why = "expected an answer's x-request-id header ('tg-' and 32 hex digits), not the answer body's id"
+            raise PydanticCustomError("value_error", why)
+        return v
 
 
 class ErrorDetail(BaseModel):

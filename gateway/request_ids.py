@@ -15,8 +15,16 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable
+
+# What `new` makes, and so the only ids the ledger can hold (POST /v1/feedback refuses any other).
+PATTERN = re.compile(r"tg-[0-9a-f]{32}")
+
+
+def is_request_id(text: str) -> bool:
+    return PATTERN.fullmatch(text) is not None
 
 
 class RequestIds:

@@ -1,7 +1,8 @@
 """POST /v1/feedback: a client's judgement of an answer, kept as a label for retraining (gateway/ledger/feedback.py).
 
 201 means the judgement is stored; 503 means it is not (the ledger database is down: retry later). The request id
-need not be in the ledger yet (records are written in batches); the export joins them later.
+need not be in the ledger yet (records are written in batches); the export joins them later. It must be one the
+gateway could have given (gateway/request_ids.py), else a 400: no request could ever join it.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from classifiers.labels import examples
 from tests.conftest import GatewayFactory, api_config
 from tests.fakes.upstream import FakeUpstream, free_port
 
+AN_ID = "tg-" + "0" * 32  # well formed; no request has it
+
 
 def _ask(url: str, text: str) -> str:
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-client", max_retries=0)
@@ -61,7 +63,7 @@ def test_a_judgement_the_ledger_cannot_store_is_refused_not_dropped(
 ) -> None:
     down = f"postgresql://postgres@127.0.0.1:{free_port()}/test"  # nothing listens there
     server, _ = gateway_factory(api_config(fresh_upstream.base_url), ledger_url=down)
-    r = httpx.post(f"{server.url}/v1/feedback", json={"request_id": "tg-1", "score": 1})
+    r = httpx.post(f"{server.url}/v1/feedback", json={"request_id": AN_ID, "score": 1})
     assert r.status_code == 503 and r.json()["error"]["code"] == "ledger_unavailable"
 
 
@@ -69,7 +71,22 @@ def test_a_judgement_must_be_a_number_in_range(gateway_factory: GatewayFactory, 
     server, _ = gateway_factory(api_config(fresh_upstream.base_url))
     url = f"{server.url}/v1/feedback"
     for bad in (True, False, "1", 1.5, -0.1, None):
-        r = httpx.post(url, json={"request_id": "tg-x", "score": bad})
+        r = httpx.post(url, json={"request_id": AN_ID, "score": bad})
         assert r.status_code == 400 and r.json()["error"]["param"] == "score", bad
     for good in (0, 1, 0.25):
-        assert httpx.post(url, json={"request_id": "tg-x", "score": good}).status_code == 201, good
+        assert httpx.post(url, json={"request_id": AN_ID, "score": good}).status_code == 201, good
+
+
+def test_a_judgement_of_an_id_the_gateway_never_gives_is_refused_not_kept(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """The answer body's `id` is the model server's (chatcmpl-..., resp_...): feedback keyed by it could never be
+    joined to its request, so storing it would lose the label in silence. The error says which id to send."""
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url))
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="k", max_retries=0)
+    answer = client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    for wrong in (answer.id, "tg-1", "TG-" + "0" * 32, "tg-" + "0" * 33, "nope"):
+        r = httpx.post(f"{server.url}/v1/feedback", json={"request_id": wrong, "score": 1})
+        err = r.json()["error"]
+        assert r.status_code == 400 and err["param"] == "request_id" and "x-request-id" in err["message"], wrong
+    assert svc.ledger.reader.query("SELECT count(*) FROM feedback") == [(0,)]
