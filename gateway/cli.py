@@ -388,8 +388,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         rc: int = args.fn(args)
+        sys.stdout.flush()  # here, not at exit, so that a reader gone away is caught below like any other write
     except BadInput as e:
         print(f"tiergate {args.cmd}: {e}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader left (`tiergate report | head`): the rest is not wanted, and a traceback is no news to anyone.
+        # What is still buffered would fail again when the interpreter flushes at exit, so stdout goes nowhere now.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     return rc
 

@@ -26,14 +26,21 @@ def _cell(v: Any, column: str = "") -> str:
     return str(v)
 
 
+def _numeric(value: Any) -> bool:
+    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
+
+
 def format_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """Numbers right-aligned, so their places line up; text (names, statuses, messages) left-aligned, headers
+    included, so a long cell does not push its column's name and short neighbours far to the right."""
     cells = [columns, *[[_cell(r.get(c), c) for c in columns] for r in rows]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
+    right = [all(_numeric(r.get(c)) for r in rows) for c in columns]  # a column of only '-' holds numbers too
     lines = [
-        "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
+        "  ".join(v.rjust(w) if right[i] else v.ljust(w) for i, (v, w) in enumerate(zip(row, widths, strict=True)))
         for row in cells
     ]
-    return "\n".join(lines)
+    return "\n".join(line.rstrip() for line in lines)
 
 
 def run(

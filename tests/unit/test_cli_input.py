@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,15 @@ def test_classify_on_a_broken_policy_file_says_where(tmp_path: Path, capsys: pyt
     cfg.write_text("models: []\npolicies: {}\n")
     assert main(["classify", "--input", str(data), "--output", str(tmp_path / "o.jsonl"), "--config", str(cfg)]) == 1
     assert capsys.readouterr().err.startswith(f"{cfg}: ")
+
+
+@pytest.mark.parametrize("argv", [["validate-config", "config/tiergate.yaml"], ["new-key", "reader"]])
+def test_a_reader_that_leaves_is_no_traceback(argv: list[str]) -> None:
+    """`tiergate report | head`: the pipe closes before the command has written; Python raises BrokenPipeError at the
+    write (or at the exit's flush) and printed a traceback."""
+    cmd = [sys.executable, "-m", "gateway.cli", *argv]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # gone before the interpreter has even started: every write of the command fails
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipe" not in err, err
