@@ -31,6 +31,7 @@ from gateway.errors import (
     Unavailable,
     from_unsatisfiable,
 )
+from gateway.flights import Flight, Flights
 from gateway.inflight import InFlight
 from gateway.judge import AddFeedback, Judging
 from gateway.ledger import LedgerRecord
@@ -127,6 +128,7 @@ class ChatPipeline:
         # `feedback` stores a judgement (the ledger's add_feedback); without it nothing is judged.
         self.judging = Judging(provider, prices, ledger.record, feedback)
         self.cache = cache or ChatCache(None, config)
+        self.flights = Flights()  # identical cacheable calls in flight (gateway/flights.py)
         self.prices = prices
         self.score = score  # kept public: a reloaded policy file builds a new pipeline around the same classifier
         self.assess = assess
@@ -259,7 +261,11 @@ class ChatPipeline:
         body = await self.cache.lookup(key)
         if body is None and (sem := await self.cache.lookup_semantic(req, target, trace.policy)):
             body, trace.cache_similarity = sem
-        # The model that answered must still be configured: its name and tier go into headers and the ledger.
+        return self._hit(trace, body)
+
+    def _hit(self, trace: Trace, body: dict[str, Any] | None) -> dict[str, Any] | None:
+        """`body` served as a cache hit, if there is one and the model that answered is still configured (its name
+        and tier go into headers and the ledger)."""
         spec = self.config.model(str(body.get("model"))) if body is not None else None
         trace.cache = "miss" if spec is None else "hit"
         if body is None or spec is None:
@@ -268,6 +274,16 @@ class ChatPipeline:
         trace.usage = usage_of(body) or Usage(0, 0)
         return body
 
+    async def _single_flight(
+        self, trace: Trace, cd: CacheDecision, key: str
+    ) -> tuple[dict[str, Any] | None, Flight | None]:
+        """A whole answer that missed the cache: the answer of the identical call in flight, if there is one (a hit),
+        else the flight this call leads, which the caller must land. Streams take no part: waiting for another call's
+        whole answer would hold back a stream's first token."""
+        if cd.lookup and (body := self._hit(trace, await self.flights.follow(key))) is not None:
+            return body, None
+        return None, self.flights.lead(key) if cd.store else None
+
     async def _open(
         self,
         req: ChatCompletionRequest,
@@ -275,22 +291,25 @@ class ChatPipeline:
         api_key: ApiKey | None,
         headers: Mapping[str, str] | None,
         watch: Watch | None,
-    ) -> tuple[Policy, Decision | None, str, CacheDecision, str, dict[str, Any] | None]:
+    ) -> tuple[Policy, Decision | None, str, CacheDecision, str, dict[str, Any] | None, Flight | None]:
         """What a whole answer and a stream both do first: resolve and admit the request, and look it up in the
-        cache. On a miss (no cached body, the last item), a model is to be called: the watch is armed and the
-        budget checked."""
+        cache (and, for a whole answer, among identical calls in flight). On a miss (no cached body), a model is to
+        be called: the watch is armed and the budget checked; the last item is the flight the call leads, if any."""
         policy, decision, target = self.begin(req, trace, api_key, headers)
         if self.end_users.active:
             await self.end_users.admit(req.user)
         cd = self.cache.decide(req, trace.policy, headers or {})
         key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
         hit = await self._cached(req, trace, target, cd, key)
+        flight = None
+        if hit is None and key and not req.stream:
+            hit, flight = await self._single_flight(trace, cd, key)
         if hit is None:
             if watch is not None:
                 watch.arm()
             if decision is not None and self.budgets.active:
                 await self.within_budget(trace, decision)
-        return policy, decision, target, cd, key, hit
+        return policy, decision, target, cd, key, hit, flight
 
     async def complete(
         self,
@@ -302,8 +321,9 @@ class ChatPipeline:
         watch: Watch | None = None,
     ) -> ChatResult:
         trace = start_trace(req, request_id, False, headers, api_key, endpoint)
+        flight, landed = None, None
         try:
-            policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
+            policy, decision, target, cd, key, hit, flight = await self._open(req, trace, api_key, headers, watch)
             if hit is not None:
                 return ChatResult(response_headers(trace, self.prices, with_cost=True), body=hit)
             plan = None
@@ -341,6 +361,7 @@ class ChatPipeline:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
             if self.judging.wants(policy.judge, trace.routed):
                 self._judge(policy, trace, messages, body)
+            landed = body
             return ChatResult(response_headers(trace, self.prices, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -353,6 +374,8 @@ class ChatPipeline:
             cancelled(trace, req, by_client=watch is not None and watch.gone)
             raise
         finally:
+            if flight is not None:
+                flight.land(landed)  # None (no answer): each call that waited for it makes its own
             self._ledger.record(ledger_record(trace, self.prices))
 
     async def stream(
@@ -367,7 +390,7 @@ class ChatPipeline:
         """Fallback is possible until the first chunk arrives; after that, errors go into the stream itself."""
         trace = start_trace(req, request_id, True, headers, api_key, endpoint)
         try:
-            policy, decision, target, cd, key, hit = await self._open(req, trace, api_key, headers, watch)
+            policy, decision, target, cd, key, hit, _ = await self._open(req, trace, api_key, headers, watch)
             if hit is not None:
                 self._ledger.record(ledger_record(trace, self.prices))
                 return ChatResult(

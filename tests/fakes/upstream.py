@@ -6,9 +6,9 @@ all message texts; completion: the answer). Behaviour per model is scripted over
 sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
 some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
 `{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that
-text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer (or embeddings) back, and
-pauses a stream after its first word, until the event is set. Every request it receives is kept in `received`, so
-tests can see what really crossed the wire; started as a program (`python -m
+text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer (or its scripted failure,
+or embeddings) back, and pauses a stream after its first word, until the event is set. Every request it receives
+is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
 tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
 makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
 measured), and those pauses would show up as the gateways' tail latency.
@@ -109,6 +109,8 @@ class FakeUpstream:
             await asyncio.sleep(sc.delay_s)
         failing = sc.status != 200 and (sc.fail_times is None or sc.calls <= sc.fail_times)
         if failing:
+            if sc.hold is not None and not body.get("stream"):
+                await asyncio.to_thread(sc.hold.wait, 60)  # a whole answer's failure is held back as its answer is
             msg = sc.message or f"scripted failure {sc.status}"
             err = {"error": {"message": msg, "type": "invalid_request_error", "code": sc.code}}
             headers = {"retry-after": sc.retry_after} if sc.retry_after is not None else None

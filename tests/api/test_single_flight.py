@@ -1,0 +1,89 @@
+"""Identical cacheable requests in flight at once (gateway/flights.py), through the openai SDK: one upstream call,
+every caller answered and on the record; a leader without an answer leaves each follower its own call; streams are
+never held for another call."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import openai
+
+from gateway.cache import MemoryStore
+from tests.conftest import GatewayFactory, api_config, sdk, until
+from tests.fakes.upstream import FakeUpstream
+
+Q = [{"role": "user", "content": "what is the capital of peru"}]
+
+
+def _ask(client: openai.OpenAI, **kw: Any) -> tuple[int, str, str]:
+    """(status, x-tiergate-cache, content) of one deterministic request for `mid`."""
+    try:
+        r = client.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0, **kw)
+    except openai.APIStatusError as e:
+        return e.status_code, e.response.headers.get("x-tiergate-cache", ""), ""
+    return r.status_code, r.headers["x-tiergate-cache"], str(r.parse().choices[0].message.content)
+
+
+def test_identical_calls_in_flight_share_one_upstream_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    hold = threading.Event()  # the first answer waits until every copy of the request has arrived
+    fresh_upstream.script("mid", hold=hold)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    client = sdk(server.url)
+    with ThreadPoolExecutor(4) as pool:
+        answers = [pool.submit(_ask, client) for _ in range(4)]
+        until(lambda: svc.activity.active == 4, "four identical requests in progress")
+        assert fresh_upstream.calls_for("mid") == 1  # the other three wait for it
+        hold.set()
+        got = [a.result() for a in answers]
+    assert fresh_upstream.calls_for("mid") == 1
+    assert sorted(cache for _, cache, _ in got) == ["hit", "hit", "hit", "miss"]
+    assert {(status, content) for status, _, content in got} == {(200, "echo: what is the capital of peru")}
+    rows = svc.ledger.rows()
+    assert sorted(r["cache"] for r in rows) == ["hit", "hit", "hit", "miss"]  # every caller is on the record
+    (miss,) = [r for r in rows if r["cache"] == "miss"]
+    for hit in (r for r in rows if r["cache"] == "hit"):
+        assert (hit["cost_usd"], hit["routed_model"]) == (0.0, "mid")
+        assert hit["saved_usd"] == miss["cost_usd"] > 0  # what the shared answer saved each of them
+
+
+def test_a_leader_without_an_answer_leaves_each_follower_its_own_call(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    hold = threading.Event()
+    fresh_upstream.script("mid", status=400, fail_times=1, hold=hold)  # the first call fails, later ones answer
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    client = sdk(server.url)
+    with ThreadPoolExecutor(3) as pool:
+        answers = [pool.submit(_ask, client) for _ in range(3)]
+        until(lambda: svc.activity.active == 3, "three identical requests in progress")
+        hold.set()
+        got = sorted(a.result() for a in answers)
+    assert [status for status, _, _ in got] == [200, 200, 400]  # the leader's failure is its own, not theirs
+    assert fresh_upstream.calls_for("mid") == 3
+    assert sorted(r["status"] for r in svc.ledger.rows()) == [200, 200, 400]
+
+
+def test_streams_are_not_held_for_another_call(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:
+    hold = threading.Event()
+    fresh_upstream.script("mid", hold=hold)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    client = sdk(server.url)
+
+    def read(stream: bool) -> str:
+        if not stream:
+            return _ask(client)[2]
+        chunks = client.chat.completions.create(model="mid", messages=Q, temperature=0, stream=True)
+        return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    with ThreadPoolExecutor(3) as pool:
+        whole = pool.submit(read, False)
+        until(lambda: fresh_upstream.calls_for("mid") == 1, "the whole answer's call upstream")
+        streams = [pool.submit(read, True) for _ in range(2)]
+        until(lambda: fresh_upstream.calls_for("mid") == 3, "each stream making its own call")
+        hold.set()
+        assert {whole.result(), *(s.result() for s in streams)} == {"echo: what is the capital of peru"}
+    assert len(svc.ledger.rows()) == 3
