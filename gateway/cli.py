@@ -214,7 +214,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     from classifiers.model import ComplexityClassifier
     from gateway.classify import load_model
     from gateway.datasets import read_jsonl
-    from gateway.encoders import make_encoder
+    from gateway.encoders import BULK_TORCH_BATCH, make_encoder
     from gateway.policy_file import PolicyFileError, load
 
     try:
@@ -250,7 +250,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
         raise BadInput(f"{args.output}: cannot write: {e.strerror}") from None
     with out as f:
         # A batch job, not a worker among others: every core goes to the encoder.
-        clf = ComplexityClassifier(make_encoder(args.encoder, os.cpu_count() or 1), load_model(Path(args.artifact)))
+        encoder = make_encoder(args.encoder, os.cpu_count() or 1, BULK_TORCH_BATCH)
+        clf = ComplexityClassifier(encoder, load_model(Path(args.artifact)))
         started = time.perf_counter()
         scores = clf.score_batch(texts, turns)
         for i, s in zip(ids, scores, strict=True):
