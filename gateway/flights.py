@@ -11,9 +11,13 @@ serve is shared. Per worker: workers do not see each other's calls.
 from __future__ import annotations
 
 import asyncio
+import os
+import random
 from typing import Any
 
 import orjson
+
+from gateway.response_cache import decode
 
 Answer = dict[str, Any]
 
@@ -38,14 +42,16 @@ class Flight:
             del self._flights._open[self._key]  # from here on, an identical request is a call of its own
         if entry.done.done():
             return
-        # Encoded only for followers, and once: each decodes its own copy, so no two answers share a dict that a
-        # later step (a translation to another API) could change. A call nobody followed pays nothing here.
+        # Encoded only for followers, and once: each decodes its own copy (with its own id and time, as a cache hit
+        # has), so no two answers share a dict that a later step (a translation to another API) could change. A call
+        # nobody followed pays nothing here.
         entry.done.set_result(orjson.dumps(answer) if answer is not None and entry.followers else None)
 
 
 class Flights:
     def __init__(self) -> None:
         self._open: dict[str, _Open] = {}
+        self._ids = random.Random(os.urandom(16))  # each follower's answer gets its own id, as a cache hit does
 
     def __len__(self) -> int:
         return len(self._open)
@@ -65,4 +71,4 @@ class Flights:
             return None
         entry.followers += 1
         encoded = await asyncio.shield(entry.done)
-        return None if encoded is None else orjson.loads(encoded)
+        return None if encoded is None else decode(encoded, self._ids)

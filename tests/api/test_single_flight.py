@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import openai
 
@@ -17,13 +16,16 @@ from tests.fakes.upstream import FakeUpstream
 Q = [{"role": "user", "content": "what is the capital of peru"}]
 
 
-def _ask(client: openai.OpenAI, **kw: Any) -> tuple[int, str, str]:
-    """(status, x-tiergate-cache, content) of one deterministic request for `mid`."""
+def _ask(client: openai.OpenAI, ids: list[str] | None = None) -> tuple[int, str, str]:
+    """(status, x-tiergate-cache, content) of one deterministic request for `mid`; its answer's id into `ids`."""
     try:
-        r = client.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0, **kw)
+        r = client.chat.completions.with_raw_response.create(model="mid", messages=Q, temperature=0)
     except openai.APIStatusError as e:
         return e.status_code, e.response.headers.get("x-tiergate-cache", ""), ""
-    return r.status_code, r.headers["x-tiergate-cache"], str(r.parse().choices[0].message.content)
+    answer = r.parse()
+    if ids is not None:
+        ids.append(answer.id)
+    return r.status_code, r.headers["x-tiergate-cache"], str(answer.choices[0].message.content)
 
 
 def test_identical_calls_in_flight_share_one_upstream_call(
@@ -33,8 +35,9 @@ def test_identical_calls_in_flight_share_one_upstream_call(
     fresh_upstream.script("mid", hold=hold)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
     client = sdk(server.url)
+    ids: list[str] = []
     with ThreadPoolExecutor(4) as pool:
-        answers = [pool.submit(_ask, client) for _ in range(4)]
+        answers = [pool.submit(_ask, client, ids) for _ in range(4)]
         until(lambda: svc.activity.active == 4, "four identical requests in progress")
         assert fresh_upstream.calls_for("mid") == 1  # the other three wait for it
         hold.set()
@@ -42,6 +45,7 @@ def test_identical_calls_in_flight_share_one_upstream_call(
     assert fresh_upstream.calls_for("mid") == 1
     assert sorted(cache for _, cache, _ in got) == ["hit", "hit", "hit", "miss"]
     assert {(status, content) for status, _, content in got} == {(200, "echo: what is the capital of peru")}
+    assert len(set(ids)) == 4  # one answer shared, each with its own id, as cache hits have
     rows = svc.ledger.rows()
     assert sorted(r["cache"] for r in rows) == ["hit", "hit", "hit", "miss"]  # every caller is on the record
     (miss,) = [r for r in rows if r["cache"] == "miss"]

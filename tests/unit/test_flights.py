@@ -17,9 +17,10 @@ def test_followers_get_their_own_copy_of_the_leaders_answer() -> None:
         assert leader is not None and flights.lead("k") is None  # one leader a key
         a, b = asyncio.ensure_future(flights.follow("k")), asyncio.ensure_future(flights.follow("k"))
         await asyncio.sleep(0)
-        leader.land({"choices": [{"message": {"content": "x"}}]})
+        leader.land({"id": "chatcmpl-1", "created": 1, "choices": [{"message": {"content": "x"}}]})
         first, second = await a, await b
-        assert first == second == {"choices": [{"message": {"content": "x"}}]} and first is not second
+        assert first["choices"] == second["choices"] == [{"message": {"content": "x"}}] and first is not second
+        assert len({"chatcmpl-1", first["id"], second["id"]}) == 3 and first["created"] > 1  # each answer its own
         assert len(flights) == 0 and flights.lead("k") is not None  # landed: the next call leads again
 
     asyncio.run(go())
@@ -50,6 +51,6 @@ def test_a_follower_that_leaves_does_not_take_the_leaders_call_with_it() -> None
         with pytest.raises(asyncio.CancelledError):
             await gone
         leader.land({"ok": 1})
-        assert await stays == {"ok": 1}
+        assert (await stays)["ok"] == 1
 
     asyncio.run(go())
