@@ -38,8 +38,7 @@ class Flight:
 
     def land(self, answer: Answer | None) -> None:
         entry = self._entry
-        if self._flights._open.get(self._key) is entry:
-            del self._flights._open[self._key]  # from here on, an identical request is a call of its own
+        self._flights.close(self._key, entry)  # from here on, an identical request is a call of its own
         if entry.done.done():
             return
         # Encoded only for followers, and once: each decodes its own copy (with its own id and time, as a cache hit
@@ -55,6 +54,10 @@ class Flights:
 
     def __len__(self) -> int:
         return len(self._open)
+
+    def close(self, key: str, entry: _Open) -> None:
+        if self._open.get(key) is entry:
+            del self._open[key]
 
     def lead(self, key: str) -> Flight | None:
         """The caller's flight if no call for `key` is in flight; None if one is (then `follow` it)."""

@@ -274,16 +274,6 @@ class ChatPipeline:
         trace.usage = usage_of(body) or Usage(0, 0)
         return body
 
-    async def _single_flight(
-        self, trace: Trace, cd: CacheDecision, key: str
-    ) -> tuple[dict[str, Any] | None, Flight | None]:
-        """A whole answer that missed the cache: the answer of the identical call in flight, if there is one (a hit),
-        else the flight this call leads, which the caller must land. Streams take no part: waiting for another call's
-        whole answer would hold back a stream's first token."""
-        if cd.lookup and (body := self._hit(trace, await self.flights.follow(key))) is not None:
-            return body, None
-        return None, self.flights.lead(key) if cd.store else None
-
     async def _open(
         self,
         req: ChatCompletionRequest,
@@ -301,14 +291,20 @@ class ChatPipeline:
         cd = self.cache.decide(req, trace.policy, headers or {})
         key = self.cache.key(req, target, trace.policy) if cd.lookup or cd.store else ""
         hit = await self._cached(req, trace, target, cd, key)
+        # A whole answer takes part in single flights (gateway/flights.py); a stream does not, since waiting for
+        # another call's whole answer would hold back its first token.
+        flies = bool(key) and not req.stream
+        if hit is None and flies and cd.lookup:
+            hit = self._hit(trace, await self.flights.follow(key))  # an identical call's answer, if one is in flight
         flight = None
-        if hit is None and key and not req.stream:
-            hit, flight = await self._single_flight(trace, cd, key)
         if hit is None:
             if watch is not None:
                 watch.arm()
             if decision is not None and self.budgets.active:
                 await self.within_budget(trace, decision)
+            # Last, with nothing after it that can raise: the caller's `finally` lands what it is handed, and a
+            # flight opened by a request refused here would have held every identical request after it for ever.
+            flight = self.flights.lead(key) if flies and cd.store else None
         return policy, decision, target, cd, key, hit, flight
 
     async def complete(

@@ -91,3 +91,23 @@ def test_streams_are_not_held_for_another_call(gateway_factory: GatewayFactory, 
         hold.set()
         assert {whole.result(), *(s.result() for s in streams)} == {"echo: what is the capital of peru"}
     assert len(svc.ledger.rows()) == 3
+
+
+def test_a_request_refused_before_its_call_leaves_no_flight_behind(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Refused after the cache missed (here: its model's budget is spent), a request makes no call: identical ones
+    after it must not wait for one. A flight opened before that refusal was never landed, and held them for ever."""
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["models"][3]["budget"] = {"usd": 1e-6, "per": "1h"}  # one answer of a few words spends it
+    server, _ = gateway_factory(cfg, store=MemoryStore(100))
+    client = sdk(server.url).with_options(timeout=20)
+    client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "spend it"}])
+    for _ in range(2):  # the second would wait for the first's flight until the client gave up
+        try:
+            client.chat.completions.create(model="gpt-4o", messages=Q, temperature=0)
+        except openai.RateLimitError as e:
+            assert e.code == "insufficient_quota"
+        else:
+            raise AssertionError("a spent budget answered")
+    assert fresh_upstream.calls_for("gpt-4o") == 1
