@@ -55,6 +55,9 @@ class Flights:
     def __len__(self) -> int:
         return len(self._open)
 
+    def __contains__(self, key: object) -> bool:
+        return key in self._open
+
     def close(self, key: str, entry: _Open) -> None:
         if self._open.get(key) is entry:
             del self._open[key]

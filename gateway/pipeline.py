@@ -294,8 +294,10 @@ class ChatPipeline:
         # A whole answer takes part in single flights (gateway/flights.py); a stream does not, since waiting for
         # another call's whole answer would hold back its first token.
         flies = bool(key) and not req.stream
-        if hit is None and flies and cd.lookup:
-            hit = self._hit(trace, await self.flights.follow(key))  # an identical call's answer, if one is in flight
+        if hit is None and flies and cd.lookup and key in self.flights:
+            if watch is not None:
+                watch.arm()  # waiting on another call: the client leaving ends the wait, on the record as a 499
+            hit = self._hit(trace, await self.flights.follow(key))  # that call's answer, if it has one
         flight = None
         if hit is None:
             if watch is not None:

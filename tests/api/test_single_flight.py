@@ -111,3 +111,28 @@ def test_a_request_refused_before_its_call_leaves_no_flight_behind(
         else:
             raise AssertionError("a spent budget answered")
     assert fresh_upstream.calls_for("gpt-4o") == 1
+
+
+def test_a_follower_whose_client_leaves_is_a_499_and_the_leader_answers(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    hold = threading.Event()
+    fresh_upstream.script("mid", hold=hold)
+    server, svc = gateway_factory(api_config(fresh_upstream.base_url), store=MemoryStore(100))
+    with ThreadPoolExecutor(2) as pool:
+        leader = pool.submit(_ask, sdk(server.url))
+        until(lambda: fresh_upstream.calls_for("mid") == 1, "the leader's call upstream")
+        impatient = sdk(server.url).with_options(timeout=1.0)
+        follower = pool.submit(impatient.chat.completions.create, model="mid", messages=Q, temperature=0)
+        try:
+            follower.result()
+        except openai.APITimeoutError:
+            pass  # it gave up while the leader's answer was held, and closed its connection
+        else:
+            raise AssertionError("the follower was answered while the leader's answer was held")
+        until(lambda: len(svc.ledger.rows()) == 1, "the follower on the record")
+        hold.set()
+        assert leader.result()[:2] == (200, "miss")
+    rows = svc.ledger.rows()
+    assert sorted((r["status"], r["error_type"]) for r in rows) == [(200, None), (499, "client_closed")]
+    assert fresh_upstream.calls_for("mid") == 1
