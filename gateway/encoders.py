@@ -59,8 +59,8 @@ ENCODERS = ("torch", "onnx-fp32", "onnx")
 
 # torch's batch for a file of prompts (`tiergate classify`). Measured on session 29's Zen 3, both cores: 400 MMLU
 # prompts (long, of mixed length) took 8.4-8.9 s in batches of 8, 10.0 s in 32 and 11.8 s in 64, and the whole
-# 2,000-prompt command classified in 48.0-51.7 s against 65.8 s. The gateway keeps 64: its micro-batches (at most 32
-# chat prompts) ran at 121-154 req/s as one batch against 101-107 split in 8s. onnxruntime showed neither effect.
+# 2,000-prompt command classified in 43.8-51.7 s against 63.9-68.0 s. The gateway keeps 64: its micro-batches (at
+# most 32 chat prompts) ran at 121-154 req/s as one batch against 101-107 split in 8s. onnxruntime showed neither.
 BULK_TORCH_BATCH = 8
 
 
