@@ -69,13 +69,20 @@ class Calls:
         errors: list[UpstreamError] = []
         full: list[Busy] = []
         retry = self.retry
-        for spec in decision.chain:
+        too_long = 0  # the largest context window of a model that counted the prompt longer than it
+        for i, spec in enumerate(decision.chain + decision.weaker):
+            if i >= len(decision.chain) and spec.capabilities.context_window <= too_long:
+                continue  # best effort is for models that failed, not for a prompt too long for a window this size
             for n in itertools.count():
                 outcome = await self._try_model(trace, spec, attempt, errors, full)
                 if not isinstance(outcome, UpstreamError):
                     if outcome is None:
                         break  # full, and no slot freed in time: the next model
+                    if spec.tier < decision.min_tier:
+                        trace.degraded = True  # one of `weaker` answered (router/select.py): every adequate one failed
                     return outcome
+                if outcome.context_exceeded:
+                    too_long = max(too_long, spec.capabilities.context_window)
                 if not (outcome.model_fault and outcome.status in retry.on_status):
                     break
                 wait = retry.wait_s(n, outcome.retry_after_s, self._jitter.random())

@@ -19,8 +19,9 @@ async def explain(
     api_key: ApiKey | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The policy, the score, the chain with each candidate's estimated cost (tokens estimated as the router does),
-    the reason and what was passed over. Raises what the request itself would get (404, 403, 400, 429, 503)."""
+    """The policy, the score, the chain and best effort's weaker models with each one's estimated cost (tokens
+    estimated as the router does), the reason and what was passed over. Raises what the request itself would get
+    (404, 403, 400, 429, 503)."""
     trace = start_trace(req, "explain", False, None, api_key, "route")
     policy, decision, _ = pipeline.begin(req, trace, api_key, headers)
     if decision is not None and pipeline.budgets.active:
@@ -42,6 +43,8 @@ async def explain(
         "reason": decision.reason,
         "estimated_tokens": {"prompt": expected.prompt_tokens, "completion": expected.completion_tokens},
         "chain": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.chain],
+        # Best effort's models below the minimum tier, tried (answers degraded) when every one in the chain fails.
+        "weaker": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.weaker],
         "skipped": decision.skipped,
         "baseline": {"model": policy.baseline_model, "estimated_cost_usd": priced(policy.baseline_model)},
     }

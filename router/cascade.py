@@ -26,7 +26,8 @@ class CascadePlan:
 
 def _above(d: Decision, tier: int) -> Decision | None:
     chain = tuple(m for m in d.chain if m.tier > tier)
-    return Decision(chain, max(d.min_tier, tier + 1), d.degraded, d.reason, d.skipped) if chain else None
+    weaker = tuple(m for m in d.weaker if m.tier > tier)  # a weaker model than the draft's is no escalation
+    return Decision(chain, max(d.min_tier, tier + 1), d.degraded, d.reason, d.skipped, weaker) if chain else None
 
 
 def plan(

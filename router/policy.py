@@ -239,6 +239,9 @@ class Route(_Frozen):
 
 
 class OnUnavailable(StrEnum):
+    """When no adequate model is up, or every adequate one fails its call: answer with the strongest weaker one,
+    marked degraded (best_effort), or refuse (reject: 503, or the failure's 502 / 504)."""
+
     best_effort = "best_effort"
     reject = "reject"
 

@@ -48,13 +48,16 @@ NO_STEERING = Steering()
 
 @dataclass(frozen=True)
 class Decision:
-    """The chain to try in order (first = chosen), the minimum tier, and a human-readable reason."""
+    """The chain to try in order (first = chosen), the minimum tier, and a human-readable reason. Under best_effort,
+    `weaker` follows the chain when every model in it fails its call: the available models below the minimum tier,
+    strongest first (an answer from one is degraded)."""
 
     chain: tuple[ModelSpec, ...]
     min_tier: int
     degraded: bool
     reason: str
     skipped: dict[str, str] = field(default_factory=dict)
+    weaker: tuple[ModelSpec, ...] = ()
 
 
 class NotAllowed(Exception):
@@ -205,17 +208,25 @@ def _select(
         (m for m in usable if m.tier >= min_tier),
         key=lambda m: (prices.cost(m.name, expected), m.tier, m.name),
     )
+    best_effort = policy.on_unavailable is OnUnavailable.best_effort
+    weaker = sorted(
+        (m for m in usable if m.tier < min_tier), key=lambda m: (-m.tier, prices.cost(m.name, expected), m.name)
+    )
     if adequate:
         first = adequate[0]
         chosen = f"{first.name} (tier {first.tier}) is the cheapest adequate"
         reason = f"{_needs(own, score, steering, route)} tier >= {min_tier}; {chosen}"
-        return Decision(tuple(adequate), min_tier, False, reason, skipped)
-    if policy.on_unavailable is OnUnavailable.reject or not usable:
+        if not best_effort:
+            return Decision(tuple(adequate), min_tier, False, reason, skipped)
+        # Best effort holds when the adequate models fail their calls too, not only when none is up: without the
+        # weaker ones after them, a model failing before its cooldown began cost its first requests a 502, where
+        # those after the cooldown began were answered (degraded) by a weaker model.
+        return Decision(tuple(adequate), min_tier, False, reason, skipped, tuple(weaker))
+    if not best_effort or not weaker:
         raise NoModelAvailable(
             f"no available model at tier >= {min_tier} for this request"
             + (f" (skipped: {', '.join(f'{k}: {v}' for k, v in sorted(skipped.items()))})" if skipped else "")
         )
-    weaker = sorted(usable, key=lambda m: (-m.tier, prices.cost(m.name, expected), m.name))
     reason = (
         f"{_needs(own, score, steering, route)} tier >= {min_tier}; none available, best effort with {weaker[0].name}"
     )

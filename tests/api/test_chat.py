@@ -124,7 +124,7 @@ def test_fallback_when_first_candidate_returns_500(
 def test_all_candidates_failing_is_502_and_recorded(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
 ) -> None:
-    for m in ("flaky", "mid", "gpt-4o"):
+    for m in ("flaky", "mid", "gpt-4o", "local-small"):  # the last one is best effort's, below the tier asked
         fresh_upstream.script(m, status=503)
     server, svc = gateway_factory(api_config(fresh_upstream.base_url))
     with pytest.raises(openai.APIStatusError) as e:
@@ -134,7 +134,7 @@ def test_all_candidates_failing_is_502_and_recorded(
     assert isinstance(body, dict) and body["type"] == "server_error"
     assert "sk-fake" not in str(body) and "Traceback" not in str(body)
     (row,) = svc.ledger.rows()
-    assert row["status"] == 502 and row["fallbacks"] == ["flaky", "mid", "gpt-4o"]
+    assert row["status"] == 502 and row["fallbacks"] == ["flaky", "mid", "gpt-4o", "local-small"]
 
 
 def test_rate_limited_candidate_falls_back(gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream) -> None:

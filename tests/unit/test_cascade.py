@@ -30,7 +30,9 @@ def _names(p: CascadePlan | None) -> tuple[list[str], list[str]]:
 
 
 def test_a_prompt_the_thresholds_send_up_drafts_locally_and_escalates_to_their_choice() -> None:
-    assert _names(_plan(0.5)) == (["local"], ["mid", "mid-b", "big"])
+    p = _plan(0.5)
+    assert _names(p) == (["local"], ["mid", "mid-b", "big"])
+    assert p is not None and p.escalate.weaker == ()  # best effort's weaker model is the draft's: no escalation
 
 
 def test_a_prompt_the_thresholds_keep_local_escalates_to_the_next_tier() -> None:

@@ -103,7 +103,7 @@ async def test_stream_usage_is_recorded_but_withheld_unless_asked() -> None:
 
 
 async def test_every_outcome_leaves_exactly_one_record() -> None:
-    fail = {m: UpstreamError(m, 503, "down", True) for m in ("mid", "mid-b", "big")}
+    fail = {m: UpstreamError(m, 503, "down", True) for m in ("mid", "mid-b", "big", "local")}
     pipe, ledger = _pipeline(FakeProvider(fail))
     with pytest.raises(UpstreamFailed):
         await pipe.complete(_req(), "a")
@@ -113,11 +113,46 @@ async def test_every_outcome_leaves_exactly_one_record() -> None:
         await pipe.complete(_req(model="nope"), "c")
     assert [r.request_id for r in ledger.records] == ["a", "b", "c"]
     assert [r.status for r in ledger.records] == [502, 502, 404]
-    assert ledger.records[0].fallbacks == ["mid", "mid-b", "big"]
+    assert ledger.records[0].fallbacks == ["mid", "mid-b", "big", "local"]  # best effort: the weaker one last
+
+
+async def test_when_every_adequate_model_fails_best_effort_answers_with_a_weaker_one_marked_degraded() -> None:
+    # Score 0.5 needs tier 1 (mid, mid-b, big): all three fail, and the local model answers.
+    fail = {m: UpstreamError(m, 503, "down", True) for m in ("mid", "mid-b", "big")}
+    pipe, ledger = _pipeline(FakeProvider(fail))
+    whole = await pipe.complete(_req(), "a")
+    assert whole.headers["x-tiergate-model"] == "local" and whole.headers["x-tiergate-degraded"] == "true"
+    assert whole.headers["x-tiergate-fallbacks"] == "mid,mid-b,big"
+    streamed = await pipe.stream(_req(stream=True), "b")
+    assert streamed.chunks is not None and [c async for c in streamed.chunks]
+    assert streamed.headers["x-tiergate-model"] == "local" and streamed.headers["x-tiergate-degraded"] == "true"
+    for rec in ledger.records:
+        assert (rec.status, rec.routed_model, rec.degraded, rec.tier) == (200, "local", True, 0)
+        assert rec.fallbacks == ["mid", "mid-b", "big"]
+    # One of the adequate ones answering is not degraded; under reject the weaker one is never asked.
+    pipe, ledger = _pipeline(FakeProvider({"mid": fail["mid"]}))
+    assert "x-tiergate-degraded" not in (await pipe.complete(_req(), "c")).headers
+    cfg = config(on_unavailable="reject")
+    provider = FakeProvider(fail)
+    strict = ChatPipeline(cfg, PriceTable(cfg, {}), score, provider, ListLedger(), ())
+    with pytest.raises(UpstreamFailed):
+        await strict.complete(_req(), "d")
+    assert provider.calls == ["mid", "mid-b", "big"]
+
+
+async def test_a_prompt_too_long_for_the_adequate_models_is_not_sent_to_weaker_ones_with_no_larger_window() -> None:
+    too_long = {m: UpstreamError(m, 400, "too long", True, context_exceeded=True) for m in ("mid", "mid-b", "big")}
+    provider = FakeProvider(too_long)
+    pipe, ledger = _pipeline(provider)
+    with pytest.raises(InvalidRequest) as e:
+        await pipe.complete(_req(), "a")
+    assert e.value.code == "context_length_exceeded"
+    assert provider.calls == ["mid", "mid-b", "big"]  # not `local` (2,048 tokens against big's 128,000)
+    assert ledger.records[0].status == 400
 
 
 async def test_timeouts_everywhere_are_504() -> None:
-    fail = {m: UpstreamError(m, 504, "timed out", True) for m in ("mid", "mid-b", "big")}
+    fail = {m: UpstreamError(m, 504, "timed out", True) for m in ("mid", "mid-b", "big", "local")}
     pipe, _ = _pipeline(FakeProvider(fail))
     with pytest.raises(UpstreamFailed) as e:
         await pipe.complete(_req(), "t")

@@ -108,6 +108,20 @@ def test_unavailable_is_skipped_and_best_effort_degrades_to_strongest_available(
     assert "best effort" in d.reason
 
 
+def test_best_effort_puts_the_weaker_models_after_the_adequate_ones_and_reject_does_not() -> None:
+    # Tried only when every adequate model fails its call (gateway/calls.py), strongest first, cheapest in a tier.
+    d = _select(0.9)
+    assert [m.name for m in d.chain] == ["big"] and not d.degraded
+    assert [m.name for m in d.weaker] == ["mid", "mid-b", "local"]
+    assert "tier >= 2" in d.reason
+    assert _select(0.9, on_unavailable="reject").weaker == ()
+    assert _select(0.0).weaker == ()  # nothing is weaker than tier 0
+    assert [m.name for m in _select(0.5, unavailable=frozenset({"local"})).weaker] == []
+    assert [m.name for m in _cool(0.9, {"mid"}).weaker] == ["mid-b", "local"]  # passed over stays passed over
+    d = _select(0.9, unavailable=frozenset({"big"}))  # none adequate is up: the weaker ones are the chain itself
+    assert d.degraded and [m.name for m in d.chain] == ["mid", "mid-b", "local"] and d.weaker == ()
+
+
 def test_reject_policy_refuses_instead_of_degrading() -> None:
     with pytest.raises(NoModelAvailable, match="tier >= 2"):
         _select(0.9, unavailable=frozenset({"big"}), on_unavailable="reject")
