@@ -17,6 +17,8 @@ from router.policy import ModelSpec
 from router.pricing import PriceTable, Usage
 
 Complete = Callable[[ModelSpec, list[dict[str, Any]], dict[str, Any]], Awaitable[dict[str, Any]]]
+# A draft answer given up for the escalation chain: its model and body, kept in case the whole chain fails.
+Unconfident = tuple[ModelSpec, dict[str, Any]]
 
 
 async def confident_draft(
@@ -29,8 +31,9 @@ async def confident_draft(
     deployments: Deployments,
     cooldowns: Cooldowns,
     prices: PriceTable,
-) -> dict[str, Any] | None:
-    """The draft answer if its model is confident enough, else None (the caller escalates).
+) -> tuple[dict[str, Any] | None, Unconfident | None]:
+    """The draft answer if its model is confident enough (the caller returns it), else None and, if there was an
+    answer, the unconfident draft (the caller escalates, and may fall back on it: `fall_back_on_draft`).
 
     Any failure of the draft (upstream error, refusal, no log-probabilities) escalates; the client never sees
     it. An escalated draft's cost is added to the request's."""
@@ -51,13 +54,28 @@ async def confident_draft(
         trace.draft_model, trace.draft_confidence = spec.name, conf
         if conf is not None and conf >= plan.min_confidence:
             trace.cascade, trace.routed = "kept", spec
-            if not req.logprobs:  # asked for the judgement, not by the client
-                for choice in body.get("choices") or []:
-                    if isinstance(choice, dict):
-                        choice.pop("logprobs", None)
-            return body
+            return _as_answer(req, body), None
         trace.cascade = "escalated"
         trace.draft_cost = prices.cost(spec.name, usage_of(body) or Usage(0, 0))
-        return None
+        return None, (spec, body)
     trace.cascade = "draft_failed"
-    return None
+    return None, None
+
+
+def fall_back_on_draft(req: ChatCompletionRequest, trace: Trace, draft: Unconfident) -> dict[str, Any]:
+    """The unconfident draft as the answer, when every model of the escalation chain failed and the policy is
+    best_effort: an answer in hand beats a 502. Degraded (its model is below the tier the request needed), and its
+    cost is the answer's own now, not a draft's on top of another answer. The record keeps `cascade: escalated`
+    (the draft was judged not confident) and the chain's failures in `fallbacks`."""
+    spec, body = draft
+    trace.status, trace.error_type = 200, None
+    trace.routed, trace.degraded, trace.draft_cost = spec, True, 0.0
+    return _as_answer(req, body)
+
+
+def _as_answer(req: ChatCompletionRequest, body: dict[str, Any]) -> dict[str, Any]:
+    if not req.logprobs:  # asked for the judgement, not by the client
+        for choice in body.get("choices") or []:
+            if isinstance(choice, dict):
+                choice.pop("logprobs", None)
+    return body

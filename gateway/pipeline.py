@@ -22,13 +22,14 @@ from gateway.balancer import Deployments
 from gateway.budgets import ModelBudgets
 from gateway.calls import Calls
 from gateway.cooldown import Cooldowns
-from gateway.draft import confident_draft
+from gateway.draft import confident_draft, fall_back_on_draft
 from gateway.end_users import EndUserBudgets
 from gateway.errors import (
     GatewayError,
     InvalidRequest,
     PermissionDenied,
     Unavailable,
+    UpstreamFailed,
     from_unsatisfiable,
 )
 from gateway.flights import Flight, Flights
@@ -43,7 +44,7 @@ from gateway.response_cache import CacheDecision, ChatCache, replay, routed_targ
 from gateway.trace import Trace, cancelled, key_id, ledger_record, response_headers, spec_name, start_trace
 from gateway.usage import answer_usage, usage_of
 from router import cascade
-from router.policy import ApiKey, ModelSpec, Policy, TiergateConfig
+from router.policy import ApiKey, ModelSpec, OnUnavailable, Policy, TiergateConfig
 from router.pricing import PriceTable, Usage
 from router.routes import RouteMatch, match
 from router.select import Decision, NoModelAvailable, NotAllowed, Unsatisfiable, direct, select
@@ -330,9 +331,9 @@ class ChatPipeline:
                 # A draft is judged by one answer's confidence, so a request for several answers is not cascaded.
                 decision, plan = await self.route(req, trace, policy, messages, cascading=(req.n or 1) == 1)
             t0 = time.perf_counter()
-            body = None
+            body, draft = None, None
             if plan is not None:
-                body = await confident_draft(
+                body, draft = await confident_draft(
                     req,
                     trace,
                     plan,
@@ -344,22 +345,31 @@ class ChatPipeline:
                     self.prices,
                 )
             if body is None:
-                answer, slot = await self.calls.first_success(
-                    trace,
-                    plan.escalate if plan is not None else decision,
-                    lambda spec: self._provider.complete(spec, messages, params),
-                )
-                slot.release()  # the whole answer is in: the server's slot is free for the next call
-                body = answer
+                try:
+                    answer, slot = await self.calls.first_success(
+                        trace,
+                        plan.escalate if plan is not None else decision,
+                        lambda spec: self._provider.complete(spec, messages, params),
+                    )
+                except (UpstreamFailed, Unavailable):
+                    if draft is None or policy.on_unavailable is not OnUnavailable.best_effort:
+                        raise
+                    body = fall_back_on_draft(req, trace, draft)
+                else:
+                    slot.release()  # the whole answer is in: the server's slot is free for the next call
+                    body = answer
             trace.upstream_ms = (time.perf_counter() - t0) * 1000.0
             assert trace.routed is not None
             trace.usage, trace.usage_estimated = answer_usage(req, body)
             body["model"] = trace.routed.name
-            if cd.store:
+            # A degraded answer (a weaker model than the request needed stood in) is neither stored nor handed to
+            # identical requests waiting on this one: replayed as a hit it would carry no mark, and would outlive
+            # the outage that made it for the cache's whole TTL. They make their own calls.
+            if cd.store and not trace.degraded:
                 self.cache.save(req, target, trace.policy, key, body, cd.ttl_s)
             if self.judging.wants(policy.judge, trace.routed):
                 self._judge(policy, trace, messages, body)
-            landed = body
+            landed = None if trace.degraded else body
             return ChatResult(response_headers(trace, self.prices, with_cost=True), body=body)
         except GatewayError as e:
             if trace.status == 200:
@@ -413,7 +423,7 @@ class ChatPipeline:
             (first, rest), slot = await self.calls.first_success(trace, decision, open_stream)
             trace.ttft_ms = trace.elapsed_ms()
             when_done: list[Callable[[dict[str, Any]], None]] = []  # with the whole answer, once the stream ends
-            if cd.store:
+            if cd.store and not trace.degraded:  # as for a whole answer (above): a degraded one is not stored
                 when_done.append(
                     lambda body: self.cache.save(
                         req, target, trace.policy, key, {**body, "model": spec_name(trace)}, cd.ttl_s

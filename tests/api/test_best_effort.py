@@ -7,7 +7,8 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import GatewayFactory, api_config, sdk
+from gateway.cache import MemoryStore
+from tests.conftest import GatewayFactory, api_config, cache_settled, sdk
 from tests.fakes.upstream import FakeUpstream
 
 HARD = [{"role": "user", "content": "prove it [score=0.9]"}]  # tier 2: gpt-4o is the only adequate model
@@ -52,3 +53,27 @@ def test_every_adequate_model_failing_gets_a_degraded_answer_from_the_strongest_
         (None, 502, False, None),
     ]
     assert [r["fallbacks"] for r in rows] == [["gpt-4o"], ["gpt-4o"], ["gpt-4o"]]
+
+
+def test_a_degraded_answer_is_not_stored_in_the_cache(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    """Replayed as a hit it would carry no mark, and would outlive the failure that made it for the cache's TTL."""
+    fresh_upstream.script("gpt-4o", status=500, fail_times=2)
+    cfg = api_config(fresh_upstream.base_url)
+    cfg["cooldown"] = {"failures": 0}
+    server, svc = gateway_factory(cfg, store=MemoryStore(100))
+    client = sdk(server.url)
+    for stream in (False, True):  # gpt-4o fails each: flaky answers, degraded, and nothing is stored
+        with client.chat.completions.with_streaming_response.create(
+            model="auto", messages=HARD, temperature=0, stream=stream
+        ) as r:
+            assert r.headers["x-tiergate-degraded"] == "true" and r.headers["x-tiergate-cache"] == "miss"
+            r.read()
+    cache_settled(svc)
+    again = client.chat.completions.with_raw_response.create(model="auto", messages=HARD, temperature=0)
+    assert again.headers["x-tiergate-model"] == "gpt-4o" and again.headers["x-tiergate-cache"] == "miss"
+    assert "x-tiergate-degraded" not in again.headers
+    cache_settled(svc)
+    hit = client.chat.completions.with_raw_response.create(model="auto", messages=HARD, temperature=0)
+    assert hit.headers["x-tiergate-cache"] == "hit" and hit.headers["x-tiergate-model"] == "gpt-4o"

@@ -22,9 +22,9 @@ def _config(url: str) -> dict[str, Any]:
     return cfg
 
 
-def _ask(client: openai.OpenAI, text: str, **kw: Any) -> Any:
+def _ask(client: openai.OpenAI, text: str, model: str = "auto", **kw: Any) -> Any:
     return client.chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": text}], **kw
+        model=model, messages=[{"role": "user", "content": text}], **kw
     )
 
 
@@ -111,3 +111,30 @@ def test_no_cascade_above_its_score_for_streams_or_for_a_named_model(
         list(s.parse())
     assert all("logprobs" not in b for b in fresh_upstream.received)
     assert [r["cascade"] for r in svc.ledger.rows()] == [None, None, None]
+
+
+def test_when_every_escalation_fails_best_effort_answers_with_the_draft_in_hand(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    for name in ("flaky", "mid", "gpt-4o"):  # every model above the draft's tier
+        fresh_upstream.script(name, status=500)
+    cfg = _config(fresh_upstream.base_url)
+    cfg["policies"]["reject"] = {**cfg["policies"]["default"], "on_unavailable": "reject"}
+    cfg["cooldown"] = {"failures": 0}
+    server, svc = gateway_factory(cfg)
+    client = sdk(server.url)
+    r = _ask(client, "[score=0.5] name a colour [conf=0.2]", max_tokens=3)
+    assert r.headers["x-tiergate-model"] == "local-small" and r.headers["x-tiergate-degraded"] == "true"
+    assert r.headers["x-tiergate-cascade"] == "escalated" and r.headers["x-tiergate-fallbacks"] == "flaky,mid,gpt-4o"
+    answer = r.parse()
+    assert answer.choices[0].message.content == "echo: [score=0.5] name a colour [conf=0.2]"
+    assert answer.choices[0].logprobs is None  # asked for the judgement, not by the client
+    row = svc.ledger.rows()[-1]
+    assert (row["status"], row["routed_model"], row["cascade"], row["degraded"]) == (200, "local-small", "escalated", 1)
+    # Its cost is the answer's own, once: not a draft's on top of it.
+    usage = Usage(row["prompt_tokens"], row["completion_tokens"])
+    assert row["draft_cost_usd"] == 0.0 and row["cost_usd"] == pytest.approx(cost_usd(LOCAL_PRICE, usage))
+    calls = len(fresh_upstream.received)
+    with pytest.raises(openai.InternalServerError) as refused:  # reject: the chain's failure is the answer
+        _ask(client, "[score=0.5] name a colour [conf=0.2]", max_tokens=3, model="reject")
+    assert refused.value.status_code == 502 and len(fresh_upstream.received) == calls + 4  # the draft, then 3

@@ -136,3 +136,27 @@ def test_a_follower_whose_client_leaves_is_a_499_and_the_leader_answers(
     rows = svc.ledger.rows()
     assert sorted((r["status"], r["error_type"]) for r in rows) == [(200, None), (499, "client_closed")]
     assert fresh_upstream.calls_for("mid") == 1
+
+
+def test_a_degraded_answer_is_not_handed_to_the_followers(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream
+) -> None:
+    hold = threading.Event()
+    fresh_upstream.script("gpt-4o", status=500, fail_times=1, hold=hold)  # the leader's call fails, later ones answer
+    cfg = {**api_config(fresh_upstream.base_url), "cooldown": {"failures": 0}}
+    server, svc = gateway_factory(cfg, store=MemoryStore(100))
+    client = sdk(server.url)
+    hard = [{"role": "user", "content": "prove it [score=0.9]"}]  # tier 2: gpt-4o, then best effort's flaky
+
+    def ask() -> tuple[str, str, str]:
+        r = client.chat.completions.with_raw_response.create(model="auto", messages=hard, temperature=0)
+        return r.headers["x-tiergate-model"], r.headers["x-tiergate-cache"], r.headers.get("x-tiergate-degraded", "")
+
+    with ThreadPoolExecutor(3) as pool:
+        answers = [pool.submit(ask) for _ in range(3)]
+        until(lambda: svc.activity.active == 3, "three identical requests in progress")
+        hold.set()
+        got = sorted(a.result() for a in answers)
+    # The leader's stand-in answer stays its own; the followers are answered by the model they needed.
+    assert got == [("flaky", "miss", "true"), ("gpt-4o", "miss", ""), ("gpt-4o", "miss", "")]
+    assert fresh_upstream.calls_for("gpt-4o") == 3
