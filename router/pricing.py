@@ -32,17 +32,27 @@ class PriceTable:
     """
 
     def __init__(self, config: TiergateConfig, reference: Mapping[str, Price]) -> None:
-        self._prices: dict[str, Price] = {}
         self.unpriced: list[str] = []
-        for m in config.models:
-            found = m.price or reference.get(m.litellm_model) or reference.get(m.litellm_model.split("/", 1)[-1])
+
+        def priced(name: str, own: Price | None, litellm_model: str) -> Price:
+            found = own or reference.get(litellm_model) or reference.get(litellm_model.split("/", 1)[-1])
             if found is None:
-                self.unpriced.append(m.name)
+                self.unpriced.append(name)
                 found = Price(input_per_mtok=0.0, output_per_mtok=0.0)
-            self._prices[m.name] = found
+            return found
+
+        self._prices = {m.name: priced(m.name, m.price, m.litellm_model) for m in config.models}
+        # Apart: an embedding model may share a chat model's name (they answer different endpoints).
+        self._embedding = {e.name: priced(e.name, e.price, e.litellm_model) for e in config.embedding_models}
 
     def price(self, model: str) -> Price:
         return self._prices[model]
 
     def cost(self, model: str, usage: Usage) -> float:
         return cost_usd(self._prices[model], usage)
+
+    def embedding_cost(self, model: str, tokens: int) -> float:
+        """What embedding `tokens` input tokens with a configured embedding model costs; 0 for one not configured
+        (the in-process MiniLM, which runs on the gateway's own CPU)."""
+        price = self._embedding.get(model)
+        return 0.0 if price is None else cost_usd(price, Usage(tokens, 0))

@@ -68,6 +68,7 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         body = await _embed(req, services)
         rec.routed_model = str(body["model"])
         rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
+        rec.cost_usd = services.pipeline.prices.embedding_cost(rec.routed_model, rec.prompt_tokens)
         return body
     except GatewayError as e:
         rec.status, rec.error_type = e.status, e.type

@@ -14,15 +14,29 @@ def test_configured_embedding_model_goes_through_litellm(
 ) -> None:
     cfg = api_config(fresh_upstream.base_url)
     cfg["embedding_models"] = [
-        {"name": "hosted-embed", "litellm_model": "openai/text-embedding-3-small", "api_base": fresh_upstream.base_url}
+        {"name": "hosted-embed", "litellm_model": "openai/text-embedding-3-small", "api_base": fresh_upstream.base_url},
+        {
+            "name": "own-price",
+            "litellm_model": "openai/text-embedding-3-small",
+            "api_base": fresh_upstream.base_url,
+            "price": {"input_per_mtok": 1.0, "output_per_mtok": 0.0},
+        },
     ]
     server, svc = gateway_factory(cfg)
-    r = sdk(server.url).embeddings.create(model="hosted-embed", input=["abc", "de"], encoding_format="float")
+    client = sdk(server.url)
+    r = client.embeddings.create(model="hosted-embed", input=["abc", "de"], encoding_format="float")
     assert [d.embedding for d in r.data] == [[3.0, 1.0, 0.0], [2.0, 1.0, 0.0]]
     assert r.model == "hosted-embed"
     assert fresh_upstream.received[-1]["model"] == "text-embedding-3-small"
-    (row,) = svc.ledger.rows()
-    assert row["endpoint"] == "embeddings" and row["prompt_tokens"] == 2 and row["routed_model"] == "hosted-embed"
+    client.embeddings.create(model="own-price", input=["a b c"], encoding_format="float")
+    client.embeddings.create(model="all-minilm-l6-v2", input=["a b c"], encoding_format="float")
+    first, second, local = svc.ledger.rows()
+    assert first["endpoint"] == "embeddings" and first["prompt_tokens"] == 2 and first["routed_model"] == "hosted-embed"
+    # Recorded at a price: litellm's table for text-embedding-3-small ($0.02 a million tokens), the policy's own
+    # where it has one; the in-process MiniLM costs nothing.
+    assert first["cost_usd"] == pytest.approx(2 * 0.02 / 1e6)
+    assert second["cost_usd"] == pytest.approx(3 * 1.0 / 1e6)
+    assert (local["routed_model"], local["cost_usd"]) == ("all-minilm-l6-v2", 0.0)
 
 
 def test_in_process_encoder_base64_and_float_agree(

@@ -4,10 +4,10 @@ import pytest
 
 from gateway.policy_file import load
 from gateway.settings import PACKAGE_ROOT
-from router.policy import Price
+from router.policy import Price, TiergateConfig
 from router.pricing import PriceTable, Usage, cost_usd
 from router.select import Decision, Needs, NoModelAvailable, NotAllowed, Steering, Unsatisfiable, direct, select
-from tests.policies import config
+from tests.policies import config, config_dict
 
 
 def _select(
@@ -181,6 +181,22 @@ def test_prices_policy_first_then_reference_then_zero_and_listed() -> None:
     assert table.cost("mid", Usage(1_000_000, 2_000_000)) == pytest.approx(0.5 + 3.0)
     assert PriceTable(cfg2, {}).unpriced == ["big"]
     assert cost_usd(Price(input_per_mtok=3, output_per_mtok=6), Usage(100, 10)) == pytest.approx(360e-6)
+
+
+def test_embedding_models_are_priced_apart_policy_first_then_reference() -> None:
+    raw = config_dict()
+    raw["embedding_models"] = [
+        {"name": "mid", "litellm_model": "openai/text-embedding-3-small"},  # a chat model's name: priced apart
+        {"name": "own", "litellm_model": "openai/x", "price": {"input_per_mtok": 1.0, "output_per_mtok": 0.0}},
+        {"name": "nowhere", "litellm_model": "openai/unknown-embedder"},
+    ]
+    cfg = TiergateConfig.model_validate(raw)
+    table = PriceTable(cfg, {"text-embedding-3-small": Price(input_per_mtok=0.02, output_per_mtok=0.0)})
+    assert table.embedding_cost("mid", 1000) == pytest.approx(0.02 / 1000)
+    assert table.cost("mid", Usage(1000, 0)) == pytest.approx(0.5 / 1000)  # the chat model's own price still
+    assert table.embedding_cost("own", 1000) == pytest.approx(1.0 / 1000)
+    assert table.embedding_cost("all-minilm-l6-v2", 1000) == 0.0  # in process
+    assert table.embedding_cost("nowhere", 1000) == 0.0 and table.unpriced == ["nowhere"]
 
 
 def test_prompt_tokens_read_from_the_providers_cache_cost_its_cached_price() -> None:
