@@ -69,6 +69,9 @@ async def embeddings(request: Request, services: Services) -> dict[str, Any]:
         rec.routed_model = str(body["model"])
         rec.prompt_tokens = int(body["usage"]["prompt_tokens"])
         rec.cost_usd = services.pipeline.prices.embedding_cost(rec.routed_model, rec.prompt_tokens)
+        # Nothing routed it (the client named the model), so it saved nothing: its baseline is its own cost. Left at
+        # 0, the stats' saving (baseline - cost) went negative by what each embedding cost.
+        rec.baseline_cost_usd = rec.cost_usd
         return body
     except GatewayError as e:
         rec.status, rec.error_type = e.status, e.type

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import openai
 import pytest
 
@@ -37,6 +38,10 @@ def test_configured_embedding_model_goes_through_litellm(
     assert first["cost_usd"] == pytest.approx(2 * 0.02 / 1e6)
     assert second["cost_usd"] == pytest.approx(3 * 1.0 / 1e6)
     assert (local["routed_model"], local["cost_usd"]) == ("all-minilm-l6-v2", 0.0)
+    # Nothing was routed, so nothing saved: the stats must not show a negative saving for what they cost.
+    assert [r["baseline_cost_usd"] for r in (first, second, local)] == [r["cost_usd"] for r in (first, second, local)]
+    (model,) = [m for m in httpx.get(f"{server.url}/api/stats").json()["models"] if m["model"] == "hosted-embed"]
+    assert model["cost_usd"] > 0 and model["saved_usd"] == 0
 
 
 def test_in_process_encoder_base64_and_float_agree(
