@@ -1,7 +1,8 @@
 """POST /api/route: how the gateway would route a chat request now, and why, without calling a model (an
 operator's question: "why did this prompt go to gpt-4o?"). The body is a chat completion request; the answer names
-the policy, the classifier's score, the minimum tier, the fallback chain with each candidate's estimated cost, the
-baseline's, and the models passed over with their reasons. Nothing is recorded: nothing was served. Under /api/, so
+the policy, the classifier's score, the minimum tier, the fallback chain with each candidate's estimated cost (and,
+under best_effort, the weaker models tried if every one in it fails), the baseline's, and the models passed over
+with their reasons. Nothing is recorded: nothing was served. Under /api/, so
 with keys on only an admin key may ask (gateway/auth.py), and it is routed as that key."""
 
 from __future__ import annotations
