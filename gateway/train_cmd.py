@@ -19,7 +19,7 @@ from sklearn.metrics import roc_auc_score
 from classifiers.base import Encoder, Matrix
 from classifiers.labels import Example, examples, source_of
 from classifiers.train import fit
-from gateway.datasets import labelling, read_jsonl
+from gateway.datasets import BadInput, labelling, read_jsonl
 from gateway.encoders import MINILM_NAME
 from gateway.feature_cache import FeatureCache
 from gateway.onnx_encoder import OnnxEncoder
@@ -52,6 +52,14 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
     if not exs:
         print("no labelled rows found", file=sys.stderr)
         return 1
+    if len({e.label for e in exs}) < 2:
+        # Checked before the embeddings are computed (minutes, for a large file), and said in one line: it was a
+        # ValueError's traceback from the fit.
+        said = "failed" if exs[0].label else "passed"
+        raise BadInput(
+            f"{', '.join(map(str, paths))}: the weak model {said} every one of the {len(exs)} labelled prompts, so"
+            " there is nothing to tell apart: training needs prompts of both kinds"
+        )
     counts = Counter(e.source for e in exs)
     print(f"{len(exs)} labelled prompts: {dict(counts)}", file=sys.stderr)
     encoder_name = MINILM_NAME
@@ -65,10 +73,13 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
         for held in sorted(counts):
             tr = [i for i, s in enumerate(src) if s != held]
             te = [i for i, s in enumerate(src) if s == held]
+            if len({y[i] for i in tr}) < 2:  # the other sources hold one kind only: no model to validate
+                metrics[f"leave_out_{held}_auc"] = None
+                continue
             m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
             metrics[f"leave_out_{held}_auc"] = auc([exs[i].weak_fail for i in te], m.score_features(x[te]))
     test = [i for i, e in enumerate(exs) if e.split.endswith("test") and e.source == "routerbench"]
-    if test:
+    if test and len({y[i] for i in range(len(exs)) if i not in set(test)}) > 1:
         tr = [i for i in range(len(exs)) if i not in set(test)]
         m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
         metrics["routerbench_test_rows_auc"] = auc([exs[i].weak_fail for i in test], m.score_features(x[test]))

@@ -72,6 +72,24 @@ def test_rows_that_cannot_be_labelled_are_one_line_and_status_1(
     assert err.startswith(f"tiergate {command}: {data}: ") and says in err and err.count("\n") == 1
 
 
+def test_training_on_prompts_of_one_kind_only_is_one_line_and_status_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every prompt passed (or every one failed) by the weak model: a ValueError's traceback from the fit before,
+    after the embeddings had been computed."""
+    data = tmp_path / "traffic.jsonl"
+    data.write_text(
+        '{"id": "c1", "prompt": "hi", "scores": {"m": 1}}\n{"id": "c2", "prompt": "yo", "scores": {"m": 1}}\n'
+    )
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "a.json")]) == 1
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err == (
+        f"tiergate train: {data}: the weak model passed every one of the 2 labelled prompts, so there is nothing to"
+        " tell apart: training needs prompts of both kinds"
+    )
+    assert not (tmp_path / "a.json").exists()
+
+
 @pytest.mark.parametrize(
     "argv",
     [
