@@ -139,6 +139,27 @@ def cmd_eval_costs(args: argparse.Namespace) -> int:
     return run(Path(args.data), [Path(p) for p in args.train_extra], args.reference, Path(args.out_dir))
 
 
+def _shares(text: str) -> list[float]:
+    """--shares 0.4,0.5,0.1: numbers separated by commas (what they must add up to is calibrate's to say)."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected numbers separated by commas, e.g. 0.4,0.5,0.1, got {text!r}"
+        ) from None
+
+
+def _seconds(text: str) -> float:
+    """A time limit: a number of seconds above 0 (a negative one timed every call out before it was made)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not 0 < v < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return v
+
+
 def _duration_s(text: str) -> float:
     from router.durations import duration_s
 
@@ -196,11 +217,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     if not args.shares or not (args.reference or args.ledger):
         print("give --shares and --reference FILE... or --ledger PATH|URL (or --keep-share)", file=sys.stderr)
         return 2
-    shares = [float(x) for x in args.shares.split(",")]
     return run(
         _config_path(args.config),
         args.policy,
-        shares,
+        args.shares,
         [Path(p) for p in args.reference or []],
         args.ledger,
         args.since,
@@ -297,7 +317,7 @@ def parser() -> argparse.ArgumentParser:
     cm.add_argument("--config", help="policy YAML (default: $TIERGATE_CONFIG or config/tiergate.yaml)")
     cm.add_argument("--model", help="only this model")
     cm.add_argument("--format", choices=["text", "json"], default="text")
-    cm.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default 30)")
+    cm.add_argument("--timeout", type=_seconds, default=30.0, help="seconds per call (default 30)")
     cm.set_defaults(fn=cmd_check_models)
     v = sub.add_parser("validate-config", help="check a policy YAML; prints the errors or 'ok'")
     v.add_argument("path")
@@ -331,7 +351,7 @@ def parser() -> argparse.ArgumentParser:
     ec.set_defaults(fn=cmd_eval_costs)
     k = sub.add_parser("calibrate", help="thresholds for target shares per tier; prints a diff, --write applies it")
     k.add_argument("--policy", default="default")
-    k.add_argument("--shares", help="share of traffic per tier, e.g. 0.4,0.5,0.1")
+    k.add_argument("--shares", type=_shares, help="share of traffic per tier, e.g. 0.4,0.5,0.1")
     k.add_argument(
         "--keep-share", type=float, help="instead: the cascade's min_confidence keeping this share of drafts"
     )

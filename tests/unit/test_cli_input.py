@@ -187,3 +187,24 @@ def test_a_reader_that_leaves_is_no_traceback(argv: list[str]) -> None:
     proc.stdout.close()  # gone before the interpreter has even started: every write of the command fails
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["calibrate", "--shares", "0.4,,0.1", "--reference", "x.jsonl"],
+            "argument --shares: expected numbers separated by commas, e.g. 0.4,0.5,0.1, got '0.4,,0.1'",
+        ),
+        (["check-models", "--timeout", "-1"], "argument --timeout: expected a number of seconds above 0, got '-1'"),
+        (["check-models", "--timeout", "nan"], "argument --timeout: expected a number of seconds above 0, got 'nan'"),
+    ],
+    ids=["shares-not-numbers", "timeout-negative", "timeout-nan"],
+)
+def test_malformed_arguments_are_a_usage_error_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    """`--shares abc` was a ValueError's traceback; `--timeout -1` timed every model out before calling it."""
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and capsys.readouterr().err.splitlines()[-1] == f"tiergate {argv[0]}: error: {says}"
