@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.h1client import Endpoint, H1Pool, endpoint
-from gateway.provider import UpstreamError, api_key, upstream_error
+from gateway.provider import UpstreamError, api_key, upstream_error, whole_answer
 from router.policy import ModelSpec
 
 DEFAULT_BASE = "https://api.openai.com/v1"
@@ -100,9 +100,7 @@ class OpenAICompatClient:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise upstream_error(spec.name, 502, "the upstream answered with invalid JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
-            raise upstream_error(spec.name, 502, "the upstream's answer is not a chat completion")
-        return body
+        return whole_answer(spec.name, body)
 
     async def stream(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]

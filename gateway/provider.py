@@ -78,6 +78,17 @@ def upstream_error(
     return UpstreamError(model, status, message, retryable, context_exceeded, retry_after_seconds(retry_after))
 
 
+def whole_answer(model: str, body: object) -> dict[str, Any]:
+    """An upstream's whole answer, if it is a chat completion with at least one choice; else the model's fault (a 502,
+    so the chain moves on). A 200 with `choices: []` passed to the client as an answer broke its `choices[0]`,
+    and could be cached; no server answers so unless it is broken (OpenAI refuses what it will not answer)."""
+    if not isinstance(body, dict) or not isinstance(body.get("choices"), list):
+        raise upstream_error(model, 502, "the upstream's answer is not a chat completion")
+    if not body["choices"]:
+        raise upstream_error(model, 502, "the upstream's answer has no choices")
+    return body
+
+
 def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
     """A Retry-After header as seconds from now: delta-seconds or an HTTP date (RFC 9110); None if absent, past or
     not understood."""
@@ -154,8 +165,7 @@ class LitellmProvider:
             resp = await self._litellm.acompletion(messages=messages, stream=False, **self._kwargs(spec, params))
         except Exception as e:  # litellm raises its mapped subclasses of openai's errors; classify them all
             raise _classify(spec.name, e) from e
-        body: dict[str, Any] = resp.model_dump(exclude_none=True)
-        return body
+        return whole_answer(spec.name, resp.model_dump(exclude_none=True))
 
     async def stream(
         self, spec: ModelSpec, messages: list[dict[str, Any]], params: Mapping[str, Any]

@@ -124,6 +124,23 @@ def test_a_prompt_too_long_for_every_model_tried_is_a_400_context_length_exceede
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
+def test_an_answer_without_choices_is_the_models_failure(
+    gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
+) -> None:
+    """A 200 with `choices: []` was passed on as the answer (the client's `choices[0]` failed on it)."""
+    fresh_upstream.script("flaky", no_choices=True)
+    server, svc = gateway_factory(_cfg(fresh_upstream.base_url, transport))
+    client = sdk(server.url, "sk-client")
+    r = client.chat.completions.with_raw_response.create(model="auto", messages=HARD)
+    assert r.headers["x-tiergate-model"] == "mid" and r.headers["x-tiergate-fallbacks"] == "flaky"
+    assert r.parse().choices[0].message.content == "echo: hi there [score=0.5]"
+    with pytest.raises(openai.InternalServerError) as named:
+        client.chat.completions.create(model="flaky", messages=HARD)
+    assert named.value.status_code == 502 and "flaky: HTTP 502" in named.value.message
+    assert [row["status"] for row in svc.ledger.rows()] == [200, 502]
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
 def test_a_refused_connection_falls_back(
     gateway_factory: GatewayFactory, fresh_upstream: FakeUpstream, transport: str
 ) -> None:

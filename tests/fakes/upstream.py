@@ -1,17 +1,17 @@
 """A fake OpenAI-compatible hosted upstream speaking real HTTP on loopback, for end-to-end tests and benchmarks.
 
-Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt:
-all message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process:
-`{"status": 500}` fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"retry_after": "5"}`
-sends that header with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as
-some OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word,
-`{"cached_tokens": 3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that
-text instead of the echo; in-process, `hold=<a threading.Event>` holds a whole answer (or its scripted failure,
-or embeddings) back, and pauses a stream after its first word, until the event is set. Every request it receives
-is kept in `received`, so tests can see what really crossed the wire; started as a program (`python -m
-tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list that grows by every request
-makes the process's garbage collection pause longer and longer (0.03 s after ~25k requests, 0.4 s after ~330k,
-measured), and those pauses would show up as the gateways' tail latency.
+Its answer is deterministic: "echo: <last user text>", with usage counted as whitespace-separated words (prompt: all
+message texts; completion: the answer). Behaviour per model is scripted over HTTP or in-process: `{"status": 500}`
+fails every call, `{"fail_times": 2, "status": 429}` fails the first two, `{"retry_after": "5"}` sends that header
+with the failures, `{"delay_s": 0.5}` adds latency, `{"usage": false}` leaves token usage out (as some
+OpenAI-compatible servers do), `{"cut_stream": true}` ends a stream's body after its first word, `{"cached_tokens":
+3}` reports that many prompt tokens as read from a prompt cache, `{"reply": "8"}` answers that text instead of the
+echo, `{"no_choices": true}` answers whole requests with `choices: []`; in-process, `hold=<a threading.Event>` holds
+a whole answer (or its scripted failure, or embeddings) back, and pauses a stream after its first word, until the
+event is set. Every request it receives is kept in `received`, so tests can see what really crossed the wire;
+started as a program (`python -m tests.fakes.upstream`, what the benchmarks run) it keeps nothing, because a list
+that grows by every request makes the process's garbage collection pause longer and longer (0.03 s after ~25k
+requests, 0.4 s after ~330k, measured), and those pauses would show up as the gateways' tail latency.
 Asked for `logprobs`, it gives every answer token the same log-probability: ln(c) for a `[conf=c]` mark in the
 last user message, else ln(0.9). Given `tools` and a `[tool]` mark, it answers with a call of the first tool,
 arguments `{"q": <last user text>}`, instead of text; streamed, as OpenAI streams a call (the name, then the
@@ -69,6 +69,7 @@ class Script:
     # In-process only: a whole answer waits, and a stream stops after its first word, until a test sets the event.
     hold: threading.Event | None = None
     reply: str | None = None  # a fixed answer instead of the echo (a judge's grade, say)
+    no_choices: bool = False  # a whole answer with `choices: []`, as a broken server sends
     calls: int = 0
 
 
@@ -155,7 +156,7 @@ class FakeUpstream:
                     "object": "chat.completion",
                     "created": created,
                     "model": model,
-                    "choices": [{**choice, "index": i} for i in range(n)],
+                    "choices": [] if sc.no_choices else [{**choice, "index": i} for i in range(n)],
                     **({"usage": usage} if sc.usage else {}),
                 }
             )
