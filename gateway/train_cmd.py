@@ -79,8 +79,9 @@ def train(paths: list[Path], out: Path, weak: str | None, c: float) -> int:
             m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
             metrics[f"leave_out_{held}_auc"] = auc([exs[i].weak_fail for i in te], m.score_features(x[te]))
     test = [i for i, e in enumerate(exs) if e.split.endswith("test") and e.source == "routerbench"]
-    if test and len({y[i] for i in range(len(exs)) if i not in set(test)}) > 1:
-        tr = [i for i in range(len(exs)) if i not in set(test)]
+    held_out = set(test)
+    tr = [i for i in range(len(exs)) if i not in held_out]
+    if test and len({y[i] for i in tr}) > 1:
         m = fit(x[tr], [y[i] for i in tr], [src[i] for i in tr], encoder_name, c)
         metrics["routerbench_test_rows_auc"] = auc([exs[i].weak_fail for i in test], m.score_features(x[test]))
     for k, v in metrics.items():
