@@ -216,12 +216,10 @@ def _select(
         first = adequate[0]
         chosen = f"{first.name} (tier {first.tier}) is the cheapest adequate"
         reason = f"{_needs(own, score, steering, route)} tier >= {min_tier}; {chosen}"
-        if not best_effort:
-            return Decision(tuple(adequate), min_tier, False, reason, skipped)
         # Best effort holds when the adequate models fail their calls too, not only when none is up: without the
         # weaker ones after them, a model failing before its cooldown began cost its first requests a 502, where
         # those after the cooldown began were answered (degraded) by a weaker model.
-        return Decision(tuple(adequate), min_tier, False, reason, skipped, tuple(weaker))
+        return Decision(tuple(adequate), min_tier, False, reason, skipped, tuple(weaker) if best_effort else ())
     if not best_effort or not weaker:
         raise NoModelAvailable(
             f"no available model at tier >= {min_tier} for this request"
