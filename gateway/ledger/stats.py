@@ -103,7 +103,8 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
         "SELECT routed_model, MAX(tier), COUNT(*), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
         " SUM(prompt_tokens), SUM(completion_tokens), SUM(cost_usd), SUM(baseline_cost_usd), SUM(saved_usd),"
         " SUM(CASE WHEN cache = 'hit' THEN 1 ELSE 0 END), SUM(CASE WHEN cache != 'bypass' THEN 1 ELSE 0 END),"
-        " SUM(usage_estimated), SUM(cached_tokens), SUM(CASE WHEN private_data IS NULL THEN 0 ELSE 1 END)"
+        " SUM(usage_estimated), SUM(cached_tokens), SUM(CASE WHEN private_data IS NULL THEN 0 ELSE 1 END),"
+        " SUM(degraded)"
         f" FROM requests WHERE {where} GROUP BY routed_model",
         params,
     )
@@ -121,7 +122,7 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
         )
     }
     out = []
-    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached, private in rows:
+    for model, tier, n, errors, pt, ct, cost, base, saved_cache, hits, looked, estimated, cached, private, down in rows:
         ms = sorted(lat.get(model, []))
         out.append(
             {
@@ -129,6 +130,9 @@ def model_table(db: Backend, q: StatsQuery) -> list[dict[str, Any]]:
                 "tier": tier,
                 "requests": int(n),
                 "errors": int(errors or 0),
+                # Answered by a weaker model than the request needed (best effort: the adequate ones were down,
+                # failing, over budget or full), so worth a look when it grows.
+                "degraded": int(down or 0),
                 "prompt_tokens": int(pt or 0),
                 # Of those, read from the provider's prompt cache (and billed at its cached-input price).
                 "cached_tokens": int(cached or 0),
@@ -260,6 +264,7 @@ def totals(table: list[dict[str, Any]]) -> dict[str, Any]:
     keys = [
         "requests",
         "errors",
+        "degraded",
         "prompt_tokens",
         "cached_tokens",
         "completion_tokens",
@@ -304,6 +309,7 @@ MODEL_COLUMNS = [
     "tier",
     "requests",
     "errors",
+    "degraded",
     "prompt_tokens",
     "cached_tokens",
     "completion_tokens",

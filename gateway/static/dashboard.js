@@ -62,6 +62,7 @@ const MODEL_COLUMNS = [
   ["tier", (v) => (v === null || v === undefined ? "–" : String(v)), false],
   ["requests", int, true],
   ["errors", int, true],
+  ["degraded", int, true],
   ["prompt_tokens", int, true],
   ["cached_tokens", int, true],
   ["completion_tokens", int, true],

@@ -53,6 +53,9 @@ def test_every_adequate_model_failing_gets_a_degraded_answer_from_the_strongest_
         (None, 502, False, None),
     ]
     assert [r["fallbacks"] for r in rows] == [["gpt-4o"], ["gpt-4o"], ["gpt-4o"]]
+    stats = httpx.get(f"{server.url}/api/stats").json()  # what the dashboard's per-model table shows
+    assert {m["model"]: m["degraded"] for m in stats["models"]} == {"flaky": 2, "(none)": 0}
+    assert stats["totals"]["degraded"] == 2
 
 
 def test_a_degraded_answer_is_not_stored_in_the_cache(

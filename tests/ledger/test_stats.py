@@ -58,6 +58,7 @@ def traffic(n: int = 400, seed: int = 7) -> list[LedgerRecord]:
                 usage_estimated=not failed and rnd.random() < 0.1,
                 cached_tokens=rnd.randint(1, pt) if not failed and rnd.random() < 0.3 else 0,
                 tags=rnd.choice([None, ",team_a,", ",teamXa,", ",team_a,web,", ",web,"]),  # _ is LIKE's wildcard
+                degraded=not failed and rnd.random() < 0.15,
             )
         )
     return out
@@ -75,6 +76,7 @@ def expected(recs: list[LedgerRecord], since: float, until: float, **eq: Any) ->
         out[m] = {
             "requests": len(rs),
             "errors": sum(r.status >= 400 for r in rs),
+            "degraded": sum(r.degraded for r in rs),
             "prompt_tokens": sum(r.prompt_tokens for r in rs),
             "cached_tokens": sum(r.cached_tokens for r in rs),
             "completion_tokens": sum(r.completion_tokens for r in rs),
