@@ -9,7 +9,7 @@ from typing import Any
 from gateway.pipeline import ChatPipeline, call_args
 from gateway.protocol import ChatCompletionRequest
 from gateway.trace import start_trace
-from router.policy import ApiKey
+from router.policy import ApiKey, ModelSpec
 from router.pricing import Usage
 
 
@@ -34,6 +34,9 @@ async def explain(
     def priced(name: str) -> float:
         return round(pipeline.prices.cost(name, expected), 10)
 
+    def listed(models: tuple[ModelSpec, ...]) -> list[dict[str, Any]]:
+        return [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in models]
+
     return {
         "policy": trace.policy,
         "score": trace.score,
@@ -42,9 +45,9 @@ async def explain(
         "degraded": decision.degraded,
         "reason": decision.reason,
         "estimated_tokens": {"prompt": expected.prompt_tokens, "completion": expected.completion_tokens},
-        "chain": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.chain],
+        "chain": listed(decision.chain),
         # Best effort's models below the minimum tier, tried (answers degraded) when every one in the chain fails.
-        "weaker": [{"model": m.name, "tier": m.tier, "estimated_cost_usd": priced(m.name)} for m in decision.weaker],
+        "weaker": listed(decision.weaker),
         "skipped": decision.skipped,
         "baseline": {"model": policy.baseline_model, "estimated_cost_usd": priced(policy.baseline_model)},
     }
